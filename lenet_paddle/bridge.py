@@ -1,0 +1,55 @@
+"""A paddle LeNet seen through NumPy: state in and out, layer outputs, gradients.
+
+Mirrors lenet_torch/bridge.py; parity checks and converters use only these functions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from lenet_spec.checkpoint import state_mismatch
+
+from .model import LeNet
+
+
+def dtype_of(model: LeNet) -> np.dtype:
+    """The NumPy dtype of the model's parameters."""
+    return np.dtype(str(model.parameters()[0].dtype).removeprefix("paddle."))
+
+
+def state_numpy(model: LeNet) -> dict[str, np.ndarray]:
+    """name -> copy of the parameter, in paddle's layout."""
+    return {k: v.numpy().copy() for k, v in model.state_dict().items()}
+
+
+def load_state_numpy(model: LeNet, state: dict[str, np.ndarray]) -> None:
+    """Copy `state` (paddle layout) into `model`, cast to the model's dtype.
+
+    Raises:
+        ValueError: listing missing, unexpected and mis-shaped keys.
+    """
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    problem = state_mismatch(expected, state)
+    if problem:
+        raise ValueError(f"{model.variant.name} (paddle): {problem}")
+    dtype = dtype_of(model)
+    model.set_state_dict({k: np.asarray(v, dtype=dtype) for k, v in state.items()})
+
+
+def forward_numpy(model: LeNet, images: np.ndarray) -> dict[str, np.ndarray]:
+    """Every layer's output for `images`, as arrays."""
+    model.eval()
+    with paddle.no_grad():
+        out = model.trace(paddle.to_tensor(images))
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def grads_numpy(model: LeNet, images: np.ndarray, labels: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+    """Mean cross-entropy of the logits and its gradient for every parameter (paddle layout)."""
+    model.train()
+    model.clear_gradients()
+    loss = F.cross_entropy(model(paddle.to_tensor(images)), paddle.to_tensor(labels.astype(np.int64)))
+    loss.backward()
+    return float(loss), {k: p.grad.numpy().copy() for k, p in model.named_parameters()}

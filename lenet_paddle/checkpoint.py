@@ -1,0 +1,58 @@
+"""paddle checkpoints (.pdparams) in the lenet_spec envelope, written atomically. Mirrors lenet_torch/checkpoint.py."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paddle
+
+import lenet_spec
+from lenet_spec.checkpoint import Checkpoint, CheckpointError, atomic_write, envelope, parse
+
+from .bridge import load_state_numpy, state_numpy
+from .model import LeNet, build
+
+FRAMEWORK = "paddle"
+
+
+def save_state(path: str | os.PathLike, variant: str, state: dict[str, np.ndarray], **extra: Any) -> None:
+    """Write `state` (paddle layout) with its variant; `extra` goes into the envelope."""
+    tensors = {k: paddle.to_tensor(np.ascontiguousarray(v)) for k, v in state.items()}
+    payload = envelope(FRAMEWORK, variant, tensors, framework_version=paddle.__version__, **extra)
+    atomic_write(path, lambda tmp: paddle.save(payload, tmp))
+
+
+def save(path: str | os.PathLike, model: LeNet, **extra: Any) -> None:
+    """Write `model`'s weights with its variant."""
+    save_state(path, model.variant.name, state_numpy(model), **extra)
+
+
+def load(path: str | os.PathLike, variant: str | None = None) -> Checkpoint:
+    """Read a checkpoint (or a plain state dict, given `variant`) as NumPy arrays.
+
+    Raises:
+        CheckpointError: one line naming the file and the problem.
+    """
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        obj = paddle.load(str(path), return_numpy=True)
+    except Exception as e:  # paddle raises many kinds for a damaged file
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable {FRAMEWORK} checkpoint ({reason})") from None
+    return parse(obj, path, FRAMEWORK, np.asarray, variant)
+
+
+def load_model(path: str | os.PathLike, variant: str | None = None) -> LeNet:
+    """A model holding a checkpoint's weights, in the checkpoint's dtype."""
+    ckpt = load(path, variant)
+    dtype = str(next(iter(ckpt.state.values())).dtype)
+    model = build(lenet_spec.get_variant(ckpt.variant), dtype=dtype)
+    try:
+        load_state_numpy(model, ckpt.state)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    return model

@@ -1,0 +1,150 @@
+"""The five LeNets of the project, each described once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .layers import AdaptivePool, Conv, Dense, Flatten, Input, Pool, RBF, Subsample, Variant
+
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+# Table I of the 1998 paper: the S2 maps each C3 map reads.
+C3_TABLE = (
+    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),
+    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 0), (4, 5, 0, 1), (5, 0, 1, 2),
+    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
+    (0, 1, 2, 3, 4, 5),
+)  # fmt: skip
+
+_BITMAPS = Path(__file__).with_name("data") / "rbf_bitmaps.txt"
+
+
+def rbf_bitmaps() -> np.ndarray:
+    """The fixed 7x12 codes of LeNet-5's output RBF units, float64 (10, 84) of +-1."""
+    rows: dict[int, list[str]] = {}
+    digit = None
+    for line in _BITMAPS.read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        if line.startswith("digit "):
+            digit = int(line.split()[1])
+            rows[digit] = []
+        else:
+            rows[digit].append(line.strip())
+    codes = np.empty((10, 84))
+    for d in range(10):
+        bitmap = rows[d]
+        if len(bitmap) != 12 or any(len(r) != 7 or set(r) - {"X", "."} for r in bitmap):
+            raise ValueError(f"{_BITMAPS}: digit {d} is not a 12x7 bitmap of 'X' and '.'")
+        codes[d] = [1.0 if ch == "X" else -1.0 for r in bitmap for ch in r]
+    return codes
+
+
+LENET5 = Variant(
+    name="lenet5",
+    title="modern LeNet-5: ReLU, max pooling, 400-120-84-10",
+    dataset="mnist",
+    input=Input.from_mean_std(1, 28, 28, mean=0.1307, std=0.3081),  # MNIST mean/std, as pytorch/examples
+    layers=(
+        Conv("c1", 1, 6, 5, padding=2, activation="relu"),
+        Pool("s2", "max", 2, 2),
+        Conv("c3", 6, 16, 5, activation="relu"),
+        Pool("s4", "max", 2, 2),
+        Flatten(),
+        Dense("f5", 400, 120, activation="relu"),
+        Dense("f6", 120, 84, activation="relu"),
+        Dense("output", 84, 10),
+    ),
+    init="fan-in-uniform",
+    classes=MNIST_CLASSES,
+)
+
+LENET5_1998 = Variant(
+    name="lenet5-1998",
+    title="LeNet-5 as published in 1998: scaled tanh, trainable subsampling, C3 table, RBF output",
+    dataset="mnist",
+    # 28x28 padded to 32x32 with background; background -0.1, ink 1.175 (section II.B).
+    input=Input(1, 28, 28, pad=2, scale=1.275, offset=-0.1),
+    layers=(
+        Conv("c1", 1, 6, 5, activation="scaled_tanh"),
+        Subsample("s2", 6),
+        Conv("c3", 6, 16, 5, activation="scaled_tanh", table=C3_TABLE),
+        Subsample("s4", 16),
+        Conv("c5", 16, 120, 5, activation="scaled_tanh"),
+        Flatten(),
+        Dense("f6", 120, 84, activation="scaled_tanh"),
+        RBF("output", 84, 10),
+    ),
+    init="lecun-1998",
+    classes=MNIST_CLASSES,
+)
+
+D2L = Variant(
+    name="d2l",
+    title="Dive into Deep Learning's LeNet: sigmoid, average pooling",
+    dataset="fashion-mnist",
+    input=Input(1, 28, 28),  # d2l feeds ToTensor() output unnormalised
+    layers=(
+        Conv("c1", 1, 6, 5, padding=2, activation="sigmoid"),
+        Pool("s2", "avg", 2, 2),
+        Conv("c3", 6, 16, 5, activation="sigmoid"),
+        Pool("s4", "avg", 2, 2),
+        Flatten(),
+        Dense("f5", 400, 120, activation="sigmoid"),
+        Dense("f6", 120, 84, activation="sigmoid"),
+        Dense("output", 84, 10),
+    ),
+    init="xavier-uniform",
+    classes=FASHION_MNIST_CLASSES,
+)
+
+LENET_CAFFE = Variant(
+    name="lenet-caffe",
+    title="the classic Caffe LeNet: 20-50-500, ReLU, max pooling",
+    dataset="mnist",
+    input=Input(1, 28, 28),
+    layers=(
+        Conv("conv1", 1, 20, 5, activation="relu"),
+        Pool("pool1", "max", 2, 2),
+        Conv("conv2", 20, 50, 5, activation="relu"),
+        AdaptivePool("pool2", (4, 4)),
+        Flatten(),
+        Dense("ip1", 800, 500, activation="relu"),
+        Dense("ip2", 500, 10),
+    ),
+    init="fan-in-uniform",
+    classes=MNIST_CLASSES,
+)
+
+CIFAR_NET = Variant(
+    name="cifar-net",
+    title="the PyTorch tutorial's CIFAR-10 net: 3x32x32 colour input",
+    dataset="cifar10",
+    input=Input.from_mean_std(3, 32, 32, mean=0.5, std=0.5),  # the tutorial's Normalize((0.5,)*3, (0.5,)*3)
+    layers=(
+        Conv("conv1", 3, 6, 5, activation="relu"),
+        Pool("pool1", "max", 2, 2),
+        Conv("conv2", 6, 16, 5, activation="relu"),
+        Pool("pool2", "max", 2, 2),
+        Flatten(),
+        Dense("fc1", 400, 120, activation="relu"),
+        Dense("fc2", 120, 84, activation="relu"),
+        Dense("fc3", 84, 10),
+    ),
+    init="fan-in-uniform",
+    classes=CIFAR10_CLASSES,
+)
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (LENET5, LENET5_1998, D2L, LENET_CAFFE, CIFAR_NET)}
+
+
+def get_variant(name: str) -> Variant:
+    """The variant called `name`; ValueError listing the known names otherwise."""
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}") from None

@@ -1,0 +1,55 @@
+"""A torch LeNet seen through NumPy: state in and out, layer outputs, gradients.
+
+Mirrors lenet_paddle/bridge.py; parity checks and converters use only these functions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lenet_spec.checkpoint import state_mismatch
+
+from .model import LeNet
+
+
+def dtype_of(model: LeNet) -> np.dtype:
+    """The NumPy dtype of the model's parameters."""
+    return np.dtype(str(next(model.parameters()).dtype).removeprefix("torch."))
+
+
+def state_numpy(model: LeNet) -> dict[str, np.ndarray]:
+    """name -> copy of the parameter, in torch's layout."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def load_state_numpy(model: LeNet, state: dict[str, np.ndarray]) -> None:
+    """Copy `state` (torch layout) into `model`, cast to the model's dtype.
+
+    Raises:
+        ValueError: listing missing, unexpected and mis-shaped keys.
+    """
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    problem = state_mismatch(expected, state)
+    if problem:
+        raise ValueError(f"{model.variant.name} (torch): {problem}")
+    dtype = dtype_of(model)
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=dtype)) for k, v in state.items()})
+
+
+def forward_numpy(model: LeNet, images: np.ndarray) -> dict[str, np.ndarray]:
+    """Every layer's output for `images`, as arrays."""
+    model.eval()
+    with torch.no_grad():
+        out = model.trace(torch.from_numpy(images))
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def grads_numpy(model: LeNet, images: np.ndarray, labels: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+    """Mean cross-entropy of the logits and its gradient for every parameter (torch layout)."""
+    model.train()
+    model.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(torch.from_numpy(images)), torch.from_numpy(labels.astype(np.int64)))
+    loss.backward()
+    return float(loss), {k: p.grad.numpy().copy() for k, p in model.named_parameters()}

@@ -1,0 +1,211 @@
+"""LeNet in PyTorch, built from a lenet_spec.Variant.
+
+Mirrors lenet_paddle/model.py: same classes, attributes and order, framework words only.
+Parameters are created from `lenet_spec.init_params`, never by a framework initialiser.
+Torch layouts: conv kernels (out, in, kh, kw), Linear weights (out, in).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import lenet_spec
+from lenet_spec import SCALED_TANH_A, SCALED_TANH_S
+
+
+def parameter(array: np.ndarray) -> nn.Parameter:
+    """A trainable parameter holding a copy of `array`."""
+    return nn.Parameter(torch.from_numpy(np.array(array)))
+
+
+def index(values: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """An int64 index tensor on `like`'s device."""
+    return torch.tensor(values, dtype=torch.int64, device=like.device)
+
+
+def activate(x: torch.Tensor, name: str) -> torch.Tensor:
+    if name == "relu":
+        return F.relu(x)
+    if name == "sigmoid":
+        return F.sigmoid(x)
+    if name == "scaled_tanh":
+        return SCALED_TANH_A * torch.tanh(SCALED_TANH_S * x)
+    return x
+
+
+class Input(nn.Module):
+    """Background padding and normalisation: the model takes [0, 1] images as they come."""
+
+    def __init__(self, spec: lenet_spec.Input, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = spec
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.spec.pad
+        if p:
+            x = F.pad(x, [p, p, p, p])  # (N, C, H + 2p, W + 2p), background = 0
+        if (self.spec.scale, self.spec.offset) != (1.0, 0.0):
+            x = x * self.spec.scale + self.spec.offset
+        return x
+
+
+class Conv(nn.Module):
+    """Convolution; with a connection table, one grouped convolution per connection group."""
+
+    def __init__(self, spec: lenet_spec.Conv, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = spec
+        if spec.table is None:
+            self.weight = parameter(params[f"{spec.name}.weight"])  # (out, in, kh, kw)
+            self.bias = parameter(params[f"{spec.name}.bias"])
+            return
+        for g in spec.groups():
+            setattr(self, f"weight_{g.fan}", parameter(params[f"{spec.name}.weight_{g.fan}"]))  # (maps, fan, kh, kw)
+            setattr(self, f"bias_{g.fan}", parameter(params[f"{spec.name}.bias_{g.fan}"]))
+        # Plain tuples, not integer buffers: paddle's Layer.to(dtype=...) casts those to float.
+        self.inputs = {g.fan: g.inputs for g in spec.groups()}
+        maps = [j for g in spec.groups() for j in g.maps]  # the order the groups compute them in
+        self.order = None if maps == sorted(maps) else tuple(int(i) for i in np.argsort(maps))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, p = self.spec.stride, self.spec.padding
+        if self.spec.table is None:
+            y = F.conv2d(x, self.weight, self.bias, s, p)
+        else:
+            parts = []
+            for fan, inputs in self.inputs.items():
+                w, b = getattr(self, f"weight_{fan}"), getattr(self, f"bias_{fan}")
+                gathered = torch.index_select(x, 1, index(inputs, x))  # (N, maps * fan, H, W)
+                parts.append(F.conv2d(gathered, w, b, s, p, groups=w.shape[0]))
+            y = torch.cat(parts, 1)
+            if self.order is not None:
+                y = torch.index_select(y, 1, index(self.order, y))
+        return activate(y, self.spec.activation)
+
+
+class Pool(nn.Module):
+    def __init__(self, spec: lenet_spec.Pool, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = spec
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.spec.kernel, self.spec.stride
+        y = F.max_pool2d(x, k, s) if self.spec.mode == "max" else F.avg_pool2d(x, k, s)
+        return activate(y, self.spec.activation)
+
+
+class AdaptivePool(nn.Module):
+    def __init__(self, spec: lenet_spec.AdaptivePool, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = spec
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_max_pool2d(x, list(self.spec.output_size))
+
+
+class Subsample(nn.Module):
+    """LeNet-5's S2/S4: window sum * coefficient + bias, per map, then the activation."""
+
+    def __init__(self, spec: lenet_spec.Subsample, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = spec
+        self.coefficient = parameter(params[f"{spec.name}.coefficient"])  # (maps,)
+        self.bias = parameter(params[f"{spec.name}.bias"])  # (maps,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c, h, w = x.shape[1:]
+        k = self.spec.kernel
+        total = x.reshape([-1, c, h // k, k, w // k, k]).sum([3, 5])  # (N, C, H/k, W/k)
+        y = total * self.coefficient.reshape([1, -1, 1, 1]) + self.bias.reshape([1, -1, 1, 1])
+        return activate(y, self.spec.activation)
+
+
+class Flatten(nn.Module):
+    def __init__(self, spec: lenet_spec.Flatten, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = spec
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)  # (N, C*H*W)
+
+
+class Dense(nn.Module):
+    def __init__(self, spec: lenet_spec.Dense, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = spec
+        self.weight = parameter(params[f"{spec.name}.weight"])  # (out, in): torch Linear layout
+        self.bias = parameter(params[f"{spec.name}.bias"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return activate(F.linear(x, self.weight, self.bias), self.spec.activation)
+
+
+class RBF(nn.Module):
+    """Logits = minus the squared distances to the fixed centres."""
+
+    def __init__(self, spec: lenet_spec.RBF, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = spec
+        self.register_buffer("centres", torch.from_numpy(lenet_spec.rbf_bitmaps().astype(np.float32)), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        diff = x.unsqueeze(1) - self.centres.unsqueeze(0)  # (N, classes, features)
+        return -(diff * diff).sum(-1)
+
+
+LAYERS = {"conv": Conv, "pool": Pool, "adaptive_pool": AdaptivePool, "subsample": Subsample, "flatten": Flatten, "dense": Dense, "rbf": RBF}
+
+
+class LeNet(nn.Module):
+    """A variant's layers in order; forward takes float [0, 1] NCHW images, returns logits (N, classes)."""
+
+    def __init__(self, variant: lenet_spec.Variant, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.variant = variant
+        self.input = Input(variant.input, params)
+        for spec in variant.layers:
+            self.add_module(spec.name, LAYERS[spec.kind](spec, params))
+
+    def check_input(self, x: torch.Tensor) -> None:
+        spec = self.variant.input
+        dtype = next(self.parameters()).dtype
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != spec.shape or x.dtype != dtype:
+            got = f"{x.dtype} {list(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{self.variant.name} expects {dtype} images of shape [N, {spec.channels}, {spec.height}, {spec.width}] in [0, 1], got {got}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        for layer in self.children():
+            x = layer(x)
+        return x
+
+    def trace(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every layer's output by name, in order; the last is the logits."""
+        self.check_input(x)
+        out = {}
+        for name, layer in self.named_children():
+            x = layer(x)
+            out[name] = x
+        return out
+
+
+def build(variant: str | lenet_spec.Variant, seed: int = 0, dtype: str = "float32") -> LeNet:
+    """A LeNet with the spec's initial weights for `seed`.
+
+    Args:
+        variant: a name of lenet_spec.VARIANTS, or a Variant.
+        seed: initialisation seed; the same seed gives the same weights as lenet_paddle.build.
+        dtype: "float32" or "float64".
+    Returns:
+        The model, on the CPU, in train mode.
+    """
+    if isinstance(variant, str):
+        variant = lenet_spec.get_variant(variant)
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', not {dtype!r}")
+    model = LeNet(variant, lenet_spec.init_params(variant, seed))
+    model.to(getattr(torch, dtype))
+    return model
