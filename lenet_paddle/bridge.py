@@ -52,4 +52,4 @@ def grads_numpy(model: LeNet, images: np.ndarray, labels: np.ndarray) -> tuple[f
     model.clear_gradients()
     loss = F.cross_entropy(model(paddle.to_tensor(images)), paddle.to_tensor(labels.astype(np.int64)))
     loss.backward()
-    return float(loss), {k: p.grad.numpy().copy() for k, p in model.named_parameters()}
+    return float(loss.detach()), {k: p.grad.numpy().copy() for k, p in model.named_parameters()}

@@ -10,7 +10,7 @@ import numpy as np
 import paddle
 
 import lenet_spec
-from lenet_spec.checkpoint import Checkpoint, CheckpointError, atomic_write, envelope, parse
+from lenet_spec.checkpoint import Checkpoint, CheckpointError, atomic_write, envelope, parse, reason
 
 from .bridge import load_state_numpy, state_numpy
 from .model import LeNet, build
@@ -21,7 +21,7 @@ FRAMEWORK = "paddle"
 def save_state(path: str | os.PathLike, variant: str, state: dict[str, np.ndarray], **extra: Any) -> None:
     """Write `state` (paddle layout) with its variant; `extra` goes into the envelope."""
     tensors = {k: paddle.to_tensor(np.ascontiguousarray(v)) for k, v in state.items()}
-    payload = envelope(FRAMEWORK, variant, tensors, framework_version=paddle.__version__, **extra)
+    payload = envelope(FRAMEWORK, variant, tensors, framework_version=str(paddle.__version__), **extra)
     atomic_write(path, lambda tmp: paddle.save(payload, tmp))
 
 
@@ -41,8 +41,7 @@ def load(path: str | os.PathLike, variant: str | None = None) -> Checkpoint:
     try:
         obj = paddle.load(str(path), return_numpy=True)
     except Exception as e:  # paddle raises many kinds for a damaged file
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable {FRAMEWORK} checkpoint ({reason})") from None
+        raise CheckpointError(f"{path}: not a readable {FRAMEWORK} checkpoint ({reason(e)})") from None
     return parse(obj, path, FRAMEWORK, np.asarray, variant)
 
 

@@ -121,6 +121,13 @@ def state_mismatch(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, 
     return "; ".join(parts)
 
 
+def reason(error: BaseException) -> str:
+    """The informative line of a loader's exception message, at most 200 characters."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    line = next((line for line in lines if "error:" in line.lower()), lines[0] if lines else type(error).__name__)
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call write(tmp) on a temporary file beside `path`, then rename it into place, so
     `path` is either the old file or the complete new one, never a partial write."""
@@ -132,6 +139,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

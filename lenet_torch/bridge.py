@@ -52,4 +52,4 @@ def grads_numpy(model: LeNet, images: np.ndarray, labels: np.ndarray) -> tuple[f
     model.zero_grad(set_to_none=True)
     loss = F.cross_entropy(model(torch.from_numpy(images)), torch.from_numpy(labels.astype(np.int64)))
     loss.backward()
-    return float(loss), {k: p.grad.numpy().copy() for k, p in model.named_parameters()}
+    return float(loss.detach()), {k: p.grad.numpy().copy() for k, p in model.named_parameters()}

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 import lenet_spec
-from lenet_spec.checkpoint import Checkpoint, CheckpointError, atomic_write, envelope, parse
+from lenet_spec.checkpoint import Checkpoint, CheckpointError, atomic_write, envelope, parse, reason
 
 from .bridge import load_state_numpy, state_numpy
 from .model import LeNet, build
@@ -21,7 +21,7 @@ FRAMEWORK = "torch"
 def save_state(path: str | os.PathLike, variant: str, state: dict[str, np.ndarray], **extra: Any) -> None:
     """Write `state` (torch layout) with its variant; `extra` goes into the envelope."""
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
-    payload = envelope(FRAMEWORK, variant, tensors, framework_version=torch.__version__, **extra)
+    payload = envelope(FRAMEWORK, variant, tensors, framework_version=str(torch.__version__), **extra)
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -41,8 +41,7 @@ def load(path: str | os.PathLike, variant: str | None = None) -> Checkpoint:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a damaged file
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable {FRAMEWORK} checkpoint ({reason})") from None
+        raise CheckpointError(f"{path}: not a readable {FRAMEWORK} checkpoint ({reason(e)})") from None
     return parse(obj, path, FRAMEWORK, lambda t: t.detach().cpu().numpy(), variant)
 
 

@@ -1,0 +1,279 @@
+"""python -m parity.check: prove that the torch and paddle LeNets compute the same thing.
+
+For each variant, direction and dtype: build the source model, move its weights to the
+other framework through the mapping table, feed both the same images and compare
+  1. every layer's output (so a failure names the first layer that differs) and the logits;
+  2. the gradient of the mean cross-entropy for every parameter, on the same batch and labels;
+  3. both frameworks' logits against the NumPy reference forward pass (float64);
+  4. the weights after moving them back: the round trip must be bit-exact.
+Differences are relative to the largest magnitude in the source tensor: max|a - b| / max|a|.
+Exit status 0 only if every case passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from numpy.lib.stride_tricks import sliding_window_view
+
+from lenet_spec import VARIANTS, AdaptivePool, Pool, Variant, get_variant, reference
+from lenet_spec.checkpoint import CheckpointError, framework_of
+from lenet_spec.data import DataError, dataset_dirs, find_dataset, load_split, to_model_input
+
+from .frameworks import FrameworkMissing, bridge, package
+from .mapping import MappingError, convert
+
+DTYPES = ("float32", "float64")
+DIRECTIONS = ("torch2paddle", "paddle2torch")
+
+# Tolerances on max|a - b| / max|a|, set from measurement (README, "Measured parity"): over
+# seeds 0-7, batches of 256 random and 256 MNIST images, every variant and direction, the
+# worst figures were
+#   float32: layer output 1.3e-6, logits 1.3e-6, gradients 3.2e-5 (batches without decision
+#            flips), against the NumPy reference 8.4e-7;
+#   float64: layer output 1.3e-15, gradients 7.3e-14, against the reference 1.2e-15.
+# Each bound leaves at least 6x headroom for other CPUs' kernels and batch sizes.
+LAYER_TOL = {"float32": 1e-5, "float64": 1e-12}
+GRAD_TOL = {"float32": 2e-4, "float64": 1e-11}
+REFERENCE_TOL = {"float32": 1e-5, "float64": 1e-12}  # float32 models vs the float64 reference
+
+
+def rel_diff(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(max|a - b|, max|a - b| / max|a|), computed in float64; shapes must match."""
+    if a.shape != b.shape:
+        raise ValueError(f"shape {a.shape} != {b.shape}")
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    abs_diff = float(np.abs(a - b).max(initial=0.0))
+    scale = float(np.abs(a).max(initial=0.0))
+    return abs_diff, (abs_diff / scale if scale > 0 else (0.0 if abs_diff == 0 else float("inf")))
+
+
+def _pool_winners(layer: Pool | AdaptivePool, x: np.ndarray) -> np.ndarray:
+    """Index of the maximum in every pooling window (first one on exact ties, as both frameworks pick)."""
+    if isinstance(layer, Pool):
+        win = sliding_window_view(x, (layer.kernel, layer.kernel), axis=(2, 3))[:, :, :: layer.stride, :: layer.stride]
+        return win.reshape(*win.shape[:4], -1).argmax(-1)
+    rows, cols = layer.windows(x.shape[2], layer.output_size[0]), layer.windows(x.shape[3], layer.output_size[1])
+    return np.stack([x[:, :, h0:h1, w0:w1].reshape(*x.shape[:2], -1).argmax(-1) for h0, h1 in rows for w0, w1 in cols], -1)
+
+
+def decision_flips(variant: Variant, out_a: dict[str, np.ndarray], out_b: dict[str, np.ndarray]) -> int:
+    """How many discrete choices (a ReLU on or off, a max-pool winner) the two models made differently.
+
+    A near-tie can go either way under float32 rounding; the gradient then flows through a
+    different unit and differs by far more than rounding (seen: 8e-3 relative), in either
+    framework against float64 alike. Such batches cannot test float32 gradients.
+    """
+    names = list(out_a)
+    flips = 0
+    for prev, layer in zip(names, variant.layers):
+        if getattr(layer, "activation", None) == "relu":
+            flips += int(((out_a[layer.name] > 0) != (out_b[layer.name] > 0)).sum())
+        if isinstance(layer, AdaptivePool) or (isinstance(layer, Pool) and layer.mode == "max"):
+            flips += int((_pool_winners(layer, out_a[prev]) != _pool_winners(layer, out_b[prev])).sum())
+    return flips
+
+
+@dataclass
+class Batch:
+    name: str  # "random" or "mnist"
+    images: np.ndarray  # float64 (N, C, H, W) in [0, 1]
+    labels: np.ndarray  # int64 (N,)
+
+
+@dataclass
+class CaseResult:
+    variant: str
+    direction: str
+    dtype: str
+    batches: list[str]
+    max_abs_diff: float = 0.0  # logits
+    max_rel_diff: float = 0.0  # logits
+    worst_layer: str = ""
+    worst_layer_rel_diff: float = 0.0
+    first_bad_layer: str | None = None
+    argmax_agree: int = 0
+    argmax_total: int = 0
+    argmax_decisive_disagreements: int = 0  # disagreements where the reference is not a near-tie
+    grad_max_rel_diff: float = 0.0  # over batches whose discrete decisions agree
+    worst_grad: str = ""
+    decision_flips: int = 0  # ReLU / max-pool choices made differently (float32 near-ties)
+    grad_max_rel_diff_with_flips: float = 0.0  # over the batches with flips, reported only
+    loss_diff: float = 0.0
+    reference_max_rel_diff: float = 0.0  # max over both frameworks' logits vs NumPy float64
+    roundtrip_exact: bool = False
+    passed: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+def make_batches(variant: Variant, batch: int, seed: int, mnist: tuple[np.ndarray, np.ndarray] | None) -> list[Batch]:
+    """Random [0, 1] images with random labels, plus real MNIST test images when given and the variant reads them."""
+    rng = np.random.default_rng(seed)
+    out = [Batch("random", rng.random((batch, *variant.input.shape)), rng.integers(0, variant.num_classes, batch))]
+    if mnist is not None and variant.input.shape == (1, 28, 28):
+        images, labels = mnist
+        out.append(Batch("mnist", to_model_input(images[:batch], np.float64), labels[:batch]))
+    return out
+
+
+def run_case(variant: Variant, direction: str, dtype: str, batches: list[Batch], seed: int, weights: dict[str, np.ndarray] | None = None) -> CaseResult:
+    """One variant, one direction, one dtype.
+
+    Args:
+        weights: spec-layout parameters to start from; None for the spec's init with `seed`.
+    """
+    src, dst = direction.split("2")
+    src_io, dst_io = bridge(src), bridge(dst)
+    res = CaseResult(variant.name, direction, dtype, [b.name for b in batches])
+
+    source = package(src).build(variant, seed=seed, dtype=dtype)
+    if weights is not None:
+        src_io.load_state_numpy(source, convert(weights, variant, "spec", src))
+    state = src_io.state_numpy(source)
+    target = package(dst).build(variant, seed=seed + 1, dtype=dtype)  # other weights: the transfer must overwrite all
+    dst_io.load_state_numpy(target, convert(state, variant, src, dst))
+    back = convert(dst_io.state_numpy(target), variant, dst, src)
+    res.roundtrip_exact = all(np.array_equal(back[k], state[k]) and back[k].dtype == state[k].dtype for k in state)
+    spec_params = convert(state, variant, src, "spec")
+
+    for b in batches:
+        x = b.images.astype(dtype)
+        out_a, out_b = src_io.forward_numpy(source, x), dst_io.forward_numpy(target, x)
+        if list(out_a) != list(out_b):
+            raise AssertionError(f"layer names differ: {list(out_a)} vs {list(out_b)}")
+        for name in out_a:
+            _, rel = rel_diff(out_a[name], out_b[name])
+            if rel > res.worst_layer_rel_diff or not res.worst_layer:
+                res.worst_layer, res.worst_layer_rel_diff = name, rel
+            if rel > LAYER_TOL[dtype] and res.first_bad_layer is None:
+                res.first_bad_layer = name
+        logits_a, logits_b = out_a[name], out_b[name]
+        abs_diff, rel = rel_diff(logits_a, logits_b)
+        res.max_abs_diff, res.max_rel_diff = max(res.max_abs_diff, abs_diff), max(res.max_rel_diff, rel)
+
+        ref = reference.forward(variant, spec_params, b.images.astype(dtype).astype(np.float64))[name]
+        res.reference_max_rel_diff = max(res.reference_max_rel_diff, rel_diff(ref, logits_a)[1], rel_diff(ref, logits_b)[1])
+
+        pick_a, pick_b = logits_a.argmax(1), logits_b.argmax(1)
+        top2 = np.sort(ref, axis=1)[:, -2:]
+        near_tie = (top2[:, 1] - top2[:, 0]) <= 2 * abs_diff
+        res.argmax_agree += int((pick_a == pick_b).sum())
+        res.argmax_total += len(pick_a)
+        res.argmax_decisive_disagreements += int(((pick_a != pick_b) & ~near_tie).sum())
+
+        loss_a, grads_a = src_io.grads_numpy(source, x, b.labels)
+        loss_b, grads_b = dst_io.grads_numpy(target, x, b.labels)
+        grads_b = convert(grads_b, variant, dst, src)
+        res.loss_diff = max(res.loss_diff, abs(loss_a - loss_b))
+        flips = decision_flips(variant, out_a, out_b)
+        res.decision_flips += flips
+        for pname, g in grads_a.items():
+            _, rel = rel_diff(g, grads_b[pname])
+            if flips:
+                res.grad_max_rel_diff_with_flips = max(res.grad_max_rel_diff_with_flips, rel)
+            elif rel > res.grad_max_rel_diff or not res.worst_grad:
+                res.worst_grad, res.grad_max_rel_diff = pname, rel
+
+    if res.first_bad_layer is not None:
+        res.problems.append(f"layer {res.first_bad_layer} is the first to differ by more than {LAYER_TOL[dtype]:.0e}")
+    if res.decision_flips and dtype == "float64":
+        res.problems.append(f"{res.decision_flips} ReLU/max-pool decisions differ, in float64")
+    if res.grad_max_rel_diff > GRAD_TOL[dtype]:
+        res.problems.append(f"gradient of {res.worst_grad} differs by {res.grad_max_rel_diff:.2e} > {GRAD_TOL[dtype]:.0e}")
+    if res.reference_max_rel_diff > REFERENCE_TOL[dtype]:
+        res.problems.append(f"logits differ from the NumPy reference by {res.reference_max_rel_diff:.2e} > {REFERENCE_TOL[dtype]:.0e}")
+    if res.argmax_decisive_disagreements:
+        res.problems.append(f"{res.argmax_decisive_disagreements} predictions differ where the reference is not a tie")
+    if not res.roundtrip_exact:
+        res.problems.append("weights are not bit-identical after the round trip")
+    res.passed = not res.problems
+    return res
+
+
+HEADER = f"{'variant':<12} {'direction':<13} {'dtype':<8} {'logit abs':>9} {'logit rel':>9} {'worst layer':<20} {'argmax':>9} {'grad rel':>9} {'flips':>5} {'ref rel':>9} {'rt':<3} result"
+
+
+def format_row(r: CaseResult) -> str:
+    layer = f"{r.worst_layer} {r.worst_layer_rel_diff:.1e}"
+    grad = f"{r.grad_max_rel_diff:.1e}" if r.worst_grad else "n/a"  # n/a: every batch had a flip
+    return (
+        f"{r.variant:<12} {r.direction:<13} {r.dtype:<8} {r.max_abs_diff:>9.1e} {r.max_rel_diff:>9.1e} {layer:<20} "
+        f"{f'{r.argmax_agree}/{r.argmax_total}':>9} {grad:>9} {r.decision_flips:>5} {r.reference_max_rel_diff:>9.1e} "
+        f"{'ok' if r.roundtrip_exact else 'NO':<3} {'PASS' if r.passed else 'FAIL'}"
+    )
+
+
+def load_mnist(data_dir: str | None) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
+    """MNIST's test set and a line saying where it came from, or None and why."""
+    folder = find_dataset("mnist", data_dir)
+    if folder is None:
+        if data_dir is not None:
+            raise DataError(f"{data_dir}: no MNIST test files (t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) here or in {Path(data_dir) / 'mnist'}")
+        looked = ", ".join(str(d) for d in dataset_dirs("mnist")) or "nowhere: $LENET_DATA is not set"
+        return None, f"MNIST: not found (looked in {looked}); random images only. Pass --data-dir or set LENET_DATA to a folder holding mnist/."
+    return load_split(folder, "test"), f"MNIST: test images from {folder}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m parity.check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variant", default="all", choices=["all", *VARIANTS], help="variant to check (default: all)")
+    parser.add_argument("--dtype", default="both", choices=["both", *DTYPES], help="dtype to check (default: both)")
+    parser.add_argument("--direction", default="both", choices=["both", *DIRECTIONS], help="direction of the weight transfer (default: both)")
+    parser.add_argument("--batch", type=int, default=64, help="images per batch (default: 64)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the random images (default: 0)")
+    parser.add_argument("--weights", default=None, help="check this checkpoint (.pt or .pdparams) instead of a fresh init")
+    parser.add_argument("--data-dir", default=None, help="folder holding MNIST (or mnist/); default: $LENET_DATA/mnist")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as a JSON list to PATH")
+    args = parser.parse_args(argv)
+    if args.batch < 1:
+        parser.error("--batch must be at least 1")
+
+    try:
+        weights = None
+        names = list(VARIANTS) if args.variant == "all" else [args.variant]
+        if args.weights is not None:
+            framework = framework_of(args.weights)
+            ckpt = package(framework).load(args.weights, None if args.variant == "all" else args.variant)
+            names = [ckpt.variant]
+            weights = convert(ckpt.state, ckpt.variant, framework, "spec")
+        mnist, note = load_mnist(args.data_dir)
+    except (CheckpointError, MappingError, DataError, FrameworkMissing) as e:
+        print(f"parity.check: error: {e}", file=sys.stderr)
+        return 2
+
+    dtypes = DTYPES if args.dtype == "both" else (args.dtype,)
+    directions = DIRECTIONS if args.direction == "both" else (args.direction,)
+    print(note)
+    if weights is not None:
+        print(f"weights: {args.weights} ({names[0]})")
+    print(HEADER)
+    results = []
+    for name in names:
+        variant = get_variant(name)
+        batches = make_batches(variant, args.batch, args.seed, mnist)
+        for direction in directions:
+            for dtype in dtypes:
+                try:
+                    r = run_case(variant, direction, dtype, batches, args.seed, weights)
+                except FrameworkMissing as e:
+                    print(f"parity.check: error: {e}", file=sys.stderr)
+                    return 2
+                results.append(r)
+                print(format_row(r), flush=True)
+                for problem in r.problems:
+                    print(f"    {problem}")
+    failed = sum(not r.passed for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    if args.json:
+        Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
