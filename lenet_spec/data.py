@@ -62,13 +62,13 @@ def _find_file(folder: Path, stem: str) -> Path | None:
 
 
 def dataset_dirs(dataset: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Folders searched for `dataset`, in order: `data_dir` (the data set's own folder or
-    one holding `<dataset>/`), then `$LENET_DATA/<dataset>/`."""
+    """Folders searched for `dataset`: an explicit `data_dir` alone (the data set's own
+    folder or one holding `<dataset>/`), else `$LENET_DATA/<dataset>/`."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown data set {dataset!r}; choose from {', '.join(DATASETS)}")
-    dirs = []
     if data_dir is not None:
-        dirs += [Path(data_dir), Path(data_dir) / dataset]
+        return [Path(data_dir), Path(data_dir) / dataset]
+    dirs = []
     if os.environ.get("LENET_DATA"):
         dirs.append(Path(os.environ["LENET_DATA"]) / dataset)
     return dirs

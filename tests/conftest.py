@@ -1,0 +1,23 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lenet_spec.data import find_dataset, load_split
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    """MNIST's test split (images uint8, labels int64); skipped when the files are not found."""
+    folder = find_dataset("mnist", os.environ.get("LENET_DATA") and Path(os.environ["LENET_DATA"]) / "mnist")
+    if folder is None:
+        pytest.skip("MNIST not found: set LENET_DATA to a folder holding mnist/")
+    return load_split(folder, "test")
+
+
+def random_images(variant, n=8, seed=0, dtype=np.float32):
+    return np.random.default_rng(seed).random((n, *variant.input.shape)).astype(dtype)
