@@ -136,10 +136,10 @@ class Conv:
                 ParamSpec(f"{self.name}.weight", "conv.weight", (self.out_channels, self.in_channels, self.kernel, self.kernel), fan_in, fan_out),
                 ParamSpec(f"{self.name}.bias", "conv.bias", (self.out_channels,), fan_in, fan_out),
             )
+        connections = sum(len(row) for row in self.table)
+        fan_out = connections * k2 // self.in_channels  # average, for Xavier
         specs = []
         for g in self.groups():
-            readers = sum(1 for row in self.table for i in row)  # connections, for Xavier's fan_out
-            fan_out = readers * k2 // self.in_channels
             specs += [
                 ParamSpec(f"{self.name}.weight_{g.fan}", "conv.weight", (len(g.maps), g.fan, self.kernel, self.kernel), g.fan * k2, fan_out),
                 ParamSpec(f"{self.name}.bias_{g.fan}", "conv.bias", (len(g.maps),), g.fan * k2, fan_out),
