@@ -1,10 +1,14 @@
-"""MNIST-format data: an IDX reader that checks what it reads, and where data sets live."""
+"""MNIST-format data: an IDX reader that checks what it reads, where data sets live, how
+they are downloaded, the order batches are drawn in, and the augmentation's distortions."""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 from pathlib import Path
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -16,6 +20,27 @@ SPLITS = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 DATASETS = ("mnist", "fashion-mnist")
+
+# md5 of each file's uncompressed content. MNIST's are the published ones; Fashion-MNIST's
+# were taken from Debian's dataset-fashion-mnist (upstream git 2020-05-23).
+CHECKSUMS = {
+    "mnist": {
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+    },
+}
+MIRRORS = {
+    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://dataset.bj.bcebos.com/mnist/"),
+    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+}
 
 
 class DataError(Exception):
@@ -61,9 +86,19 @@ def _find_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def cache_dir(dataset: str) -> Path:
+    """Where downloads are stored: $XDG_CACHE_HOME (or ~/.cache)/lenet-parity/<dataset>."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "lenet-parity" / dataset
+
+
 def dataset_dirs(dataset: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Folders searched for `dataset`: an explicit `data_dir` alone (the data set's own
-    folder or one holding `<dataset>/`), else `$LENET_DATA/<dataset>/`."""
+    """Folders searched for `dataset`, in order.
+
+    An explicit `data_dir` is the only place looked (the data set's own folder, or one
+    holding `<dataset>/`). Otherwise: `$LENET_DATA/<dataset>/`, the cache, `./data/<dataset>/`,
+    torchvision's and paddle's usual folders, then Debian's `/usr/share/datasets/<dataset>/`.
+    """
     if dataset not in DATASETS:
         raise ValueError(f"unknown data set {dataset!r}; choose from {', '.join(DATASETS)}")
     if data_dir is not None:
@@ -71,6 +106,14 @@ def dataset_dirs(dataset: str, data_dir: str | os.PathLike | None = None) -> lis
     dirs = []
     if os.environ.get("LENET_DATA"):
         dirs.append(Path(os.environ["LENET_DATA"]) / dataset)
+    tv_name = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}[dataset]
+    dirs += [
+        cache_dir(dataset),
+        Path("data") / dataset,
+        Path("data") / tv_name / "raw",  # torchvision.datasets.MNIST(root="data")
+        Path.home() / ".cache" / "paddle" / "dataset" / dataset.replace("-", "_"),  # paddle.vision.datasets
+        Path("/usr/share/datasets") / dataset,
+    ]
     return dirs
 
 
@@ -80,6 +123,64 @@ def find_dataset(dataset: str, data_dir: str | os.PathLike | None = None, split:
         if all(_find_file(folder, stem) for stem in SPLITS[split]):
             return folder
     return None
+
+
+def _content_md5(path: Path) -> str:
+    raw = path.read_bytes()
+    return hashlib.md5(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).hexdigest()
+
+
+Downloader = Callable[[str, Path], Path]  # (url, folder) -> path of the downloaded file
+
+
+def download(dataset: str, folder: Path, downloader: Downloader, mirror: str | None = None) -> Path:
+    """Fetch the four files of `dataset` into `folder` with `downloader`, checking each
+    file's content md5 (of the uncompressed bytes, so any gzip wrapper will do).
+
+    Args:
+        mirror: base URL holding `<dataset>/<file>.gz`; default $LENET_DATA_MIRROR, else the
+            data set's public mirrors.
+    Raises:
+        DataError: when no mirror gave every file with the right checksum.
+    """
+    mirror = mirror or os.environ.get("LENET_DATA_MIRROR")
+    bases = [mirror.rstrip("/") + f"/{dataset}/"] if mirror else list(MIRRORS[dataset])
+    errors = []
+    for base in bases:
+        try:
+            for stem, md5 in CHECKSUMS[dataset].items():
+                if (path := _find_file(folder, stem)) is not None and _content_md5(path) == md5:
+                    continue
+                path = Path(downloader(base + stem + ".gz", folder))
+                if _content_md5(path) != md5:
+                    path.unlink()
+                    raise DataError(f"{base}{stem}.gz: checksum mismatch")
+            return folder
+        except Exception as e:  # a downloader raises whatever its library raises
+            errors.append(f"{base}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    raise DataError("; ".join(errors))
+
+
+def locate(dataset: str, data_dir: str | os.PathLike | None = None, downloader: Downloader | None = None) -> Path:
+    """The folder holding both splits of `dataset`, downloading them if need be.
+
+    Downloads go to `data_dir` when given, else to the cache.
+    Raises:
+        DataError: one line saying where the files were looked for and how to provide them.
+    """
+    found = [d for d in dataset_dirs(dataset, data_dir) if all(_find_file(d, s) for split in SPLITS.values() for s in split)]
+    if found:
+        return found[0]
+    target = Path(data_dir) if data_dir is not None else cache_dir(dataset)
+    reason = "no downloader is importable (torchvision or paddle)"
+    if downloader is not None:
+        try:
+            return download(dataset, target, downloader)
+        except DataError as e:
+            reason = f"download failed: {e}"
+    looked = ", ".join(str(d) for d in dataset_dirs(dataset, data_dir))
+    names = ", ".join(f"{s}.gz" for split in SPLITS.values() for s in split)
+    raise DataError(f"{dataset} not found (looked in {looked}) and {reason}; put {names} in one of those folders or pass --data-dir DIR")
 
 
 def load_split(folder: str | os.PathLike, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
@@ -102,3 +203,71 @@ def to_model_input(images: np.ndarray, dtype=np.float32) -> np.ndarray:
     if x.ndim == 3:
         x = x[:, None]
     return (x.astype(np.float64) / 255.0).astype(dtype)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The order of the `n` training images in `epoch`: a function of (seed, epoch) alone,
+    so a resumed run draws the same batches as an uninterrupted one."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def batch_slices(n: int, batch_size: int) -> list[slice]:
+    """Consecutive batches over n items; the last one may be smaller."""
+    return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+
+
+@dataclass(frozen=True)
+class Distortion:
+    """Ranges of the random affine distortions (1998 paper, section III.C: translation,
+    scaling, squeezing, horizontal shearing); every draw is uniform in +-range."""
+
+    translate: float = 2.0  # pixels, each axis
+    scale: float = 0.1  # size factor 1 +- scale, both axes
+    squeeze: float = 0.1  # x *= 1 + s, y /= 1 + s
+    shear: float = 0.2  # x += shear * y
+
+
+DISTORTION = Distortion()
+
+
+def affine_thetas(count: int, seed: int, epoch: int, size: int = 28, d: Distortion = DISTORTION) -> np.ndarray:
+    """(count, 2, 3) float64 matrices for affine_grid (align_corners=False): output pixel
+    coordinates in [-1, 1] -> where to sample the input. Drawn from (seed, epoch) alone."""
+    rng = np.random.default_rng([seed, epoch, 1])
+    u = rng.uniform(-1.0, 1.0, size=(count, 5))
+    s = 1.0 + d.scale * u[:, 0]
+    q = 1.0 + d.squeeze * u[:, 1]
+    sx, sy = s * q, s / q  # forward scaling of the digit
+    shear = d.shear * u[:, 2]
+    tx, ty = (d.translate * u[:, 3:5] * 2.0 / size).T  # pixels -> normalised units
+    # forward map A = [[sx, shear*sy], [0, sy]] plus t; the grid needs its inverse
+    theta = np.zeros((count, 2, 3))
+    theta[:, 0, 0] = 1.0 / sx
+    theta[:, 0, 1] = -shear / sx
+    theta[:, 1, 1] = 1.0 / sy
+    theta[:, 0, 2] = -(theta[:, 0, 0] * tx + theta[:, 0, 1] * ty)
+    theta[:, 1, 2] = -theta[:, 1, 1] * ty
+    return theta
+
+
+def warp_reference(images: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """NumPy affine_grid + bilinear grid_sample (zeros padding, align_corners=False), the
+    computation both frameworks' augmentation must match. images (N, C, H, W)."""
+    n, c, h, w = images.shape
+    xs = (2 * np.arange(w) + 1) / w - 1
+    ys = (2 * np.arange(h) + 1) / h - 1
+    gx, gy = np.meshgrid(xs, ys)  # (H, W)
+    base = np.stack([gx, gy, np.ones_like(gx)], -1)  # (H, W, 3)
+    grid = np.einsum("hwk,njk->nhwj", base, theta)  # (N, H, W, 2): x, y in [-1, 1]
+    px = ((grid[..., 0] + 1) * w - 1) / 2
+    py = ((grid[..., 1] + 1) * h - 1) / 2
+    x0, y0 = np.floor(px).astype(int), np.floor(py).astype(int)
+    out = np.zeros((n, c, h, w), dtype=np.float64)
+    for dx in (0, 1):
+        for dy in (0, 1):
+            xi, yi = x0 + dx, y0 + dy
+            weight = (1 - np.abs(px - xi)) * (1 - np.abs(py - yi))
+            inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+            vals = images[np.arange(n)[:, None, None], :, np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)]  # (N, H, W, C)
+            out += np.moveaxis(vals * (weight * inside)[..., None], -1, 1)
+    return out

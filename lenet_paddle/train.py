@@ -1,0 +1,157 @@
+"""python -m lenet_paddle.train: train a LeNet in PaddlePaddle. Mirrors lenet_torch/train.py.
+
+The epoch loop, metrics, logging, checkpoint policy and flags live in lenet_train, written
+once; this file holds only what PaddlePaddle does: the device, the optimizer, one step.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+import lenet_spec
+from lenet_spec.checkpoint import CheckpointError, atomic_write, envelope
+from lenet_spec.recipe import Recipe
+
+from .bridge import load_state_numpy, state_numpy
+from .checkpoint import FRAMEWORK, load
+from .model import LeNet, build
+
+
+def pick_device(name: str) -> str:
+    """'cpu', 'gpu' or 'auto' -> paddle's device, made current; ValueError when a GPU is asked for and absent."""
+    has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    if name == "gpu" and not has_gpu:
+        raise ValueError("--device gpu: paddle sees no CUDA device (is paddlepaddle-gpu installed?); use --device cpu or auto")
+    return paddle.set_device("gpu" if name in ("gpu", "auto") and has_gpu else "cpu")
+
+
+def make_optimizer(model: LeNet, recipe: Recipe) -> paddle.optimizer.Optimizer:
+    """paddle's optimizer for the recipe; a float weight_decay is L2Decay, added to the gradient as in torch."""
+    params = model.parameters()
+    decay = recipe.weight_decay or None
+    if recipe.optimizer == "sgd":
+        return paddle.optimizer.SGD(learning_rate=recipe.lr, parameters=params, weight_decay=decay)
+    if recipe.optimizer == "momentum":  # v = m v + g; p -= lr v  (torch SGD with momentum, dampening 0)
+        return paddle.optimizer.Momentum(learning_rate=recipe.lr, momentum=recipe.momentum, parameters=params, weight_decay=decay)
+    beta1, beta2 = recipe.betas
+    return paddle.optimizer.Adam(learning_rate=recipe.lr, beta1=beta1, beta2=beta2, epsilon=recipe.eps, parameters=params, weight_decay=decay)
+
+
+def loss_fn(logits: paddle.Tensor, labels: paddle.Tensor, recipe: Recipe) -> paddle.Tensor:
+    """Mean loss. rbf_map is the 1998 paper's E = y_D + log(exp(-j) + sum_i exp(-y_i)), y = -logits."""
+    if recipe.loss == "cross_entropy":
+        return F.cross_entropy(logits, labels)
+    reject = paddle.full([logits.shape[0], 1], -recipe.rbf_j, dtype=logits.dtype)
+    return (paddle.logsumexp(paddle.concat([logits, reject], 1), 1) - paddle.take_along_axis(logits, labels.unsqueeze(1), 1).squeeze(1)).mean()
+
+
+class Backend:
+    """One model, its optimizer and the training set on the device."""
+
+    framework = FRAMEWORK
+    suffix = ".pdparams"
+
+    def __init__(self, variant: lenet_spec.Variant, recipe: Recipe, seed: int, device: str = "cpu", dtype: str = "float32"):
+        self.variant, self.recipe, self.dtype = variant, recipe, dtype
+        self.device = pick_device(device)
+        self.model = build(variant, seed=seed, dtype=dtype)
+        self.optimizer = make_optimizer(self.model, recipe)
+        self.reset_running()
+
+    def describe(self) -> str:
+        return f"paddle {paddle.__version__} on {self.device}"
+
+    def set_train_data(self, images: np.ndarray, labels: np.ndarray) -> None:
+        """Hold the whole training set on the device, as the models' input: float in [0, 1]."""
+        self.images = (paddle.to_tensor(images).astype(self.dtype) / 255).unsqueeze(1)  # (N, 1, H, W)
+        self.labels = paddle.to_tensor(labels)
+
+    def reset_running(self) -> None:
+        self.loss_sum = paddle.zeros([], dtype="float64")  # on the device: no sync per step
+        self.correct = paddle.zeros([], dtype="int64")
+        self.seen = 0
+
+    def running(self) -> tuple[float, float]:
+        """Mean loss and accuracy since the last reset (one device sync)."""
+        return float(self.loss_sum) / max(1, self.seen), int(self.correct) / max(1, self.seen)
+
+    def train_step(self, index: np.ndarray, lr: float, theta: np.ndarray | None = None) -> None:
+        """One optimizer step on the training images `index`, distorted by `theta` if given."""
+        idx = paddle.to_tensor(index)
+        x, y = paddle.index_select(self.images, idx, 0), paddle.index_select(self.labels, idx, 0)
+        if theta is not None:
+            theta = paddle.to_tensor(theta).astype(self.dtype)
+            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        self.optimizer.set_lr(lr)
+        self.model.train()
+        logits = self.model(x)
+        loss = loss_fn(logits, y, self.recipe)
+        self.optimizer.clear_grad(set_to_zero=False)
+        loss.backward()
+        self.optimizer.step()
+        with paddle.no_grad():
+            self.loss_sum += loss.detach().astype("float64") * len(index)
+            self.correct += (logits.argmax(1) == y).astype("int64").sum()
+        self.seen += len(index)
+
+    def predict(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Logits (N, classes) as float64 for uint8 images (N, H, W)."""
+        self.model.eval()
+        out = []
+        with paddle.no_grad():
+            for i in range(0, len(images), batch_size):
+                x = (paddle.to_tensor(images[i : i + batch_size]).astype(self.dtype) / 255).unsqueeze(1)
+                out.append(self.model(x).astype("float64").numpy())
+        return np.concatenate(out)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return state_numpy(self.model)
+
+    def save(self, path: str | os.PathLike, **extra: Any) -> None:
+        """A checkpoint with weights, optimizer state and RNG state, written atomically."""
+        state = dict(self.model.state_dict())
+        payload = envelope(
+            FRAMEWORK, self.variant.name, state, framework_version=str(paddle.__version__),
+            optimizer=self.optimizer_state(), rng_state=paddle.get_rng_state(), **extra,
+        )  # fmt: skip
+        atomic_write(path, lambda tmp: paddle.save(payload, tmp))
+
+    def optimizer_state(self, state: dict | None = None) -> dict:
+        """The optimizer's state keyed by the model's parameter names ("c1.weight_velocity_0"),
+        not paddle's process-global ones ("create_parameter_3.w_0_velocity_0"); with `state`,
+        the reverse, for loading."""
+        names = {p.name: n for n, p in self.model.named_parameters()}
+        if state is not None:
+            names = {n: internal for internal, n in names.items()}
+        state = self.optimizer.state_dict() if state is None else state
+        out = {}
+        for key, value in state.items():
+            owner = max((k for k in names if key.startswith(k + "_")), key=len, default=None)
+            out[names[owner] + key[len(owner) :] if owner else key] = value
+        return out
+
+    def restore(self, path: str | os.PathLike) -> dict[str, Any]:
+        """Load weights, optimizer and RNG state from a checkpoint of this framework; returns its envelope."""
+        ckpt = load(path, self.variant.name)
+        load_state_numpy(self.model, ckpt.state)
+        if "optimizer" not in ckpt.meta:
+            raise CheckpointError(f"{path}: holds no optimizer state; it cannot be resumed")
+        self.optimizer.set_state_dict(self.optimizer_state(ckpt.meta["optimizer"]))
+        paddle.set_rng_state(ckpt.meta["rng_state"])
+        return ckpt.meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lenet_train.cli import train_main
+
+    return train_main(FRAMEWORK, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""Training recipes as data: optimizer, learning-rate schedule, loss, epochs, batch size.
+
+The learning rate of every step is computed here (`lr_at`) and set on both frameworks'
+optimizers before the step, so the two schedules cannot differ. The optimizers are each
+framework's own; `lenet_torch.train` and `lenet_paddle.train` configure them so that their
+update rules agree (see their `make_optimizer`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "lecun1998")
+LOSSES = ("cross_entropy", "rbf_map")
+
+# 1998 paper, section II.C: global learning rate per pass (passes 1-2, 3-5, 6-8, 9-12, 13-20),
+# relative to the first. The paper scales it per parameter with stochastic diagonal
+# Levenberg-Marquardt; here it scales the optimizer's rate.
+LECUN1998_PASSES = ((2, 1.0), (5, 0.4), (8, 0.2), (12, 0.1), (20, 0.02))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    optimizer: str = "adam"
+    lr: float = 1e-3  # peak learning rate
+    schedule: str = "constant"
+    epochs: int = 5
+    batch_size: int = 64
+    momentum: float = 0.9  # "momentum": heavy ball, v = m v + g, p -= lr v (torch SGD, paddle Momentum)
+    betas: tuple[float, float] = (0.9, 0.999)  # "adam"
+    eps: float = 1e-8  # "adam"
+    weight_decay: float = 0.0  # L2 added to the gradient (coupled), the same in both frameworks
+    step_every: int = 2  # "step": epochs between decays
+    gamma: float = 0.1  # "step": decay factor
+    warmup: float = 0.25  # "onecycle": fraction of steps spent rising from lr/25
+    loss: str = "cross_entropy"
+    rbf_j: float = 1.0  # "rbf_map": the constant j of the paper's criterion
+    dataset: str = "mnist"
+
+    def __post_init__(self) -> None:
+        for value, allowed, what in ((self.optimizer, OPTIMIZERS, "optimizer"), (self.schedule, SCHEDULES, "schedule"), (self.loss, LOSSES, "loss")):
+            if value not in allowed:
+                raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(allowed)}")
+        if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"lr, epochs and batch_size must be positive, got {self.lr}, {self.epochs}, {self.batch_size}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recipe":
+        d = dict(d)
+        d["betas"] = tuple(d.get("betas", (0.9, 0.999)))
+        return cls(**d)
+
+    def with_overrides(self, **changes) -> "Recipe":
+        """A copy with the given fields changed; None values are ignored."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def lr_at(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
+    """The learning rate for optimizer step `step` (0-based) of the whole run."""
+    total = recipe.epochs * steps_per_epoch
+    epoch = step // steps_per_epoch
+    if recipe.schedule == "constant":
+        return recipe.lr
+    if recipe.schedule == "step":
+        return recipe.lr * recipe.gamma ** (epoch // recipe.step_every)
+    if recipe.schedule == "cosine":
+        return recipe.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+    if recipe.schedule == "onecycle":  # linear warm-up from lr/25, cosine down to lr/1e4
+        rise = max(1, int(recipe.warmup * total))
+        if step < rise:
+            return recipe.lr / 25 + (recipe.lr - recipe.lr / 25) * step / rise
+        t = (step - rise) / max(1, total - rise)
+        return recipe.lr / 1e4 + (recipe.lr - recipe.lr / 1e4) * 0.5 * (1 + math.cos(math.pi * t))
+    if recipe.schedule == "lecun1998":
+        for last_pass, factor in LECUN1998_PASSES:
+            if epoch < last_pass:
+                return recipe.lr * factor
+        return recipe.lr * LECUN1998_PASSES[-1][1]
+    raise ValueError(f"unknown schedule {recipe.schedule!r}")
+
+
+# Each variant's default recipe; docs/RESULTS.md gives what they reach.
+RECIPES: dict[str, Recipe] = {
+    "lenet5": Recipe(optimizer="adam", lr=2e-3, schedule="onecycle", epochs=5, batch_size=64),
+    "lenet5-1998": Recipe(optimizer="momentum", lr=0.02, schedule="lecun1998", epochs=20, batch_size=32, loss="rbf_map"),
+    "d2l": Recipe(optimizer="sgd", lr=0.9, schedule="constant", epochs=10, batch_size=256, dataset="fashion-mnist"),
+    "lenet-caffe": Recipe(optimizer="momentum", lr=0.01, schedule="cosine", epochs=10, batch_size=64, weight_decay=5e-4),
+    "cifar-net": Recipe(optimizer="momentum", lr=0.001, schedule="constant", epochs=2, batch_size=4, dataset="cifar10"),
+}
+
+
+def default_recipe(variant: str) -> Recipe:
+    try:
+        return RECIPES[variant]
+    except KeyError:
+        raise ValueError(f"no recipe for variant {variant!r}; choose from {', '.join(RECIPES)}") from None

@@ -1,0 +1,141 @@
+"""python -m lenet_torch.train: train a LeNet in PyTorch. Mirrors lenet_paddle/train.py.
+
+The epoch loop, metrics, logging, checkpoint policy and flags live in lenet_train, written
+once; this file holds only what PyTorch does: the device, the optimizer, one step.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import lenet_spec
+from lenet_spec.checkpoint import CheckpointError, atomic_write, envelope
+from lenet_spec.recipe import Recipe
+
+from .bridge import load_state_numpy, state_numpy
+from .checkpoint import FRAMEWORK, load
+from .model import LeNet, build
+
+
+def pick_device(name: str) -> torch.device:
+    """'cpu', 'gpu' or 'auto' -> a torch device; ValueError when a GPU is asked for and absent."""
+    if name == "gpu" and not torch.cuda.is_available():
+        raise ValueError("--device gpu: torch sees no CUDA device; use --device cpu or auto")
+    return torch.device("cuda" if name in ("gpu", "auto") and torch.cuda.is_available() else "cpu")
+
+
+def make_optimizer(model: LeNet, recipe: Recipe) -> torch.optim.Optimizer:
+    """torch's optimizer for the recipe; weight decay is L2 added to the gradient, as in paddle."""
+    params = list(model.parameters())
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "momentum":  # v = m v + g; p -= lr v  (paddle.optimizer.Momentum)
+        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    return torch.optim.Adam(params, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps, weight_decay=recipe.weight_decay)
+
+
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor, recipe: Recipe) -> torch.Tensor:
+    """Mean loss. rbf_map is the 1998 paper's E = y_D + log(exp(-j) + sum_i exp(-y_i)), y = -logits."""
+    if recipe.loss == "cross_entropy":
+        return F.cross_entropy(logits, labels)
+    reject = torch.full((logits.shape[0], 1), -recipe.rbf_j, dtype=logits.dtype, device=logits.device)
+    return (torch.logsumexp(torch.cat([logits, reject], 1), 1) - logits.gather(1, labels.unsqueeze(1)).squeeze(1)).mean()
+
+
+class Backend:
+    """One model, its optimizer and the training set on the device."""
+
+    framework = FRAMEWORK
+    suffix = ".pt"
+
+    def __init__(self, variant: lenet_spec.Variant, recipe: Recipe, seed: int, device: str = "cpu", dtype: str = "float32"):
+        self.variant, self.recipe, self.dtype = variant, recipe, getattr(torch, dtype)
+        self.device = pick_device(device)
+        self.model = build(variant, seed=seed, dtype=dtype).to(self.device)
+        self.optimizer = make_optimizer(self.model, recipe)
+        self.reset_running()
+
+    def describe(self) -> str:
+        return f"torch {torch.__version__} on {self.device}"
+
+    def set_train_data(self, images: np.ndarray, labels: np.ndarray) -> None:
+        """Hold the whole training set on the device, as the models' input: float in [0, 1]."""
+        self.images = torch.from_numpy(images).to(self.device).to(self.dtype).div_(255).unsqueeze(1)  # (N, 1, H, W)
+        self.labels = torch.from_numpy(labels).to(self.device)
+
+    def reset_running(self) -> None:
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)  # on the device: no sync per step
+        self.correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.seen = 0
+
+    def running(self) -> tuple[float, float]:
+        """Mean loss and accuracy since the last reset (one device sync)."""
+        return float(self.loss_sum) / max(1, self.seen), int(self.correct) / max(1, self.seen)
+
+    def train_step(self, index: np.ndarray, lr: float, theta: np.ndarray | None = None) -> None:
+        """One optimizer step on the training images `index`, distorted by `theta` if given."""
+        idx = torch.from_numpy(index).to(self.device)
+        x, y = self.images.index_select(0, idx), self.labels.index_select(0, idx)
+        if theta is not None:
+            theta = torch.from_numpy(theta).to(self.device, self.dtype)
+            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        logits = self.model(x)
+        loss = loss_fn(logits, y, self.recipe)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            self.loss_sum += loss.detach().double() * len(index)
+            self.correct += (logits.argmax(1) == y).sum()
+        self.seen += len(index)
+
+    def predict(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Logits (N, classes) as float64 for uint8 images (N, H, W)."""
+        self.model.eval()
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(images), batch_size):
+                x = torch.from_numpy(images[i : i + batch_size]).to(self.device).to(self.dtype).div_(255).unsqueeze(1)
+                out.append(self.model(x).double().cpu().numpy())
+        return np.concatenate(out)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return state_numpy(self.model)
+
+    def save(self, path: str | os.PathLike, **extra: Any) -> None:
+        """A checkpoint with weights, optimizer state and RNG state, written atomically."""
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        payload = envelope(
+            FRAMEWORK, self.variant.name, state, framework_version=str(torch.__version__),
+            optimizer=self.optimizer.state_dict(), rng_state=torch.get_rng_state(), **extra,
+        )  # fmt: skip
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+    def restore(self, path: str | os.PathLike) -> dict[str, Any]:
+        """Load weights, optimizer and RNG state from a checkpoint of this framework; returns its envelope."""
+        ckpt = load(path, self.variant.name)
+        load_state_numpy(self.model, ckpt.state)
+        if "optimizer" not in ckpt.meta:
+            raise CheckpointError(f"{path}: holds no optimizer state; it cannot be resumed")
+        self.optimizer.load_state_dict(ckpt.meta["optimizer"])
+        torch.set_rng_state(torch.as_tensor(ckpt.meta["rng_state"]))
+        return ckpt.meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lenet_train.cli import train_main
+
+    return train_main(FRAMEWORK, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""The command lines of lenet_torch.train / lenet_paddle.train and of their evaluate: one set of
+flags, one behaviour, whichever framework runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lenet_spec import VARIANTS, get_variant
+from lenet_spec.checkpoint import CheckpointError, framework_of
+from lenet_spec.data import DATASETS, DataError, load_split, locate
+from lenet_spec.recipe import OPTIMIZERS, SCHEDULES, default_recipe
+
+from . import plots
+from .loop import Data, confusion, evaluate, fit
+
+# What a resumed run takes from its checkpoint; giving another value on the command line is an error.
+RUN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule", "seed", "augment", "dtype", "limit")
+
+
+def train_parser(framework: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.train", description=f"Train a LeNet variant in {framework}.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--variant", default="lenet5", choices=list(VARIANTS), help="network to train")
+    p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the variant's recipe)")
+    p.add_argument("--data-dir", default=None, help="folder holding the data set (default: $LENET_DATA/<dataset>, caches, Debian's copy, else download)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
+    p.add_argument("--optimizer", default=None, choices=list(OPTIMIZERS), help="optimizer (default: the recipe's)")
+    p.add_argument("--schedule", default=None, choices=list(SCHEDULES), help="learning-rate schedule (default: the recipe's)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the initial weights, batch order and distortions (default: 0)")
+    p.add_argument("--augment", action="store_true", default=None, help="random affine distortions as in the 1998 paper")
+    p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"], help="where to train")
+    p.add_argument("--dtype", default=None, choices=["float32", "float64"], help="parameter dtype (default: float32)")
+    p.add_argument("--limit", type=int, default=None, help="train on the first N training images only (smoke runs)")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<framework>-<variant>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar, only the per-epoch lines")
+    return p
+
+
+def load_data(dataset: str, data_dir: str | None, framework: str, limit: int | None = None) -> Data:
+    """Both splits as arrays, found (or downloaded with the framework's downloader) by lenet_spec.data."""
+    downloader = importlib.import_module(f"lenet_{framework}.data").downloader()
+    folder = locate(dataset, data_dir, downloader)
+    train_x, train_y = load_split(folder, "train")
+    test_x, test_y = load_split(folder, "test")
+    if limit is not None:
+        if limit < 1:
+            raise DataError(f"--limit must be at least 1, got {limit}")
+        train_x, train_y = train_x[:limit], train_y[:limit]
+    return Data(train_x, train_y, test_x, test_y)
+
+
+def _error(framework: str, message: str) -> int:
+    print(f"lenet_{framework}.train: error: {message}", file=sys.stderr)
+    return 2
+
+
+def train_main(framework: str, argv: list[str] | None = None) -> int:
+    args = train_parser(framework).parse_args(argv)
+    out = Path(args.out or f"runs/{framework}-{args.variant}")
+    given = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k) is not None}
+    backend_module = importlib.import_module(f"lenet_{framework}.train")
+    if args.resume:
+        last = out / f"last{backend_module.Backend.suffix}"
+        if not last.exists():
+            return _error(framework, f"--resume: {last} does not exist; start the run without --resume")
+        try:
+            meta = importlib.import_module(f"lenet_{framework}").load(last).meta
+        except CheckpointError as e:
+            return _error(framework, str(e))
+        stored = {**meta.get("recipe", {}), **meta}
+        conflicts = [f"--{k.replace('_', '-')} {v} (run has {stored.get(k)})" for k, v in given.items() if k in stored and stored.get(k) != v]
+        if meta.get("variant") != args.variant:
+            conflicts.append(f"--variant {args.variant} (run has {meta.get('variant')})")
+        if conflicts:
+            return _error(framework, f"--resume continues {out} as it was started; drop {', '.join(conflicts)} or use another --out")
+        args.variant = meta["variant"]
+        for k in RUN_FLAGS:
+            setattr(args, k, stored.get(k))
+    variant = get_variant(args.variant)
+    try:
+        recipe = default_recipe(variant.name).with_overrides(
+            dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule
+        )
+    except ValueError as e:
+        return _error(framework, str(e))
+    if recipe.dataset not in DATASETS:
+        return _error(framework, f"{variant.name} is specified for {recipe.dataset} (3x32x32 colour), which this project does not load; python -m parity.check --train covers its training parity")
+    if variant.input.shape != (1, 28, 28):
+        return _error(framework, f"{variant.name} takes {variant.input.shape} images, {recipe.dataset} has 1x28x28")
+    seed, dtype, augment = args.seed or 0, args.dtype or "float32", bool(args.augment)
+    try:
+        data = load_data(recipe.dataset, args.data_dir, framework, args.limit)
+        backend = backend_module.Backend(variant, recipe, seed, args.device, dtype)
+    except (DataError, ValueError) as e:
+        return _error(framework, str(e))
+    print(f"{variant.name} on {recipe.dataset} ({len(data.train_labels):,} train / {len(data.test_labels):,} test), {backend.describe()}, {dtype}")
+    print(f"recipe: {json.dumps(recipe.to_dict())}")
+    settings = {"dataset": recipe.dataset, "limit": args.limit, "dtype": dtype}
+    try:
+        history = fit(backend, variant, recipe, data, out, seed, augment, progress=not args.no_progress, resume=args.resume, settings=settings)
+    except CheckpointError as e:
+        return _error(framework, str(e))
+    test = evaluate(backend, data.test_images, data.test_labels, recipe)
+    classes = variant.classes if recipe.dataset == variant.dataset else _classes(recipe.dataset)
+    plots.curves(history, out / "curves.png", f"{framework} {variant.name} on {recipe.dataset}")
+    plots.predictions(data.test_images, data.test_labels, test["predicted"], classes, out / "predictions.png")
+    plots.confusion_matrix(confusion(data.test_labels, test["predicted"], len(classes)), classes, out / "confusion.png")
+    print(f"final test accuracy {test['acc']:.4f} (error {100 * (1 - test['acc']):.2f}%); wrote {out}/")
+    return 0
+
+
+def _classes(dataset: str) -> tuple[str, ...]:
+    from lenet_spec.variants import FASHION_MNIST_CLASSES, MNIST_CLASSES
+
+    return FASHION_MNIST_CLASSES if dataset == "fashion-mnist" else MNIST_CLASSES
+
+
+def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
+    """python -m lenet_<framework>.evaluate CKPT: test accuracy, per-class accuracy, confusion matrix."""
+    p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.evaluate", description=evaluate_main.__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", help="a .pt or .pdparams checkpoint, from either framework")
+    p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the one the checkpoint was trained on)")
+    p.add_argument("--data-dir", default=None, help="folder holding the data set")
+    p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"])
+    p.add_argument("--json", action="store_true", help="print JSON instead of a report")
+    args = p.parse_args(argv)
+    from parity.convert import convert
+    from parity.frameworks import FrameworkMissing, package
+
+    try:
+        source = framework_of(args.checkpoint)
+        ckpt = package(source).load(args.checkpoint)
+        state = convert(ckpt.state, ckpt.variant, source, framework)
+        variant = get_variant(ckpt.variant)
+        recipe = default_recipe(variant.name)
+        if "recipe" in ckpt.meta:
+            recipe = type(recipe).from_dict(ckpt.meta["recipe"])
+        dataset = args.dataset or ckpt.meta.get("dataset") or recipe.dataset
+        if dataset not in DATASETS:
+            raise DataError(f"{variant.name} was trained on {dataset}, which this project does not load")
+        data = load_data(dataset, args.data_dir, framework)
+        dtype = str(next(iter(state.values())).dtype)
+        backend = importlib.import_module(f"lenet_{framework}.train").Backend(variant, recipe, 0, args.device, dtype)
+        importlib.import_module(f"lenet_{framework}.bridge").load_state_numpy(backend.model, state)
+    except (CheckpointError, DataError, FrameworkMissing, ValueError) as e:
+        print(f"lenet_{framework}.evaluate: error: {e}", file=sys.stderr)
+        return 2
+    result = evaluate(backend, data.test_images, data.test_labels, recipe)
+    matrix = confusion(data.test_labels, result["predicted"], variant.num_classes)
+    per_class = (np.diag(matrix) / np.maximum(1, matrix.sum(1))).tolist()
+    classes = _classes(dataset)
+    if args.json:
+        print(json.dumps({"checkpoint": str(args.checkpoint), "source_framework": source, "framework": framework, "variant": variant.name, "dataset": dataset,
+                          "test_acc": result["acc"], "test_loss": result["loss"], "per_class_acc": dict(zip(classes, per_class)), "confusion": matrix.tolist()}))  # fmt: skip
+        return 0
+    print(f"{args.checkpoint} ({source} checkpoint) evaluated in {framework}: {variant.name} on {dataset} test set")
+    print(f"test accuracy {result['acc']:.4f} (error {100 * (1 - result['acc']):.2f}%), loss {result['loss']:.4f}")
+    print("per-class accuracy: " + ", ".join(f"{c} {a:.4f}" for c, a in zip(classes, per_class)))
+    print("confusion matrix (rows true, columns predicted):")
+    for c, row in zip(classes, matrix):
+        print(f"  {c[:11]:>11} " + " ".join(f"{v:5d}" for v in row))
+    return 0
