@@ -33,11 +33,11 @@ def pick_device(name: str) -> str:
 def make_optimizer(model: LeNet, recipe: Recipe) -> paddle.optimizer.Optimizer:
     """paddle's optimizer for the recipe; a float weight_decay is L2Decay, added to the gradient as in torch."""
     params = model.parameters()
-    decay = recipe.weight_decay or None
+    decay = recipe.decay_coefficient or None
     if recipe.optimizer == "sgd":
         return paddle.optimizer.SGD(learning_rate=recipe.lr, parameters=params, weight_decay=decay)
     if recipe.optimizer == "momentum":  # v = m v + g; p -= lr v  (torch SGD with momentum, dampening 0)
-        return paddle.optimizer.Momentum(learning_rate=recipe.lr, momentum=recipe.momentum, parameters=params, weight_decay=decay)
+        return paddle.optimizer.Momentum(learning_rate=recipe.lr, momentum=recipe.momentum_coefficient, parameters=params, weight_decay=decay)
     beta1, beta2 = recipe.betas
     return paddle.optimizer.Adam(learning_rate=recipe.lr, beta1=beta1, beta2=beta2, epsilon=recipe.eps, parameters=params, weight_decay=decay)
 
@@ -67,8 +67,9 @@ class Backend:
         return f"paddle {paddle.__version__} on {self.device}"
 
     def set_train_data(self, images: np.ndarray, labels: np.ndarray) -> None:
-        """Hold the whole training set on the device, as the models' input: float in [0, 1]."""
-        self.images = (paddle.to_tensor(images).astype(self.dtype) / 255).unsqueeze(1)  # (N, 1, H, W)
+        """Hold the whole training set (uint8 (N, H, W) or (N, C, H, W)) on the device as the models' input: float in [0, 1]."""
+        x = paddle.to_tensor(images).astype(self.dtype) / 255
+        self.images = x.unsqueeze(1) if x.ndim == 3 else x  # (N, C, H, W)
         self.labels = paddle.to_tensor(labels)
 
     def reset_running(self) -> None:
@@ -101,12 +102,13 @@ class Backend:
         self.seen += len(index)
 
     def predict(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """Logits (N, classes) as float64 for uint8 images (N, H, W)."""
+        """Logits (N, classes) as float64 for uint8 images (N, H, W) or (N, C, H, W)."""
         self.model.eval()
         out = []
         with paddle.no_grad():
             for i in range(0, len(images), batch_size):
-                x = (paddle.to_tensor(images[i : i + batch_size]).astype(self.dtype) / 255).unsqueeze(1)
+                x = paddle.to_tensor(images[i : i + batch_size]).astype(self.dtype) / 255
+                x = x.unsqueeze(1) if x.ndim == 3 else x
                 out.append(self.model(x).astype("float64").numpy())
         return np.concatenate(out)
 

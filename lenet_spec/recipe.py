@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
+import numpy as np
+
 OPTIMIZERS = ("sgd", "momentum", "adam")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "lecun1998")
 LOSSES = ("cross_entropy", "rbf_map")
@@ -45,6 +47,18 @@ class Recipe:
                 raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(allowed)}")
         if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"lr, epochs and batch_size must be positive, got {self.lr}, {self.epochs}, {self.batch_size}")
+
+    # Paddle's momentum and L2-decay kernels take these coefficients as float32 attributes,
+    # so a float64 paddle run updates with 0.89999998, not 0.9 (measured: weights 8e-9 apart
+    # after 2 steps, growing). Both frameworks use the float32-representable value; in float32
+    # training this changes nothing.
+    @property
+    def momentum_coefficient(self) -> float:
+        return float(np.float32(self.momentum))
+
+    @property
+    def decay_coefficient(self) -> float:
+        return float(np.float32(self.weight_decay))
 
     def to_dict(self) -> dict:
         return asdict(self)

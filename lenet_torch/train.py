@@ -32,11 +32,12 @@ def pick_device(name: str) -> torch.device:
 def make_optimizer(model: LeNet, recipe: Recipe) -> torch.optim.Optimizer:
     """torch's optimizer for the recipe; weight decay is L2 added to the gradient, as in paddle."""
     params = list(model.parameters())
+    decay = recipe.decay_coefficient
     if recipe.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        return torch.optim.SGD(params, lr=recipe.lr, weight_decay=decay)
     if recipe.optimizer == "momentum":  # v = m v + g; p -= lr v  (paddle.optimizer.Momentum)
-        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-    return torch.optim.Adam(params, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps, weight_decay=recipe.weight_decay)
+        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum_coefficient, weight_decay=decay)
+    return torch.optim.Adam(params, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps, weight_decay=decay)
 
 
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor, recipe: Recipe) -> torch.Tensor:
@@ -64,8 +65,9 @@ class Backend:
         return f"torch {torch.__version__} on {self.device}"
 
     def set_train_data(self, images: np.ndarray, labels: np.ndarray) -> None:
-        """Hold the whole training set on the device, as the models' input: float in [0, 1]."""
-        self.images = torch.from_numpy(images).to(self.device).to(self.dtype).div_(255).unsqueeze(1)  # (N, 1, H, W)
+        """Hold the whole training set (uint8 (N, H, W) or (N, C, H, W)) on the device as the models' input: float in [0, 1]."""
+        x = torch.from_numpy(images).to(self.device).to(self.dtype).div_(255)
+        self.images = x.unsqueeze(1) if x.ndim == 3 else x  # (N, C, H, W)
         self.labels = torch.from_numpy(labels).to(self.device)
 
     def reset_running(self) -> None:
@@ -99,12 +101,13 @@ class Backend:
         self.seen += len(index)
 
     def predict(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """Logits (N, classes) as float64 for uint8 images (N, H, W)."""
+        """Logits (N, classes) as float64 for uint8 images (N, H, W) or (N, C, H, W)."""
         self.model.eval()
         out = []
         with torch.no_grad():
             for i in range(0, len(images), batch_size):
-                x = torch.from_numpy(images[i : i + batch_size]).to(self.device).to(self.dtype).div_(255).unsqueeze(1)
+                x = torch.from_numpy(images[i : i + batch_size]).to(self.device).to(self.dtype).div_(255)
+                x = x.unsqueeze(1) if x.ndim == 3 else x
                 out.append(self.model(x).double().cpu().numpy())
         return np.concatenate(out)
 
