@@ -121,6 +121,11 @@ class Conv:
             groups.append(ConnectionGroup(fan, maps, tuple(i for j in maps for i in table[j])))
         return tuple(groups)
 
+    def connections(self) -> tuple[int, ...]:
+        """For each row of the grouped kernels (group by group, map by map, input by input),
+        its position out_map * in_channels + in_map in a dense (out, in) kernel."""
+        return tuple(j * self.in_channels + i for g in self.groups() for j in g.maps for i in self.table[j])
+
     def out_shape(self, shape: Shape) -> Shape:
         c, h, w = shape
         if c != self.in_channels:

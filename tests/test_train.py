@@ -1,0 +1,200 @@
+"""Training in both frameworks: the same batches, real accuracy, resume, evaluate, training parity."""
+
+import json
+
+import numpy as np
+import pytest
+
+import lenet_paddle.train as paddle_train
+import lenet_torch.train as torch_train
+from lenet_spec import VARIANTS, get_variant
+from lenet_spec.data import affine_thetas, warp_reference
+from lenet_spec.recipe import Recipe, default_recipe, lr_at
+from lenet_train.loop import Data, run_epoch
+
+pytestmark = pytest.mark.cross
+BACKENDS = {"torch": torch_train.Backend, "paddle": paddle_train.Backend}
+
+
+def tiny_data(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    return Data(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n), rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), rng.integers(0, 10, 20))
+
+
+class Recorder:
+    """Stands in for a backend's step and records what the loop asked for."""
+
+    def __init__(self, backend):
+        self.backend, self.calls = backend, []
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def train_step(self, index, lr, theta=None):
+        self.calls.append((index.copy(), lr, None if theta is None else theta.copy()))
+        self.backend.train_step(index, lr, theta)
+
+
+def test_both_frameworks_get_identical_batches():
+    recipe = Recipe(batch_size=16, epochs=2)
+    data = tiny_data()
+    calls = {}
+    for fw, cls in BACKENDS.items():
+        rec = Recorder(cls(get_variant("lenet5"), recipe, 0))
+        rec.set_train_data(data.train_images, data.train_labels)
+        run_epoch(rec, data, recipe, seed=3, epoch=1, augment=True)
+        calls[fw] = rec.calls
+    assert len(calls["torch"]) == 6
+    for (i_t, lr_t, th_t), (i_p, lr_p, th_p) in zip(calls["torch"], calls["paddle"]):
+        assert np.array_equal(i_t, i_p) and lr_t == lr_p and np.array_equal(th_t, th_p)
+    seen = np.concatenate([c[0] for c in calls["torch"]])
+    assert sorted(seen) == list(range(96))  # every image once per epoch
+    assert not np.array_equal(seen, np.arange(96))  # shuffled
+
+
+def test_epoch_order_depends_on_seed_and_epoch_only():
+    from lenet_spec.data import epoch_order
+
+    assert np.array_equal(epoch_order(100, 1, 4), epoch_order(100, 1, 4))
+    assert not np.array_equal(epoch_order(100, 1, 4), epoch_order(100, 1, 5))
+    assert not np.array_equal(epoch_order(100, 1, 4), epoch_order(100, 2, 4))
+
+
+@pytest.mark.parametrize("framework", BACKENDS)
+def test_distortions_match_the_numpy_warp(framework):
+    """Both frameworks' affine_grid + grid_sample compute lenet_spec.data.warp_reference."""
+    images = tiny_data(8).train_images
+    theta = affine_thetas(8, seed=0, epoch=0)
+    assert np.abs(theta[:, :, :2] - np.eye(2)).max() > 0.05  # really distorted
+    expected = warp_reference(images[:, None].astype(np.float64) / 255, theta)
+    if framework == "torch":
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.from_numpy(images[:, None].astype(np.float64) / 255)
+        got = F.grid_sample(x, F.affine_grid(torch.from_numpy(theta), list(x.shape), align_corners=False), align_corners=False).numpy()
+    else:
+        import paddle
+        import paddle.nn.functional as F
+
+        x = paddle.to_tensor(images[:, None].astype(np.float64) / 255)
+        got = F.grid_sample(x, F.affine_grid(paddle.to_tensor(theta), list(x.shape), align_corners=False), align_corners=False).numpy()
+    assert np.abs(got - expected).max() < 1e-12
+
+
+def test_identity_distortion_is_identity():
+    from lenet_spec.data import Distortion
+
+    theta = affine_thetas(3, 0, 0, d=Distortion(0, 0, 0, 0))
+    images = tiny_data(3).train_images[:, None] / 255.0
+    assert np.abs(warp_reference(images, theta) - images).max() < 1e-12
+
+
+def test_schedules():
+    r = Recipe(lr=0.1, epochs=20, schedule="lecun1998")
+    assert [lr_at(r, e * 10, 10) for e in (0, 1, 2, 4, 5, 8, 12, 19)] == pytest.approx([0.1, 0.1, 0.04, 0.04, 0.02, 0.01, 0.002, 0.002])
+    cos = Recipe(lr=1.0, epochs=1, schedule="cosine")
+    assert lr_at(cos, 0, 100) == 1.0 and lr_at(cos, 50, 100) == pytest.approx(0.5)
+    one = Recipe(lr=1.0, epochs=1, schedule="onecycle")
+    assert lr_at(one, 0, 100) == pytest.approx(0.04) and lr_at(one, 25, 100) == pytest.approx(1.0) and lr_at(one, 99, 100) < 0.01
+    assert lr_at(Recipe(lr=1.0, epochs=6, schedule="step"), 45, 10) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        Recipe(optimizer="lbfgs")
+
+
+def test_every_variant_has_a_recipe():
+    assert set(VARIANTS) == {name for name in VARIANTS if default_recipe(name)}
+    assert default_recipe("d2l") == Recipe(optimizer="sgd", lr=0.9, schedule="constant", epochs=10, batch_size=256, dataset="fashion-mnist")
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", BACKENDS)
+def test_one_epoch_on_real_mnist(framework, mnist_test, tmp_path, capsys):
+    from lenet_train.cli import train_main
+
+    out = tmp_path / "run"
+    assert train_main(framework, ["--variant", "lenet5", "--epochs", "1", "--limit", "5000", "--out", str(out), "--no-progress"]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["epoch"] == 1
+    assert records[0]["test_acc"] >= 0.85  # measured 0.893 with 5,000 images in both frameworks
+    suffix = BACKENDS[framework].suffix
+    for name in (f"last{suffix}", f"best{suffix}", "curves.png", "predictions.png", "confusion.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert "final test accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("framework", BACKENDS)
+def test_resume_after_a_kill_is_bit_identical(framework, tmp_path, monkeypatch):
+    from lenet_train import cli
+
+    data = tiny_data(80)
+    monkeypatch.setattr(cli, "load_data", lambda *a, **k: data)
+    args = ["--variant", "lenet5-1998", "--epochs", "3", "--batch-size", "16", "--optimizer", "momentum", "--augment", "--no-progress", "--device", "cpu"]
+    assert cli.train_main(framework, args + ["--out", str(tmp_path / "whole")]) == 0
+
+    cls = BACKENDS[framework]
+    original = cls.train_step
+    calls = {"n": 0}
+
+    def dies_in_epoch_three(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 12:  # epochs have 5 steps: this is the 2nd step of epoch 3
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(cls, "train_step", dies_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        cli.train_main(framework, args + ["--out", str(tmp_path / "killed")])
+    monkeypatch.setattr(cls, "train_step", original)
+    assert cli.train_main(framework, ["--resume", "--no-progress", "--out", str(tmp_path / "killed")]) == 0
+
+    package = __import__(f"lenet_{framework}")
+    whole, resumed = package.load(tmp_path / "whole" / f"last{cls.suffix}"), package.load(tmp_path / "killed" / f"last{cls.suffix}")
+    assert resumed.meta["epoch"] == 3
+    assert all(np.array_equal(whole.state[k], resumed.state[k]) for k in whole.state)
+    lines = (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def test_resume_refuses_other_settings(tmp_path, monkeypatch, capsys):
+    from lenet_train import cli
+
+    monkeypatch.setattr(cli, "load_data", lambda *a, **k: tiny_data(32))
+    out = str(tmp_path / "r")
+    assert cli.train_main("torch", ["--epochs", "1", "--batch-size", "16", "--out", out, "--no-progress"]) == 0
+    assert cli.train_main("torch", ["--resume", "--lr", "0.5", "--out", out, "--no-progress"]) == 2
+    assert "drop --lr 0.5 (run has 0.002)" in capsys.readouterr().err
+    assert cli.train_main("torch", ["--resume", "--out", str(tmp_path / "nothing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_cifar_net_is_refused_clearly(capsys):
+    from lenet_train.cli import train_main
+
+    assert train_main("paddle", ["--variant", "cifar-net"]) == 2
+    assert "cifar10" in capsys.readouterr().err
+
+
+@pytest.mark.data
+def test_evaluate_accepts_either_frameworks_checkpoint(mnist_test, tmp_path, capsys):
+    from lenet_train.cli import evaluate_main, train_main
+
+    assert train_main("torch", ["--epochs", "1", "--limit", "2000", "--out", str(tmp_path), "--no-progress"]) == 0
+    capsys.readouterr()
+    results = {}
+    for fw in ("torch", "paddle"):
+        assert evaluate_main(fw, [str(tmp_path / "best.pt"), "--json"]) == 0
+        results[fw] = json.loads(capsys.readouterr().out)
+    assert results["paddle"]["source_framework"] == "torch"
+    assert results["torch"]["test_acc"] == results["paddle"]["test_acc"] > 0.5
+    assert np.array(results["paddle"]["confusion"]).sum() == 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", VARIANTS)
+def test_short_float64_training_parity(name):
+    from parity.check import TRAIN_TOL, run_training_case
+
+    r = run_training_case(get_variant(name), "float64", steps=12, seed=0, mnist_train=None)
+    assert r.passed and r.max_rel_diff < TRAIN_TOL["float64"], (r.max_rel_diff, r.worst_param)
