@@ -144,3 +144,27 @@ def test_no_mnist_is_a_note_not_an_error(monkeypatch, capsys):
     monkeypatch.delenv("LENET_DATA", raising=False)
     assert check_main(["--variant", "lenet5", "--dtype", "float64", "--direction", "torch2paddle", "--batch", "4"]) == 0
     assert "MNIST: not found" in capsys.readouterr().out
+
+
+def test_training_parity_cli(tmp_path, capsys):
+    path = tmp_path / "t.json"
+    assert check_main(["--train", "5", "--variant", "d2l", "--dtype", "float64", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "d2l          float64      5" in out and "1 passed, 0 failed" in out
+    record = json.loads(path.read_text())[0]
+    assert len(record["drift"]) == 5 and record["max_rel_diff"] < check.TRAIN_TOL["float64"] and record["passed"]
+
+
+def test_training_parity_catches_an_optimizer_mismatch(monkeypatch):
+    """The mismatch this check found: paddle's momentum kernel rounds the coefficient to float32.
+    Giving torch the unrounded 0.9 again must fail in float64."""
+    import torch
+
+    import lenet_torch.train
+
+    def unrounded(model, recipe):
+        return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+
+    monkeypatch.setattr(lenet_torch.train, "make_optimizer", unrounded)
+    r = check.run_training_case(get_variant("cifar-net"), "float64", steps=20, seed=0, mnist_train=None)
+    assert not r.passed and r.first_step_over is not None and r.max_rel_diff > check.TRAIN_TOL["float64"]
