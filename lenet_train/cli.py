@@ -25,7 +25,7 @@ RUN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule", "
 
 def train_parser(framework: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.train", description=f"Train a LeNet variant in {framework}.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--variant", default="lenet5", choices=list(VARIANTS), help="network to train")
+    p.add_argument("--variant", default=None, choices=list(VARIANTS), help="network to train (default: lenet5, or the resumed run's)")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the variant's recipe)")
     p.add_argument("--data-dir", default=None, help="folder holding the data set (default: $LENET_DATA/<dataset>, caches, Debian's copy, else download)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
@@ -64,7 +64,7 @@ def _error(framework: str, message: str) -> int:
 
 def train_main(framework: str, argv: list[str] | None = None) -> int:
     args = train_parser(framework).parse_args(argv)
-    out = Path(args.out or f"runs/{framework}-{args.variant}")
+    out = Path(args.out or f"runs/{framework}-{args.variant or 'lenet5'}")
     given = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k) is not None}
     backend_module = importlib.import_module(f"lenet_{framework}.train")
     if args.resume:
@@ -75,16 +75,16 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
             meta = importlib.import_module(f"lenet_{framework}").load(last).meta
         except CheckpointError as e:
             return _error(framework, str(e))
-        stored = {**meta.get("recipe", {}), **meta}
+        stored = {**meta, **meta.get("recipe", {})}  # recipe fields from the recipe ("optimizer" in the envelope is its state)
         conflicts = [f"--{k.replace('_', '-')} {v} (run has {stored.get(k)})" for k, v in given.items() if k in stored and stored.get(k) != v]
-        if meta.get("variant") != args.variant:
+        if args.variant is not None and meta.get("variant") != args.variant:
             conflicts.append(f"--variant {args.variant} (run has {meta.get('variant')})")
         if conflicts:
             return _error(framework, f"--resume continues {out} as it was started; drop {', '.join(conflicts)} or use another --out")
         args.variant = meta["variant"]
         for k in RUN_FLAGS:
             setattr(args, k, stored.get(k))
-    variant = get_variant(args.variant)
+    variant = get_variant(args.variant or "lenet5")
     try:
         recipe = default_recipe(variant.name).with_overrides(
             dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule
