@@ -127,6 +127,7 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
     """python -m lenet_<framework>.evaluate CKPT: test accuracy, per-class accuracy, confusion matrix."""
     p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.evaluate", description=evaluate_main.__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("checkpoint", help="a .pt or .pdparams checkpoint, from either framework")
+    p.add_argument("--variant", default=None, choices=list(VARIANTS), help="the checkpoint's variant; needed for a plain state dict")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the one the checkpoint was trained on)")
     p.add_argument("--data-dir", default=None, help="folder holding the data set")
     p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"])
@@ -137,7 +138,7 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
 
     try:
         source = framework_of(args.checkpoint)
-        ckpt = package(source).load(args.checkpoint)
+        ckpt = package(source).load(args.checkpoint, args.variant)
         state = convert(ckpt.state, ckpt.variant, source, framework)
         variant = get_variant(ckpt.variant)
         recipe = default_recipe(variant.name)
