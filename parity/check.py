@@ -198,10 +198,14 @@ def run_case(variant: Variant, direction: str, dtype: str, batches: list[Batch],
 
 
 # Training parity: after every step, max over parameters of max|w_torch - w_paddle| / max|w_torch|.
-# float64 must stay within TRAIN_TOL after the whole run; float32 drift is reported, and fails
-# only past TRAIN_TOL_FLOAT32 (what rounding alone never reached in measurement: README).
+# float64 must stay within TRAIN_TOL for the whole run (measured over 100 steps of every
+# variant's recipe: at most 1.6e-14). float32 drift is reported, not judged: a float32 near-tie
+# decided differently (a ReLU at 0, a max-pool winner) sends the two runs along different,
+# equally valid paths (measured: lenet-caffe 4.5e-2 after 100 steps; torch against itself,
+# its initial weights nudged by 1 ulp, 5.9e-2). A float32 run fails only when the two runs no
+# longer resemble each other: weights apart by more than their own size, or not finite.
 TRAIN_TOL = {"float64": 1e-9}
-TRAIN_TOL_FLOAT32 = 1e-2
+TRAIN_UNRELATED = 1.0
 
 
 @dataclass
@@ -246,7 +250,7 @@ def run_training_case(variant: Variant, dtype: str, steps: int, seed: int, mnist
         b.set_train_data(images, labels)
     n = len(labels)
     spe = len(batch_slices(n, recipe.batch_size))
-    tol = TRAIN_TOL.get(dtype, TRAIN_TOL_FLOAT32)
+    tol = TRAIN_TOL.get(dtype, TRAIN_UNRELATED)
     step = 0
     for epoch in range(recipe.epochs * 1000):
         order = epoch_order(n, seed, epoch)
@@ -260,7 +264,7 @@ def run_training_case(variant: Variant, dtype: str, steps: int, seed: int, mnist
             a, p = backends[0].weights(), convert(backends[1].weights(), variant, "paddle", "torch")
             worst = max(((rel_diff(a[k], p[k])[1], k) for k in a), key=lambda t: t[0])
             res.drift.append(worst[0])
-            if worst[0] >= res.max_rel_diff:
+            if worst[0] >= res.max_rel_diff or not np.isfinite(worst[0]):
                 res.max_rel_diff, res.worst_param = worst
             if worst[0] > tol and res.first_step_over is None:
                 res.first_step_over = step
@@ -268,7 +272,7 @@ def run_training_case(variant: Variant, dtype: str, steps: int, seed: int, mnist
             break
     res.final_max_rel_diff = res.drift[-1]
     res.loss_diff = abs(backends[0].running()[0] - backends[1].running()[0])
-    res.passed = res.first_step_over is None and np.isfinite(res.max_rel_diff)
+    res.passed = bool(res.first_step_over is None and np.isfinite(res.max_rel_diff))
     return res
 
 
@@ -279,7 +283,7 @@ def format_train_row(r: TrainResult) -> str:
     over = "-" if r.first_step_over is None else str(r.first_step_over)
     return (
         f"{r.variant:<12} {r.dtype:<8} {r.steps:>5} {r.data:<7} {r.final_max_rel_diff:>9.1e} {r.max_rel_diff:>9.1e} "
-        f"{r.worst_param:<16} {over:>7} {r.loss_diff:>9.1e} {'PASS' if r.passed else 'FAIL'}"
+        f"{r.worst_param:<16} {over:>7} {r.loss_diff:>9.1e} {('PASS' if r.dtype in TRAIN_TOL else 'report') if r.passed else 'FAIL'}"
     )
 
 

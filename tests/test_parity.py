@@ -168,3 +168,19 @@ def test_training_parity_catches_an_optimizer_mismatch(monkeypatch):
     monkeypatch.setattr(lenet_torch.train, "make_optimizer", unrounded)
     r = check.run_training_case(get_variant("cifar-net"), "float64", steps=20, seed=0, mnist_train=None)
     assert not r.passed and r.first_step_over is not None and r.max_rel_diff > check.TRAIN_TOL["float64"]
+
+
+def test_float32_training_drift_is_reported_and_blow_ups_fail(monkeypatch):
+    variant = get_variant("d2l")
+    r = check.run_training_case(variant, "float32", steps=3, seed=0, mnist_train=None)
+    assert r.passed and "report" in check.format_train_row(r) and len(r.drift) == 3
+    import lenet_paddle.train
+
+    original = lenet_paddle.train.Backend.train_step
+
+    def explodes(self, index, lr, theta=None):
+        return original(self, index, lr * 1e30, theta)  # paddle alone diverges to inf/nan
+
+    monkeypatch.setattr(lenet_paddle.train.Backend, "train_step", explodes)
+    r = check.run_training_case(variant, "float32", steps=3, seed=0, mnist_train=None)
+    assert not r.passed and "FAIL" in check.format_train_row(r)
