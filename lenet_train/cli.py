@@ -15,6 +15,7 @@ from lenet_spec import VARIANTS, get_variant
 from lenet_spec.checkpoint import CheckpointError, framework_of
 from lenet_spec.data import DATASETS, DataError, load_split, locate
 from lenet_spec.recipe import OPTIMIZERS, SCHEDULES, default_recipe
+from lenet_spec.variants import DATASET_CLASSES
 
 from . import plots
 from .loop import Data, confusion, evaluate, fit
@@ -93,8 +94,6 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
         return _error(framework, str(e))
     if recipe.dataset not in DATASETS:
         return _error(framework, f"{variant.name} is specified for {recipe.dataset} (3x32x32 colour), which this project does not load; python -m parity.check --train covers its training parity")
-    if variant.input.shape != (1, 28, 28):
-        return _error(framework, f"{variant.name} takes {variant.input.shape} images, {recipe.dataset} has 1x28x28")
     seed, dtype, augment = args.seed or 0, args.dtype or "float32", bool(args.augment)
     try:
         data = load_data(recipe.dataset, args.data_dir, framework, args.limit)
@@ -108,19 +107,16 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
         history = fit(backend, variant, recipe, data, out, seed, augment, progress=not args.no_progress, resume=args.resume, settings=settings)
     except CheckpointError as e:
         return _error(framework, str(e))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: python -m lenet_{framework}.train --resume --out {out}", file=sys.stderr)
+        return 130
     test = evaluate(backend, data.test_images, data.test_labels, recipe)
-    classes = variant.classes if recipe.dataset == variant.dataset else _classes(recipe.dataset)
+    classes = DATASET_CLASSES[recipe.dataset]
     plots.curves(history, out / "curves.png", f"{framework} {variant.name} on {recipe.dataset}")
     plots.predictions(data.test_images, data.test_labels, test["predicted"], classes, out / "predictions.png")
     plots.confusion_matrix(confusion(data.test_labels, test["predicted"], len(classes)), classes, out / "confusion.png")
     print(f"final test accuracy {test['acc']:.4f} (error {100 * (1 - test['acc']):.2f}%); wrote {out}/")
     return 0
-
-
-def _classes(dataset: str) -> tuple[str, ...]:
-    from lenet_spec.variants import FASHION_MNIST_CLASSES, MNIST_CLASSES
-
-    return FASHION_MNIST_CLASSES if dataset == "fashion-mnist" else MNIST_CLASSES
 
 
 def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
@@ -157,7 +153,7 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
     result = evaluate(backend, data.test_images, data.test_labels, recipe)
     matrix = confusion(data.test_labels, result["predicted"], variant.num_classes)
     per_class = (np.diag(matrix) / np.maximum(1, matrix.sum(1))).tolist()
-    classes = _classes(dataset)
+    classes = DATASET_CLASSES[dataset]
     if args.json:
         print(json.dumps({"checkpoint": str(args.checkpoint), "source_framework": source, "framework": framework, "variant": variant.name, "dataset": dataset,
                           "test_acc": result["acc"], "test_loss": result["loss"], "per_class_acc": dict(zip(classes, per_class)), "confusion": matrix.tolist()}))  # fmt: skip
