@@ -198,3 +198,22 @@ def test_short_float64_training_parity(name):
 
     r = run_training_case(get_variant(name), "float64", steps=12, seed=0, mnist_train=None)
     assert r.passed and r.max_rel_diff < TRAIN_TOL["float64"], (r.max_rel_diff, r.worst_param)
+
+
+@pytest.mark.parametrize("framework", BACKENDS)
+def test_missing_data_is_one_line_no_traceback(framework, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, "LENET_DATA_MIRROR": "http://127.0.0.1:9/", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", f"lenet_{framework}.train", "--data-dir", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=ROOT, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"lenet_{framework}.train: error: mnist not found (looked in")
+    assert not (tmp_path / "out").exists()
