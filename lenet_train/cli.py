@@ -104,7 +104,7 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
     print(f"recipe: {json.dumps(recipe.to_dict())}")
     settings = {"dataset": recipe.dataset, "limit": args.limit, "dtype": dtype}
     try:
-        history = fit(backend, variant, recipe, data, out, seed, augment, progress=not args.no_progress, resume=args.resume, settings=settings)
+        history = fit(backend, recipe, data, out, seed, augment, progress=not args.no_progress, resume=args.resume, settings=settings)
     except CheckpointError as e:
         return _error(framework, str(e))
     except KeyboardInterrupt:

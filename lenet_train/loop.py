@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from lenet_spec import Variant
 from lenet_spec.data import affine_thetas, batch_slices, epoch_order
 from lenet_spec.recipe import Recipe, lr_at
 
@@ -90,7 +89,7 @@ def run_epoch(backend: Backend, data: Data, recipe: Recipe, seed: int, epoch: in
     return backend.running()
 
 
-def fit(backend: Backend, variant: Variant, recipe: Recipe, data: Data, out: Path, seed: int, augment: bool = False, progress: bool = True, resume: bool = False, settings: dict | None = None, log=print) -> list[dict]:
+def fit(backend: Backend, recipe: Recipe, data: Data, out: Path, seed: int, augment: bool = False, progress: bool = True, resume: bool = False, settings: dict | None = None, log=print) -> list[dict]:
     """Train for recipe.epochs epochs, writing OUT/metrics.jsonl, OUT/last and OUT/best checkpoints.
 
     Args:
@@ -112,6 +111,7 @@ def fit(backend: Backend, variant: Variant, recipe: Recipe, data: Data, out: Pat
     best_acc = max((r["test_acc"] for r in history), default=-1.0)
     metrics_path.write_text("".join(json.dumps(r) + "\n" for r in history))
     n = len(data.train_labels)
+    spe = steps_per_epoch(n, recipe.batch_size)
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
         train_loss, train_acc = run_epoch(backend, data, recipe, seed, epoch, augment, progress)
@@ -119,7 +119,7 @@ def fit(backend: Backend, variant: Variant, recipe: Recipe, data: Data, out: Pat
         test = evaluate(backend, data.test_images, data.test_labels, recipe)
         record = {
             "epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test["loss"], "test_acc": test["acc"],
-            "images_per_s": n / elapsed, "epoch_s": elapsed, "lr_end": lr_at(recipe, (epoch + 1) * steps_per_epoch(n, recipe.batch_size) - 1, steps_per_epoch(n, recipe.batch_size)),
+            "images_per_s": n / elapsed, "epoch_s": elapsed, "lr_end": lr_at(recipe, (epoch + 1) * spe - 1, spe),
         }  # fmt: skip
         history.append(record)
         with metrics_path.open("a") as f:
