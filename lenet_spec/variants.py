@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,12 @@ _BITMAPS = Path(__file__).with_name("data") / "rbf_bitmaps.txt"
 
 
 def rbf_bitmaps() -> np.ndarray:
-    """The fixed 7x12 codes of LeNet-5's output RBF units, float64 (10, 84) of +-1."""
+    """The fixed 7x12 codes of LeNet-5's output RBF units, float64 (10, 84) of +-1 (a fresh copy)."""
+    return _read_bitmaps().copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _read_bitmaps() -> np.ndarray:
     rows: dict[int, list[str]] = {}
     digit = None
     for line in _BITMAPS.read_text().splitlines():
