@@ -129,7 +129,7 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"])
     p.add_argument("--json", action="store_true", help="print JSON instead of a report")
     args = p.parse_args(argv)
-    from parity.convert import convert
+    from parity.mapping import convert
     from parity.frameworks import FrameworkMissing, package
 
     try:

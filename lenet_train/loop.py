@@ -7,7 +7,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 
@@ -62,23 +62,29 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
 
 
-def run_epoch(backend: Backend, data: Data, recipe: Recipe, seed: int, epoch: int, augment: bool, progress: bool = False, stop_after: int | None = None) -> tuple[float, float]:
+def epoch_steps(n: int, recipe: Recipe, seed: int, epoch: int, augment: bool, size: int) -> Iterator[tuple[np.ndarray, float, np.ndarray | None]]:
+    """(image indices, learning rate, distortions or None) of every step of `epoch`, in order:
+    the schedule every framework trains on, a function of (seed, epoch) alone."""
+    order = epoch_order(n, seed, epoch)
+    thetas = affine_thetas(n, seed, epoch, size=size) if augment else None
+    slices = batch_slices(n, recipe.batch_size)
+    for i, sl in enumerate(slices):
+        index = order[sl]
+        yield index, lr_at(recipe, epoch * len(slices) + i, len(slices)), None if thetas is None else thetas[index]
+
+
+def run_epoch(backend: Backend, data: Data, recipe: Recipe, seed: int, epoch: int, augment: bool, progress: bool = False) -> tuple[float, float]:
     """One pass over the training set in the order of (seed, epoch); returns mean loss and accuracy."""
     n = len(data.train_labels)
-    order = epoch_order(n, seed, epoch)
-    thetas = affine_thetas(n, seed, epoch, size=data.train_images.shape[-1]) if augment else None
-    slices = batch_slices(n, recipe.batch_size)
-    spe = len(slices)
+    spe = steps_per_epoch(n, recipe.batch_size)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=spe, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", leave=False, dynamic_ncols=True)
     backend.reset_running()
-    for i, sl in enumerate(slices):
-        if stop_after is not None and i == stop_after:
-            break
-        backend.train_step(order[sl], lr_at(recipe, epoch * spe + i, spe), None if thetas is None else thetas[order[sl]])
+    for i, (index, lr, theta) in enumerate(epoch_steps(n, recipe, seed, epoch, augment, data.train_images.shape[-1])):
+        backend.train_step(index, lr, theta)
         if bar is not None:
             bar.update(1)
             if i % 50 == 0 or i == spe - 1:

@@ -239,8 +239,8 @@ def train_batches_source(variant: Variant, steps: int, batch: int, seed: int, mn
 def run_training_case(variant: Variant, dtype: str, steps: int, seed: int, mnist_train, augment: bool = False) -> TrainResult:
     """Train torch and paddle side by side from the same init on the same batches with the
     variant's recipe, comparing every weight after every step."""
-    from lenet_spec.data import affine_thetas, batch_slices, epoch_order
-    from lenet_spec.recipe import default_recipe, lr_at
+    from lenet_spec.recipe import default_recipe
+    from lenet_train.loop import epoch_steps
 
     recipe = default_recipe(variant.name)
     images, labels, source = train_batches_source(variant, steps, recipe.batch_size, seed, mnist_train)
@@ -248,18 +248,14 @@ def run_training_case(variant: Variant, dtype: str, steps: int, seed: int, mnist
     backends = [importlib.import_module(f"lenet_{fw}.train").Backend(variant, recipe, seed, "cpu", dtype) for fw in ("torch", "paddle")]
     for b in backends:
         b.set_train_data(images, labels)
-    n = len(labels)
-    spe = len(batch_slices(n, recipe.batch_size))
     tol = TRAIN_TOL.get(dtype, TRAIN_UNRELATED)
     step = 0
     for epoch in range(recipe.epochs * 1000):
-        order = epoch_order(n, seed, epoch)
-        thetas = affine_thetas(n, seed, epoch, size=images.shape[-1]) if augment else None
-        for i, sl in enumerate(batch_slices(n, recipe.batch_size)):
+        for index, lr, theta in epoch_steps(len(labels), recipe, seed, epoch, augment, images.shape[-1]):  # the trainers' own schedule
             if step == steps:
                 break
             for b in backends:
-                b.train_step(order[sl], lr_at(recipe, epoch * spe + i, spe), None if thetas is None else thetas[order[sl]])
+                b.train_step(index, lr, theta)
             step += 1
             a, p = backends[0].weights(), convert(backends[1].weights(), variant, "paddle", "torch")
             worst = max(((rel_diff(a[k], p[k])[1], k) for k in a), key=lambda t: t[0])
