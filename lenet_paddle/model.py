@@ -46,7 +46,7 @@ class Input(nn.Layer):
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         p = self.spec.pad
         if p:
-            x = F.pad(x, [p, p, p, p])  # (N, C, H + 2p, W + 2p), background = 0
+            x = F.pad(x, [0, 0, 0, 0, p, p, p, p])  # (N, C, H + 2p, W + 2p), background = 0; every axis named, so one pad op, not pad3d on a 5-D view
         if (self.spec.scale, self.spec.offset) != (1.0, 0.0):
             x = x * self.spec.scale + self.spec.offset
         return x
@@ -178,6 +178,8 @@ class LeNet(nn.Layer):
             self.add_sublayer(spec.name, LAYERS[spec.kind](spec, params))
 
     def check_input(self, x: paddle.Tensor) -> None:
+        if not paddle.in_dynamic_mode():
+            return  # being converted to a static graph (jit.save, export): the InputSpec fixes the input
         spec = self.variant.input
         dtype = self.parameters()[0].dtype
         if not isinstance(x, paddle.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != spec.shape or x.dtype != dtype:

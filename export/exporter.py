@@ -1,0 +1,154 @@
+"""Export a LeNet to ONNX with its own framework's exporter, clean it, stamp it, write it atomically.
+
+The weights travel in the spec's layout (parity.mapping), so a checkpoint of either framework
+can be exported by either; by default a checkpoint is exported by the framework that wrote it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import lenet_spec
+from lenet_spec.checkpoint import SPEC_VERSION, CheckpointError, atomic_write, framework_of
+from lenet_spec.variants import DATASET_CLASSES
+
+from .metadata import ModelInfo
+
+DEFAULT_OPSET = 18  # the dynamo exporter's own opset; paddle2onnx 2.1.0 writes it too
+WORKER_TIMEOUT = 600  # seconds; a first paddle export compiles nothing, so minutes mean a hang
+
+
+class ExportError(RuntimeError):
+    """No valid ONNX file resulted; the message is one line saying why."""
+
+
+@dataclass
+class Source:
+    """What to export: a variant's parameters in the spec's layout, and where they came from."""
+
+    variant: str
+    params: dict[str, np.ndarray]
+    framework: str  # the framework that exports it
+    origin: str  # "checkpoint PATH" or "seed S"
+    checkpoint_sha256: str = ""
+    seed: int | None = None
+    dataset: str | None = None
+
+
+def from_checkpoint(path: str | os.PathLike, variant: str | None = None, framework: str | None = None) -> Source:
+    """A checkpoint of either framework; exported by its own framework unless `framework` says otherwise.
+
+    Raises:
+        CheckpointError: unreadable, wrong variant, mismatched keys (one line).
+        parity.frameworks.FrameworkMissing: the checkpoint's framework is not installed.
+    """
+    from parity.frameworks import package
+    from parity.mapping import MappingError, convert
+
+    source = framework_of(path)
+    ckpt = package(source).load(path, variant)
+    try:
+        params = convert(ckpt.state, ckpt.variant, source, "spec")
+    except MappingError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return Source(ckpt.variant, params, framework or source, f"checkpoint {path}", sha, dataset=ckpt.meta.get("dataset"))
+
+
+def fresh(variant: str, seed: int, framework: str) -> Source:
+    """A freshly built model: the spec's initial weights for `seed`."""
+    return Source(variant, lenet_spec.init_params(lenet_spec.get_variant(variant), seed), framework, f"seed {seed}", seed=seed)
+
+
+def framework_version(framework: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch" if framework == "torch" else "paddlepaddle")
+    except PackageNotFoundError:
+        return version("paddlepaddle-gpu") if framework == "paddle" else "unknown"
+
+
+def model_info(source: Source) -> ModelInfo:
+    variant = lenet_spec.get_variant(source.variant)
+    dataset = source.dataset or variant.dataset
+    c, h, w = variant.input.shape
+    classes = DATASET_CLASSES.get(dataset, variant.classes)
+    return ModelInfo(source.variant, dataset, tuple(classes), c, h, w, source.framework, framework_version(source.framework), SPEC_VERSION,
+                     source.origin, source.checkpoint_sha256, source.seed)  # fmt: skip
+
+
+def _failure(proc: subprocess.CompletedProcess) -> str:
+    """One line from a failed worker's output."""
+    lines = [line.strip() for line in (proc.stdout + "\n" + proc.stderr).splitlines() if line.strip()]
+    reasons = [line.removeprefix("REASON: ") for line in lines if line.startswith("REASON: ")]
+    logged = [line for line in lines if "[ERROR]" in line or "Error:" in line]
+    if proc.returncode < 0:
+        sig = signal.Signals(-proc.returncode).name
+        return f"the exporter crashed ({sig})" + (f": {logged[0]}" if logged else "")
+    return reasons[-1] if reasons else (logged[0] if logged else f"the exporter exited with status {proc.returncode}")
+
+
+def run_exporter(source: Source, opset: int) -> bytes:
+    """The framework exporter's raw ONNX bytes, from a child process (export/_worker.py says why)."""
+    env = dict(os.environ, POLYGRAPHY_AUTOINSTALL_DEPS="0")
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    with tempfile.TemporaryDirectory(prefix="lenet-export-") as d:
+        params, raw = os.path.join(d, "params.npz"), os.path.join(d, "raw.onnx")
+        np.savez(params, __variant__=np.array(source.variant), **source.params)
+        try:
+            proc = subprocess.run([sys.executable, "-m", "export._worker", source.framework, params, raw, str(opset)],
+                                  capture_output=True, text=True, env=env, timeout=WORKER_TIMEOUT)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise ExportError(f"{source.framework}'s exporter did not finish in {WORKER_TIMEOUT} s") from None
+        if proc.returncode != 0 or not os.path.exists(raw):
+            raise ExportError(f"{source.framework} export of {source.variant} failed: {_failure(proc)}")
+        return Path(raw).read_bytes()
+
+
+@dataclass
+class Report:
+    path: Path
+    info: ModelInfo
+    opset: int
+    nodes: dict[str, int]
+    size: int  # bytes
+    seconds: float
+
+
+def export(source: Source, out: str | os.PathLike, opset: int = DEFAULT_OPSET) -> Report:
+    """Export `source` to `out` (written to a temporary file, then renamed).
+
+    Raises:
+        ExportError: no valid file resulted (one line); `out` is left as it was.
+    """
+    import onnx
+
+    from .graph import GraphError, clean, node_counts
+
+    start = time.perf_counter()
+    info = model_info(source)
+    raw = run_exporter(source, opset)
+    try:
+        model = clean(raw, info)
+    except (GraphError, onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise ExportError(f"{source.framework} export of {source.variant}: invalid ONNX: {' '.join(str(e).split())[:300]}") from None
+    written = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if written != opset:
+        raise ExportError(f"{source.framework} export of {source.variant}: asked for opset {opset}, the exporter wrote {written}")
+    atomic_write(out, lambda tmp: onnx.save(model, tmp))
+    return Report(Path(out), info, opset, node_counts(model), Path(out).stat().st_size, time.perf_counter() - start)
+
+
+__all__ = ["CheckpointError", "DEFAULT_OPSET", "ExportError", "Report", "Source", "export", "fresh", "from_checkpoint"]
