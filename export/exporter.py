@@ -25,6 +25,9 @@ from lenet_spec.variants import DATASET_CLASSES
 from .metadata import ModelInfo
 
 DEFAULT_OPSET = 18  # the dynamo exporter's own opset; paddle2onnx 2.1.0 writes it too
+# torch's dynamo exporter writes opset 18 and up: asked for less it warns and writes 18, and
+# onnx's version converter has no down-adapters for Pad/Mul from there (measured).
+TORCH_MIN_OPSET = 18
 WORKER_TIMEOUT = 600  # seconds; a first paddle export compiles nothing, so minutes mean a hang
 
 
@@ -138,6 +141,8 @@ def export(source: Source, out: str | os.PathLike, opset: int = DEFAULT_OPSET) -
     from .graph import GraphError, clean, node_counts
 
     start = time.perf_counter()
+    if source.framework == "torch" and opset < TORCH_MIN_OPSET:
+        raise ExportError(f"torch's exporter writes opset {TORCH_MIN_OPSET} and up, not {opset}; use --opset {TORCH_MIN_OPSET} or more, or export with --framework paddle")
     info = model_info(source)
     raw = run_exporter(source, opset)
     try:

@@ -1,0 +1,63 @@
+"""onnxruntime sessions for the exported files: CUDA when it is there, the CPU otherwise.
+
+Imports onnxruntime and numpy only (export.predict runs with nothing else).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, ModelInfo
+
+DEVICES = ("auto", "cpu", "gpu")
+
+
+class RuntimeUnavailable(RuntimeError):
+    pass
+
+
+def providers(device: str = "auto") -> list[str]:
+    """Execution providers for `device`: CUDA first when asked for or available, then the CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    cuda = "CUDAExecutionProvider" in available
+    if device == "gpu" and not cuda:
+        raise RuntimeUnavailable(f"--device gpu: onnxruntime has no CUDAExecutionProvider (it has {', '.join(available)}); install onnxruntime-gpu or use --device cpu")
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda and device != "cpu" else ["CPUExecutionProvider"]
+
+
+def session(path: str | os.PathLike, device: str = "auto"):
+    """An InferenceSession for `path`. Raises ValueError (one line) for a file onnxruntime cannot load."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: a missing CUDA library is reported by provider_of, not as a log flood
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers(device))
+    except RuntimeUnavailable:
+        raise
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
+        first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise ValueError(f"{path}: onnxruntime cannot load it ({first[:200]})") from None
+
+
+def provider_of(sess) -> str:
+    """The provider that runs the graph (the first one the session really registered)."""
+    return sess.get_providers()[0]
+
+
+def info_of(sess, where: str) -> ModelInfo:
+    """The file's lenet-parity metadata; MetadataError when it has none or another interface."""
+    info = ModelInfo.from_props(dict(sess.get_modelmeta().custom_metadata_map), where)
+    inputs, outputs = sess.get_inputs(), sess.get_outputs()
+    if [i.name for i in inputs] != [INPUT_NAME] or [o.name for o in outputs] != [OUTPUT_NAME]:
+        raise MetadataError(f"{where}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, found {[i.name for i in inputs]} and {[o.name for o in outputs]}")
+    return info
+
+
+def run(sess, images: np.ndarray) -> np.ndarray:
+    """Logits (N, classes) for float32 images (N, C, H, W) in [0, 1]."""
+    return sess.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)})[0]
