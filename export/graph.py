@@ -25,13 +25,12 @@ def fold(model: onnx.ModelProto) -> onnx.ModelProto:
     """onnxscript's optimizer: constant folding, dead-node and unused-initializer removal."""
     import onnxscript.optimizer
 
-    quiet = logging.getLogger("onnxscript")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # it logs every skipped fold at INFO/WARNING
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # it logs every fold and every skipped fold, through loggers that set their own levels
     try:
         return onnxscript.optimizer.optimize(model)
     finally:
-        quiet.setLevel(level)
+        logging.disable(previous)
 
 
 def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:

@@ -318,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="folder holding MNIST (or mnist/); default: $LENET_DATA/mnist")
     parser.add_argument("--train", type=int, default=None, metavar="STEPS", help="instead: train both frameworks STEPS steps side by side and compare every weight after each step")
     parser.add_argument("--augment", action="store_true", help="with --train: apply the random distortions too")
+    parser.add_argument("--onnx", action="store_true", help="instead: export each variant from both frameworks and compare torch, paddle and both ONNX files in onnxruntime (4x4 matrix)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as a JSON list to PATH")
     args = parser.parse_args(argv)
     if args.batch < 1:
@@ -340,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     directions = DIRECTIONS if args.direction == "both" else (args.direction,)
     if args.train is not None:
         return train_main(args, names, dtypes)
+    if args.onnx:
+        return onnx_main(args, names, weights, mnist, note)
     print(note)
     if weights is not None:
         print(f"weights: {args.weights} ({names[0]})")
@@ -387,6 +390,35 @@ def train_main(args: argparse.Namespace, names: list[str], dtypes: tuple[str, ..
                 return 2
             results.append(r)
             print(format_train_row(r), flush=True)
+    failed = sum(not r.passed for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    if args.json:
+        Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    return 1 if failed else 0
+
+
+def onnx_main(args: argparse.Namespace, names: list[str], weights: dict[str, np.ndarray] | None, mnist, note: str) -> int:
+    from export.exporter import ExportError
+
+    from .onnx_check import format_onnx, run_onnx_case
+
+    print(note)
+    results = []
+    for name in names:
+        variant = get_variant(name)
+        c, h, w = variant.input.shape
+        images = np.random.default_rng(args.seed).random((args.batch, c, h, w), dtype=np.float32)
+        what = f"{args.batch} random images"
+        if mnist is not None and variant.input.shape == (1, 28, 28):
+            images = np.concatenate([images, to_model_input(mnist[0][: args.batch])])
+            what += f" + {min(args.batch, len(mnist[0]))} MNIST test images"
+        try:
+            r = run_onnx_case(variant, images, what, args.seed, weights)
+        except (ExportError, FrameworkMissing) as e:
+            print(f"parity.check: error: {e}", file=sys.stderr)
+            return 2
+        results.append(r)
+        print(format_onnx(r), flush=True)
     failed = sum(not r.passed for r in results)
     print(f"{len(results) - failed} passed, {failed} failed")
     if args.json:

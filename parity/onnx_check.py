@@ -1,0 +1,64 @@
+"""python -m parity.check --onnx: one set of weights, four computations (torch, paddle, torch's
+ONNX file, paddle's ONNX file in onnxruntime), every pair compared on the same images."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lenet_spec import Variant, init_params
+
+from .frameworks import FRAMEWORKS, bridge, package
+from .mapping import convert
+
+COMPUTATIONS = ("torch", "paddle", "torch.onnx", "paddle.onnx")
+
+
+@dataclass
+class OnnxResult:
+    variant: str
+    images: str
+    names: tuple[str, ...]
+    matrix: list[list[float]]  # max |logit difference| between computations i and j
+    logit_scale: float
+    tolerance: float
+    nodes: dict[str, int]  # node count of each framework's file
+    passed: bool
+
+
+def run_onnx_case(variant: Variant, images: np.ndarray, what: str, seed: int, weights: dict[str, np.ndarray] | None = None) -> OnnxResult:
+    """Export the weights from both frameworks and compare all four computations on `images`."""
+    from export.exporter import Source, export
+    from export.runtime import run, session
+    from export.verify import tolerance
+
+    params = weights if weights is not None else init_params(variant, seed)
+    logits, nodes = {}, {}
+    for framework in FRAMEWORKS:
+        model = package(framework).build(variant)
+        bridge(framework).load_state_numpy(model, convert(params, variant, "spec", framework))
+        logits[framework] = list(bridge(framework).forward_numpy(model, images).values())[-1]
+    with tempfile.TemporaryDirectory(prefix="lenet-onnx-check-") as d:
+        for framework in FRAMEWORKS:
+            source = Source(variant.name, params, framework, f"seed {seed}" if weights is None else "parity.check --weights", seed=seed if weights is None else None)
+            report = export(source, Path(d) / f"{framework}.onnx")
+            nodes[framework] = report.nodes["total"]
+            logits[f"{framework}.onnx"] = run(session(report.path, "cpu"), images)
+    values = [logits[name].astype(np.float64) for name in COMPUTATIONS]
+    matrix = [[float(np.abs(a - b).max()) for b in values] for a in values]
+    tol = tolerance(logits["torch"])
+    worst = max(max(row) for row in matrix)
+    return OnnxResult(variant.name, what, COMPUTATIONS, matrix, float(np.abs(logits["torch"]).max()), tol, nodes, worst <= tol)
+
+
+def format_onnx(r: OnnxResult) -> str:
+    width = 12
+    lines = [f"{r.variant}: {r.images}; max |logit diff| (logits up to {r.logit_scale:.3g}; tolerance {r.tolerance:.1e}); "
+             f"ONNX nodes: torch {r.nodes['torch']}, paddle {r.nodes['paddle']}  {'ok' if r.passed else 'FAILED'}"]  # fmt: skip
+    lines.append(" " * width + "".join(f"{n:>{width}}" for n in r.names))
+    for name, row in zip(r.names, r.matrix):
+        lines.append(f"{name:>{width}}" + "".join(f"{v:>{width}.2e}" for v in row))
+    return "\n".join(lines)
