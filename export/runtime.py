@@ -29,12 +29,16 @@ def providers(device: str = "auto") -> list[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda and device != "cpu" else ["CPUExecutionProvider"]
 
 
-def session(path: str | os.PathLike, device: str = "auto"):
-    """An InferenceSession for `path`. Raises ValueError (one line) for a file onnxruntime cannot load."""
+def session(path: str | os.PathLike, device: str = "auto", threads: int | None = None):
+    """An InferenceSession for `path`, all graph optimisations on, `threads` intra-op threads
+    (None: one per core). Raises ValueError (one line) for a file onnxruntime cannot load."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: a missing CUDA library is reported by provider_of, not as a log flood
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        options.intra_op_num_threads = threads
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers(device))
     except RuntimeUnavailable:
@@ -42,6 +46,12 @@ def session(path: str | os.PathLike, device: str = "auto"):
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
         first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
         raise ValueError(f"{path}: onnxruntime cannot load it ({first[:200]})") from None
+
+
+def latency_session(path: str | os.PathLike, device: str = "auto"):
+    """A session for one image at a time: one intra-op thread, since a LeNet image is too small
+    to split and waking a second thread costs more than it saves (docs/BENCHMARKS.md)."""
+    return session(path, device, threads=1)
 
 
 def provider_of(sess) -> str:

@@ -1,0 +1,302 @@
+"""python -m benchmarks [--quick] [--json PATH]: every speed figure of the project, in one run.
+
+- the machine's GEMM rate, and from it the FLOP bound of each throughput (FLOPs per image from
+  lenet_spec.flops);
+- training throughput of the project's trainers (lenet_torch.train / lenet_paddle.train
+  backends, the exact code `python -m lenet_*.train` runs) per framework and variant, at the
+  recipe's batch size, steady state after warm-up;
+- the tutorial-style loop (per-sample Dataset, DataLoader, batch 16) in the same run: every
+  training figure also reads as a ratio to it;
+- inference at batch 1,024 and single-image latency (p50, p99) for torch, paddle and
+  onnxruntime running each framework's ONNX file;
+- wall-clock time to 99.0% MNIST test accuracy for lenet5 with its recipe, in each framework
+  (training only; the evaluations, imports and data loading are reported beside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+import lenet_spec
+from lenet_spec.flops import forward_flops, training_flops
+from lenet_spec.recipe import default_recipe
+
+from .frameworks import inference_fn, synchronize, tutorial_loop
+
+FRAMEWORKS = ("torch", "paddle")
+TARGETS = {  # issue 5, 2-core CPU, lenet5
+    "torch_training": 35_000,  # images/s
+    "paddle_vs_torch": 0.8,
+    "onnxruntime_batch": 160_000,  # images/s at batch 1,024
+    "onnxruntime_latency_us": 25,  # p50, one image
+    "time_to_99_s": 15,
+}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gemm_rate(quick: bool) -> dict:
+    """float32 GEMM GFLOP/s with the threads the frameworks use (torch's MKL when installed, else NumPy's BLAS)."""
+    n, reps = (512, 5) if quick else (1024, 20)
+    try:
+        import torch
+
+        a, b = torch.rand(n, n), torch.rand(n, n)
+        mm, library = (lambda: a @ b), f"torch {torch.__version__} (MKL), {torch.get_num_threads()} threads"
+    except ImportError:
+        a, b = np.random.rand(n, n).astype(np.float32), np.random.rand(n, n).astype(np.float32)
+        mm, library = (lambda: a @ b), "numpy"
+    for _ in range(3):
+        mm()
+    best = min(_timed(mm) for _ in range(reps))
+    return {"gflops": 2 * n**3 / best / 1e9, "size": n, "library": library}
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def training_throughput(framework: str, variant: str, images: np.ndarray, labels: np.ndarray, warmup: int, steps: int) -> dict:
+    """Images/s of the framework's trainer on the recipe's batches (steady state)."""
+    from lenet_train.loop import epoch_steps
+
+    train = importlib.import_module(f"lenet_{framework}.train")
+    spec = lenet_spec.get_variant(variant)
+    recipe = default_recipe(variant)
+    backend = train.Backend(spec, recipe, 0, "cpu")
+    backend.set_train_data(images, labels)
+    schedule = epoch_steps(len(labels), recipe, 0, 0, False, images.shape[-1])
+    batches = [next(schedule) for _ in range(warmup + steps)]
+    for index, lr, theta in batches[:warmup]:
+        backend.train_step(index, lr, theta)
+    backend.running()  # a sync
+    start = time.perf_counter()
+    for index, lr, theta in batches[warmup:]:
+        backend.train_step(index, lr, theta)
+    backend.running()
+    seconds = time.perf_counter() - start
+    count = sum(len(b[0]) for b in batches[warmup:])
+    return {"framework": framework, "variant": variant, "batch_size": recipe.batch_size, "images_per_s": count / seconds, "steps": steps}
+
+
+def latency(fn, x1: np.ndarray, reps: int) -> tuple[float, float]:
+    for _ in range(max(10, reps // 10)):
+        fn(x1)
+    times = np.array([_timed(lambda: fn(x1)) for _ in range(reps)])
+    return float(np.percentile(times, 50) * 1e6), float(np.percentile(times, 99) * 1e6)
+
+
+def throughput(fn, x: np.ndarray, reps: int) -> float:
+    fn(x)
+    best = min(_timed(lambda: fn(x)) for _ in range(reps))
+    return len(x) / best
+
+
+def inference(variant: str, quick: bool, frameworks: tuple[str, ...]) -> list[dict]:
+    """Batch-1,024 throughput and one-image latency: each framework, and onnxruntime on each framework's file."""
+    from export.exporter import export, fresh
+    from export.runtime import latency_session, run, session
+
+    spec = lenet_spec.get_variant(variant)
+    x = np.random.default_rng(0).random((1024, *spec.input.shape), dtype=np.float32)
+    x1 = x[:1]
+    reps, lat_reps = (3, 200) if quick else (20, 3000)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="lenet-bench-") as d:
+        for framework in frameworks:
+            fn = inference_fn(framework, variant)
+            p50, p99 = latency(fn, x1, lat_reps // 4)
+            rows.append({"runtime": framework, "variant": variant, "batch_images_per_s": throughput(fn, x, reps), "latency_p50_us": p50, "latency_p99_us": p99})
+        for framework in frameworks:
+            path = export(fresh(variant, 0, framework), Path(d) / f"{framework}.onnx").path
+            batch_sess, one_sess = session(path, "cpu"), latency_session(path, "cpu")
+            p50, p99 = latency(lambda im: run(one_sess, im), x1, lat_reps)
+            rows.append({"runtime": f"onnxruntime ({framework}'s file)", "variant": variant, "batch_images_per_s": throughput(lambda im: run(batch_sess, im), x, reps),
+                         "latency_p50_us": p50, "latency_p99_us": p99})  # fmt: skip
+    for r in rows:
+        r["flops_per_image"] = forward_flops(spec)
+    return rows
+
+
+def time_to_accuracy(framework: str, target: float, data, eval_every: int, max_epochs: int | None = None, import_s: float = 0.0) -> dict:
+    """Train lenet5 with its recipe, evaluating on the test set every `eval_every` steps with
+    the clock stopped; the training seconds until the first evaluation at or above `target`."""
+    from lenet_train.loop import epoch_steps, evaluate
+
+    train = importlib.import_module(f"lenet_{framework}.train")
+    recipe = default_recipe("lenet5")
+    if max_epochs is not None:
+        recipe = recipe.with_overrides(epochs=max_epochs)
+    backend = train.Backend(lenet_spec.get_variant("lenet5"), recipe, 0, "cpu")
+    t = time.perf_counter()
+    backend.set_train_data(data.train_images, data.train_labels)
+    load_s = time.perf_counter() - t
+    train_s = eval_s = 0.0
+    step = images = 0
+    acc = 0.0
+    for epoch in range(recipe.epochs):
+        t = time.perf_counter()
+        for index, lr, theta in epoch_steps(len(data.train_labels), recipe, 0, epoch, False, 28):
+            backend.train_step(index, lr, theta)
+            step += 1
+            images += len(index)
+            if step % eval_every == 0:
+                backend.running()  # sync before stopping the clock
+                train_s += time.perf_counter() - t
+                e = time.perf_counter()
+                acc = evaluate(backend, data.test_images, data.test_labels, recipe)["acc"]
+                eval_s += time.perf_counter() - e
+                if acc >= target:
+                    return {"framework": framework, "target": target, "reached": True, "accuracy": acc, "train_s": train_s, "eval_s": eval_s,
+                            "import_s": import_s, "data_s": load_s, "epochs": images / len(data.train_labels), "steps": step}  # fmt: skip
+                t = time.perf_counter()
+        backend.running()
+        train_s += time.perf_counter() - t
+    return {"framework": framework, "target": target, "reached": False, "accuracy": acc, "train_s": train_s, "eval_s": eval_s, "import_s": import_s,
+            "data_s": load_s, "epochs": images / len(data.train_labels), "steps": step}  # fmt: skip
+
+
+def load_mnist(data_dir: str | None, quick: bool):
+    """MNIST as lenet_train's Data (never downloads), with the seconds it took; random digits-shaped data when absent."""
+    from lenet_spec.data import find_dataset, load_split
+    from lenet_train.loop import Data
+
+    t = time.perf_counter()
+    train_dir, test_dir = find_dataset("mnist", data_dir, "train"), find_dataset("mnist", data_dir, "test")
+    if train_dir is None or test_dir is None:
+        rng = np.random.default_rng(0)
+        n = 2048 if quick else 60000
+        data = Data(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n), rng.integers(0, 256, (1000, 28, 28), dtype=np.uint8), rng.integers(0, 10, 1000))
+        return data, time.perf_counter() - t, "random images (MNIST not found)"
+    data = Data(*load_split(train_dir, "train"), *load_split(test_dir, "test"))
+    return data, time.perf_counter() - t, f"MNIST from {train_dir}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a reduced run (seconds): few steps, lenet5 only, time to 80%% on 6,400 images")
+    p.add_argument("--json", default="runs/benchmarks.json", help="where to write the results (default: runs/benchmarks.json)")
+    p.add_argument("--frameworks", default="torch,paddle", help="comma-separated (default: torch,paddle)")
+    p.add_argument("--variants", default=None, help="comma-separated training variants (default: all; lenet5 with --quick)")
+    p.add_argument("--data-dir", default=None, help="folder holding MNIST (default: the usual places; never downloads)")
+    args = p.parse_args(argv)
+    frameworks = tuple(f for f in args.frameworks.split(",") if f)
+    variants = args.variants.split(",") if args.variants else (["lenet5"] if args.quick else list(lenet_spec.VARIANTS))
+    bad = [f for f in frameworks if f not in FRAMEWORKS] + [v for v in variants if v not in lenet_spec.VARIANTS]
+    if bad:
+        print(f"benchmarks: error: unknown framework or variant {bad}; frameworks: {', '.join(FRAMEWORKS)}; variants: {', '.join(lenet_spec.VARIANTS)}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    import_s = {}
+    for framework in frameworks:  # first, so that the figure is the import's alone
+        t = time.perf_counter()
+        importlib.import_module(f"lenet_{framework}.train")
+        import_s[framework] = time.perf_counter() - t
+    data, data_s, data_note = load_mnist(args.data_dir, args.quick)
+    result = {
+        "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "data": data_note,
+    }
+    for name, dist in (("torch", "torch"), ("paddle", "paddlepaddle"), ("onnxruntime", "onnxruntime")):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            result["machine"][name] = version(dist)
+        except PackageNotFoundError:
+            result["machine"][name] = None
+    result["gemm"] = gemm = gemm_rate(args.quick)
+    print(f"GEMM: {gemm['gflops']:.0f} GFLOP/s ({gemm['library']}, {gemm['size']}x{gemm['size']} float32)", flush=True)
+    warmup, steps = (3, 10) if args.quick else (30, 300)
+    tutorial = {}
+    for framework in frameworks:
+        tutorial[framework] = tutorial_loop(framework, data.train_images, data.train_labels, 20 if args.quick else 400, 5 if args.quick else 50)
+        print(f"tutorial loop, {framework}: {tutorial[framework]:,.0f} images/s", flush=True)
+    result["tutorial"] = [{"framework": f, "images_per_s": v, "batch_size": 16, "variant": "lenet5"} for f, v in tutorial.items()]
+    result["training"] = []
+    for variant in variants:
+        bound = gemm["gflops"] * 1e9 / training_flops(lenet_spec.get_variant(variant))
+        images, labels = (data.train_images, data.train_labels)
+        if lenet_spec.get_variant(variant).input.shape != (1, 28, 28):
+            c, h, w = lenet_spec.get_variant(variant).input.shape
+            images = np.random.default_rng(0).integers(0, 256, (len(labels), c, h, w), dtype=np.uint8)
+        for framework in frameworks:
+            r = training_throughput(framework, variant, images, labels, warmup, steps)
+            r.update(flop_bound=bound, flop_fraction=r["images_per_s"] / bound, vs_tutorial=r["images_per_s"] / tutorial[framework])
+            result["training"].append(r)
+            print(f"training {variant:12} {framework:7} batch {r['batch_size']:4}: {r['images_per_s']:9,.0f} images/s  "
+                  f"{100 * r['flop_fraction']:5.1f}% of the FLOP bound ({bound:,.0f})  {r['vs_tutorial']:5.1f}x the tutorial loop", flush=True)  # fmt: skip
+    result["inference"] = inference("lenet5", args.quick, frameworks)
+    bound = gemm["gflops"] * 1e9 / forward_flops(lenet_spec.get_variant("lenet5"))
+    for r in result["inference"]:
+        r.update(flop_bound=bound, flop_fraction=r["batch_images_per_s"] / bound)
+        print(f"inference lenet5 {r['runtime']:28}: {r['batch_images_per_s']:10,.0f} images/s at batch 1,024 ({100 * r['flop_fraction']:4.1f}% of the FLOP bound); "
+              f"one image p50 {r['latency_p50_us']:7.1f} us, p99 {r['latency_p99_us']:7.1f} us", flush=True)  # fmt: skip
+    result["time_to_accuracy"] = []
+    if args.quick:
+        from lenet_train.loop import Data
+
+        small = Data(data.train_images[:6400], data.train_labels[:6400], data.test_images[:1000], data.test_labels[:1000])
+        runs = [(f, 0.80, small, 25, 1) for f in frameworks]
+    else:
+        runs = [(f, 0.99, data, 235, None) for f in frameworks]
+    for framework, target, d, every, epochs in runs:
+        r = time_to_accuracy(framework, target, d, every, epochs, import_s[framework])
+        r["data_s"] += data_s
+        result["time_to_accuracy"].append(r)
+        print(f"time to {100 * target:.1f}% ({framework}): " + (f"{r['train_s']:.1f} s training" if r["reached"] else f"not reached in {r['train_s']:.1f} s")
+              + f" ({r['epochs']:.2f} epochs, test accuracy {100 * r['accuracy']:.2f}%); evaluations {r['eval_s']:.1f} s, imports {r['import_s']:.1f} s, data {r['data_s']:.1f} s", flush=True)  # fmt: skip
+    result["targets"] = targets(result)
+    for t in result["targets"]:
+        print(f"target {t['what']}: {t['measured']} against {t['target']}: {'met' if t['met'] else 'NOT met'}")
+    result["seconds"] = time.perf_counter() - started
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out} ({result['seconds']:.0f} s)")
+    return 0
+
+
+def targets(result: dict) -> list[dict]:
+    """Issue 5's targets against this run (lenet5)."""
+    rows = []
+    train = {r["framework"]: r["images_per_s"] for r in result["training"] if r["variant"] == "lenet5"}
+    if "torch" in train:
+        rows.append({"what": "torch training, images/s", "target": f">= {TARGETS['torch_training']:,}", "measured": f"{train['torch']:,.0f}", "met": train["torch"] >= TARGETS["torch_training"]})
+    if "torch" in train and "paddle" in train:
+        ratio = train["paddle"] / train["torch"]
+        rows.append({"what": "paddle / torch training", "target": f">= {TARGETS['paddle_vs_torch']}", "measured": f"{ratio:.2f}", "met": ratio >= TARGETS["paddle_vs_torch"]})
+    for r in result["inference"]:
+        if r["runtime"].startswith("onnxruntime"):
+            rows.append({"what": f"{r['runtime']}, images/s at batch 1,024", "target": f">= {TARGETS['onnxruntime_batch']:,}", "measured": f"{r['batch_images_per_s']:,.0f}",
+                         "met": r["batch_images_per_s"] >= TARGETS["onnxruntime_batch"]})  # fmt: skip
+            rows.append({"what": f"{r['runtime']}, one-image latency p50", "target": f"<= {TARGETS['onnxruntime_latency_us']} us", "measured": f"{r['latency_p50_us']:.1f} us",
+                         "met": r["latency_p50_us"] <= TARGETS["onnxruntime_latency_us"]})  # fmt: skip
+    for r in result["time_to_accuracy"]:
+        if r["target"] == 0.99:
+            rows.append({"what": f"time to 99.0% ({r['framework']})", "target": f"<= {TARGETS['time_to_99_s']} s", "measured": f"{r['train_s']:.1f} s" if r["reached"] else "not reached",
+                         "met": bool(r["reached"] and r["train_s"] <= TARGETS["time_to_99_s"])})  # fmt: skip
+    return rows

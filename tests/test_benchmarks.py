@@ -1,0 +1,56 @@
+"""python -m benchmarks --quick: it runs, and its output has every figure issue 5 asks for (no timing assertions)."""
+
+import json
+
+import pytest
+
+import lenet_spec
+from lenet_spec.flops import forward_flops, training_flops
+
+pytestmark = pytest.mark.cross
+
+
+def test_flops_from_the_spec():
+    lenet5 = lenet_spec.get_variant("lenet5")
+    # conv1 6x25 kernels at 28x28, conv2 16x6x25 at 10x10, dense 400-120-84-10: 416,520 multiply-adds
+    assert forward_flops(lenet5) == 2 * (6 * 25 * 28 * 28 + 16 * 6 * 25 * 10 * 10 + 400 * 120 + 120 * 84 + 84 * 10)
+    assert training_flops(lenet5) == 3 * forward_flops(lenet5)  # about 2.5 MFLOP, the issue's figure
+    paper = lenet_spec.get_variant("lenet5-1998")
+    c3 = 60 * 25 * 10 * 10 * 2  # only the table's 60 connections
+    assert forward_flops(paper) == 2 * (6 * 25 * 28 * 28) + c3 + 2 * (120 * 400 + 84 * 120) + 3 * 84 * 10
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_figure(tmp_path, capsys):
+    from benchmarks.run import main
+
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["quick"] is True and r["machine"]["cores"] >= 1 and r["machine"]["cpu"]
+    assert r["gemm"]["gflops"] > 0
+    assert {t["framework"] for t in r["tutorial"]} == {"torch", "paddle"} and all(t["batch_size"] == 16 and t["images_per_s"] > 0 for t in r["tutorial"])
+    (torch_row,) = [t for t in r["training"] if t["framework"] == "torch"]
+    assert torch_row["variant"] == "lenet5" and torch_row["batch_size"] == 64
+    for t in r["training"]:
+        assert t["images_per_s"] > 0 and 0 < t["flop_fraction"] == pytest.approx(t["images_per_s"] / t["flop_bound"])
+        assert t["vs_tutorial"] > 0
+    runtimes = {i["runtime"] for i in r["inference"]}
+    assert runtimes == {"torch", "paddle", "onnxruntime (torch's file)", "onnxruntime (paddle's file)"}
+    for i in r["inference"]:
+        assert i["batch_images_per_s"] > 0 and 0 < i["latency_p50_us"] <= i["latency_p99_us"]
+    assert {t["framework"] for t in r["time_to_accuracy"]} == {"torch", "paddle"}
+    for t in r["time_to_accuracy"]:
+        assert set(t) >= {"train_s", "eval_s", "import_s", "data_s", "reached", "accuracy", "epochs"}
+    whats = [t["what"] for t in r["targets"]]
+    assert "torch training, images/s" in whats and "paddle / torch training" in whats
+    assert all(isinstance(t["met"], bool) for t in r["targets"])
+    printed = capsys.readouterr().out
+    assert "of the FLOP bound" in printed and "x the tutorial loop" in printed and f"wrote {out}" in printed
+
+
+def test_bad_arguments(capsys):
+    from benchmarks.run import main
+
+    assert main(["--quick", "--variants", "lenet7"]) == 2
+    assert capsys.readouterr().err.startswith("benchmarks: error: unknown framework or variant ['lenet7']")
