@@ -101,7 +101,9 @@ def lr_at(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
 # Each variant's default recipe; docs/RESULTS.md gives what they reach.
 RECIPES: dict[str, Recipe] = {
     "lenet5": Recipe(optimizer="adam", lr=2e-3, schedule="onecycle", epochs=5, batch_size=64),
-    "lenet5-1998": Recipe(optimizer="adam", lr=2e-3, schedule="lecun1998", epochs=20, batch_size=64, loss="rbf_map"),
+    # One-cycle, not the paper's per-pass decay ("lecun1998"): measured in both frameworks
+    # (docs/RESULTS.md), 1.00% against 1.10% test error, and 0.74% against 0.93% with --augment.
+    "lenet5-1998": Recipe(optimizer="adam", lr=2e-3, schedule="onecycle", epochs=20, batch_size=64, loss="rbf_map"),
     "d2l": Recipe(optimizer="sgd", lr=0.9, schedule="constant", epochs=10, batch_size=256, dataset="fashion-mnist"),
     "lenet-caffe": Recipe(optimizer="momentum", lr=0.01, schedule="cosine", epochs=10, batch_size=64, weight_decay=5e-4),
     "cifar-net": Recipe(optimizer="momentum", lr=0.001, schedule="constant", epochs=2, batch_size=4, dataset="cifar10"),
