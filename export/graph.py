@@ -94,8 +94,8 @@ def batch_reshapes(model: onnx.ModelProto) -> int:
         if shape is None or shape.op_type != "Shape" or shape.input[0] != node.input[0] or shape.attribute:
             continue
         rest = np.concatenate([consts[i].reshape(-1) for i in concat.input[1:]]).astype(np.int64)
-        if 0 in rest:
-            continue  # a 0 there would copy an input axis, not the Concat's value
+        if 0 in rest or np.count_nonzero(rest == -1) > 1:
+            continue  # a 0 there would copy an input axis, not the Concat's value; two -1s are no shape
         name = f"{node.output[0]}_shape"
         graph.initializer.append(numpy_helper.from_array(np.concatenate([[0], rest]).astype(np.int64), name))
         node.input[1] = name

@@ -30,8 +30,10 @@ def per_map(values: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
     """(C,) values laid out as `like` (N, C, H, W), for elementwise arithmetic. Paddle's CPU
     kernels broadcast a (1, C, 1, 1) operand slowly: adding lenet5's conv biases took 3.6 ms
     of a 27 ms training step at batch 64, expanded first 0.1 ms (measured; docs/BENCHMARKS.md).
-    The sums are the same; torch broadcasts as fast and needs no such step."""
-    return values.reshape([1, -1, 1, 1]).expand_as(like)
+    The sums are the same; torch broadcasts as fast and needs no such step. In a static graph
+    (export) it stays a broadcast: one ONNX Add, which the exporters' clean-up folds into Conv."""
+    values = values.reshape([1, -1, 1, 1])
+    return values.expand_as(like) if paddle.in_dynamic_mode() else values
 
 
 def activate(x: paddle.Tensor, name: str) -> paddle.Tensor:

@@ -28,6 +28,8 @@ def test_quick_run_writes_every_figure(tmp_path, capsys):
     assert main(["--quick", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["quick"] is True and r["machine"]["cores"] >= 1 and r["machine"]["cpu"]
+    steal = r["machine"]["steal_fraction"]
+    assert steal is None or 0 <= steal <= 1
     assert r["gemm"]["gflops"] > 0
     assert {t["framework"] for t in r["tutorial"]} == {"torch", "paddle"} and all(t["batch_size"] == 16 and t["images_per_s"] > 0 for t in r["tutorial"])
     (torch_row,) = [t for t in r["training"] if t["framework"] == "torch"]
