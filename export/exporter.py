@@ -97,7 +97,10 @@ def _failure(proc: subprocess.CompletedProcess) -> str:
     reasons = [line.removeprefix("REASON: ") for line in lines if line.startswith("REASON: ")]
     logged = [line for line in lines if "[ERROR]" in line or "Error:" in line]
     if proc.returncode < 0:
-        sig = signal.Signals(-proc.returncode).name
+        try:
+            sig = signal.Signals(-proc.returncode).name
+        except ValueError:
+            sig = f"signal {-proc.returncode}"
         return f"the exporter crashed ({sig})" + (f": {logged[0]}" if logged else "")
     return reasons[-1] if reasons else (logged[0] if logged else f"the exporter exited with status {proc.returncode}")
 
