@@ -26,9 +26,15 @@ def index(values: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.int64, device=like.device)
 
 
-def window_maxima(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def window_corners(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The four corners of every 2x2 window, as strided views (N, C, H/2, W/2), in max_pool2d's scan order."""
     return x[..., 0::2, 0::2], x[..., 0::2, 1::2], x[..., 1::2, 0::2], x[..., 1::2, 1::2]
+
+
+def window_max(x: torch.Tensor) -> torch.Tensor:
+    """2x2, stride-2 max pooling by elementwise maxima of the corners: max_pool2d's values, bit for bit."""
+    a, b, c, d = window_corners(x)
+    return torch.maximum(torch.maximum(a, b), torch.maximum(c, d))  # (N, C, H/2, W/2)
 
 
 class MaxPool2x2(torch.autograd.Function):
@@ -39,15 +45,14 @@ class MaxPool2x2(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        a, b, c, d = window_maxima(x)
-        y = torch.maximum(torch.maximum(a, b), torch.maximum(c, d))  # (N, C, H/2, W/2)
+        y = window_max(x)
         ctx.save_for_backward(x, y)
         return y
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         x, y = ctx.saved_tensors
-        a, b, c, d = window_maxima(x)
+        a, b, c, d = window_corners(x)
         first = a == y
         second = (b == y) & ~first
         taken = first | second
@@ -63,10 +68,7 @@ def max_pool(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
     """F.max_pool2d, through MaxPool2x2 for the 2x2/2 windows of every variant here (not while
     exporting: the ONNX graph keeps one MaxPool node)."""
     if kernel == stride == 2 and x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0 and not torch.compiler.is_exporting():
-        if x.requires_grad and torch.is_grad_enabled():
-            return MaxPool2x2.apply(x)
-        a, b, c, d = window_maxima(x)
-        return torch.maximum(torch.maximum(a, b), torch.maximum(c, d))
+        return MaxPool2x2.apply(x) if x.requires_grad and torch.is_grad_enabled() else window_max(x)
     return F.max_pool2d(x, kernel, stride)
 
 

@@ -307,6 +307,15 @@ def load_mnist(data_dir: str | None) -> tuple[tuple[np.ndarray, np.ndarray] | No
     return load_split(folder, "test"), f"MNIST: test images from {folder}"
 
 
+def finish(results: list, json_path: str | None) -> int:
+    """The summary line, the JSON file if asked for, and the exit status of every mode."""
+    failed = sum(not r.passed for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    if json_path:
+        Path(json_path).write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m parity.check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variant", default="all", choices=["all", *VARIANTS], help="variant to check (default: all)")
@@ -362,11 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(format_row(r), flush=True)
                 for problem in r.problems:
                     print(f"    {problem}")
-    failed = sum(not r.passed for r in results)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
-    return 1 if failed else 0
+    return finish(results, args.json)
 
 
 def train_main(args: argparse.Namespace, names: list[str], dtypes: tuple[str, ...]) -> int:
@@ -390,11 +395,7 @@ def train_main(args: argparse.Namespace, names: list[str], dtypes: tuple[str, ..
                 return 2
             results.append(r)
             print(format_train_row(r), flush=True)
-    failed = sum(not r.passed for r in results)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
-    return 1 if failed else 0
+    return finish(results, args.json)
 
 
 def onnx_main(args: argparse.Namespace, names: list[str], weights: dict[str, np.ndarray] | None, mnist, note: str) -> int:
@@ -419,11 +420,7 @@ def onnx_main(args: argparse.Namespace, names: list[str], weights: dict[str, np.
             return 2
         results.append(r)
         print(format_onnx(r), flush=True)
-    failed = sum(not r.passed for r in results)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
-    return 1 if failed else 0
+    return finish(results, args.json)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,7 @@ import numpy as np
 
 from lenet_spec import Variant, init_params
 
-from .frameworks import FRAMEWORKS, bridge, package
-from .mapping import convert
+from .frameworks import FRAMEWORKS
 
 COMPUTATIONS = ("torch", "paddle", "torch.onnx", "paddle.onnx")
 
@@ -33,14 +32,11 @@ def run_onnx_case(variant: Variant, images: np.ndarray, what: str, seed: int, we
     """Export the weights from both frameworks and compare all four computations on `images`."""
     from export.exporter import Source, export
     from export.runtime import run, session
-    from export.verify import tolerance
+    from export.verify import framework_logits, tolerance
 
     params = weights if weights is not None else init_params(variant, seed)
-    logits, nodes = {}, {}
-    for framework in FRAMEWORKS:
-        model = package(framework).build(variant)
-        bridge(framework).load_state_numpy(model, convert(params, variant, "spec", framework))
-        logits[framework] = list(bridge(framework).forward_numpy(model, images).values())[-1]
+    logits = {framework: framework_logits(framework, variant.name, params, images) for framework in FRAMEWORKS}
+    nodes = {}
     with tempfile.TemporaryDirectory(prefix="lenet-onnx-check-") as d:
         for framework in FRAMEWORKS:
             source = Source(variant.name, params, framework, f"seed {seed}" if weights is None else "parity.check --weights", seed=seed if weights is None else None)
