@@ -13,10 +13,11 @@ import json
 import sys
 
 from lenet_spec import VARIANTS
+from lenet_spec.cli import HelpFormatter
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export", description="Export a LeNet to ONNX with its own framework's exporter.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m export", description="Export a LeNet to ONNX with its own framework's exporter.", formatter_class=HelpFormatter)
     p.add_argument("checkpoint", nargs="?", default=None, help="a .pt or .pdparams checkpoint (or use --variant for a freshly built model)")
     p.add_argument("--out", required=True, help="the ONNX file to write")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 18)")

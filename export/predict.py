@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lenet_spec.cli import HelpFormatter
+
 from .metadata import MetadataError, ModelInfo
 from .runtime import RuntimeUnavailable, info_of, provider_of, run, session
 
@@ -181,7 +183,7 @@ def predict_file(sess, info: ModelInfo, path: Path, top: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export.predict", description="Classify images with an exported ONNX file (onnxruntime only).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m export.predict", description="Classify images with an exported ONNX file (onnxruntime only).", formatter_class=HelpFormatter)
     p.add_argument("model", help="an ONNX file written by `python -m export`")
     p.add_argument("images", nargs="+", help="PNG/JPEG files, .npy arrays, IDX files")
     p.add_argument("--top", type=int, default=3, help="how many classes to show per image")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lenet_spec.cli import HelpFormatter
+
 # Largest |ONNX - framework| logit difference allowed, float32: 1e-5 absolute for logits up to
 # 1 in magnitude, relative above (tolerance = ONNX_TOL * max(1, max |logit|)). Measured over
 # every variant, both exporters, both frameworks' models, 512 random + 10,000 MNIST test
@@ -116,7 +118,7 @@ def verify(path: str, ckpt: str | None = None, framework: str | None = None, dev
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export.verify", description="Compare an exported ONNX file with the framework model, in onnxruntime.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m export.verify", description="Compare an exported ONNX file with the framework model, in onnxruntime.", formatter_class=HelpFormatter)
     p.add_argument("model", help="an ONNX file written by `python -m export`")
     p.add_argument("--ckpt", default=None, help="checkpoint to compare with (default: the seed or checkpoint named in the file's metadata)")
     p.add_argument("--framework", default=None, choices=["torch", "paddle"], help="framework of the reference model (default: the one that exported the file)")

@@ -13,6 +13,7 @@ import numpy as np
 
 from lenet_spec import VARIANTS, get_variant
 from lenet_spec.checkpoint import CheckpointError, framework_of
+from lenet_spec.cli import HelpFormatter
 from lenet_spec.data import DATASETS, DataError, load_split, locate
 from lenet_spec.recipe import OPTIMIZERS, SCHEDULES, default_recipe
 from lenet_spec.variants import DATASET_CLASSES
@@ -25,7 +26,7 @@ RUN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule", "
 
 
 def train_parser(framework: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.train", description=f"Train a LeNet variant in {framework}.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.train", description=f"Train a LeNet variant in {framework}.")
     p.add_argument("--variant", default=None, choices=list(VARIANTS), help="network to train (default: lenet5, or the resumed run's)")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the variant's recipe)")
     p.add_argument("--data-dir", default=None, help="folder holding the data set (default: $LENET_DATA/<dataset>, caches, Debian's copy, else download)")
@@ -36,7 +37,7 @@ def train_parser(framework: str) -> argparse.ArgumentParser:
     p.add_argument("--schedule", default=None, choices=list(SCHEDULES), help="learning-rate schedule (default: the recipe's)")
     p.add_argument("--seed", type=int, default=None, help="seed of the initial weights, batch order and distortions (default: 0)")
     p.add_argument("--augment", action="store_true", default=None, help="random affine distortions as in the 1998 paper")
-    p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"], help="where to train")
+    p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"], help="where to train (default: auto: a GPU when the framework sees one)")
     p.add_argument("--dtype", default=None, choices=["float32", "float64"], help="parameter dtype (default: float32)")
     p.add_argument("--limit", type=int, default=None, help="train on the first N training images only (smoke runs)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<framework>-<variant>)")
@@ -121,7 +122,7 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
 
 def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
     """python -m lenet_<framework>.evaluate CKPT: test accuracy, per-class accuracy, confusion matrix."""
-    p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.evaluate", description=evaluate_main.__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.evaluate", description=evaluate_main.__doc__, formatter_class=HelpFormatter)
     p.add_argument("checkpoint", help="a .pt or .pdparams checkpoint, from either framework")
     p.add_argument("--variant", default=None, choices=list(VARIANTS), help="the checkpoint's variant; needed for a plain state dict")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the one the checkpoint was trained on)")

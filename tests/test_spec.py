@@ -1,6 +1,7 @@
 """lenet_spec: the paper's numbers, shapes, initialisation, the NumPy reference, the summary CLI."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -150,3 +151,12 @@ def test_spec_imports_no_framework():
     code = "import sys, lenet_spec, lenet_spec.reference, lenet_spec.data, lenet_spec.checkpoint, parity, parity.mapping; print(sorted(m for m in ('torch', 'paddle') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["lenet_torch.train", "lenet_paddle.evaluate", "export", "export.verify", "export.predict", "benchmarks", "parity.check"])
+def test_help_states_each_default_once(module):
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=ROOT)
+    text = " ".join(proc.stdout.split())  # argparse wraps lines
+    assert proc.returncode == 0 and "usage:" in text, proc.stderr[-300:]
+    assert "(default: None)" not in text
+    assert not re.search(r"\(default[^()]*\)\s*\(default", text), text

@@ -217,3 +217,32 @@ def test_missing_data_is_one_line_no_traceback(framework, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"lenet_{framework}.train: error: mnist not found (looked in")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_torch_multi_tensor_optimizer_is_bit_identical(optimizer):
+    """make_optimizer's foreach=True (a speed-up) computes what the per-parameter loop computes."""
+    import torch
+    import torch.nn.functional as F
+
+    from lenet_torch.model import build
+
+    recipe = Recipe(optimizer=optimizer, lr=0.01, weight_decay=1e-4)
+    weights = []
+    for foreach in (True, False):
+        rng = np.random.default_rng(0)
+        model = build("lenet5-1998")
+        opt = torch_train.make_optimizer(model, recipe)
+        assert all(g["foreach"] for g in opt.param_groups)
+        if not foreach:
+            for g in opt.param_groups:
+                g["foreach"] = False
+        for _ in range(5):
+            x, y = torch.from_numpy(rng.random((8, 1, 28, 28), dtype=np.float32)), torch.from_numpy(rng.integers(0, 10, 8))
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        weights.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not torch.equal(weights[0]["f6.weight"], build("lenet5-1998").state_dict()["f6.weight"])  # it trained
