@@ -32,8 +32,9 @@ def test_quick_run_writes_every_figure(tmp_path, capsys):
     assert steal is None or 0 <= steal <= 1
     assert r["gemm"]["gflops"] > 0
     assert {t["framework"] for t in r["tutorial"]} == {"torch", "paddle"} and all(t["batch_size"] == 16 and t["images_per_s"] > 0 for t in r["tutorial"])
-    (torch_row,) = [t for t in r["training"] if t["framework"] == "torch"]
+    (torch_row,) = [t for t in r["training"] if t["framework"] == "torch" and t["recipe_batch"]]
     assert torch_row["variant"] == "lenet5" and torch_row["batch_size"] == 64
+    assert sorted(t["batch_size"] for t in r["training"] if t["framework"] == "paddle" and not t["recipe_batch"]) == [256, 1024]
     for t in r["training"]:
         assert t["images_per_s"] > 0 and 0 < t["flop_fraction"] == pytest.approx(t["images_per_s"] / t["flop_bound"])
         assert t["vs_tutorial"] > 0
