@@ -22,7 +22,7 @@ from . import plots
 from .loop import Data, confusion, evaluate, fit
 
 # What a resumed run takes from its checkpoint; giving another value on the command line is an error.
-RUN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule", "seed", "augment", "dtype", "limit")
+RUN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "seed", "augment", "dtype", "limit")
 
 
 def train_parser(framework: str) -> argparse.ArgumentParser:
@@ -35,6 +35,7 @@ def train_parser(framework: str) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     p.add_argument("--optimizer", default=None, choices=list(OPTIMIZERS), help="optimizer (default: the recipe's)")
     p.add_argument("--schedule", default=None, choices=list(SCHEDULES), help="learning-rate schedule (default: the recipe's)")
+    p.add_argument("--weight-decay", type=float, default=None, help="L2 weight decay, added to the gradient (default: the recipe's)")
     p.add_argument("--seed", type=int, default=None, help="seed of the initial weights, batch order and distortions (default: 0)")
     p.add_argument("--augment", action="store_true", default=None, help="random affine distortions as in the 1998 paper")
     p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"], help="where to train (default: auto: a GPU when the framework sees one)")
@@ -89,7 +90,8 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
     variant = get_variant(args.variant or "lenet5")
     try:
         recipe = default_recipe(variant.name).with_overrides(
-            dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule
+            dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule,
+            weight_decay=args.weight_decay,
         )
     except ValueError as e:
         return _error(framework, str(e))

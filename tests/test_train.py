@@ -162,9 +162,14 @@ def test_resume_refuses_other_settings(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(cli, "load_data", lambda *a, **k: tiny_data(32))
     out = str(tmp_path / "r")
-    assert cli.train_main("torch", ["--epochs", "1", "--batch-size", "16", "--out", out, "--no-progress"]) == 0
+    assert cli.train_main("torch", ["--epochs", "1", "--batch-size", "16", "--weight-decay", "0.001", "--out", out, "--no-progress"]) == 0
+    assert json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[0])["epoch"] == 1
     assert cli.train_main("torch", ["--resume", "--lr", "0.5", "--out", out, "--no-progress"]) == 2
     assert "drop --lr 0.5 (run has 0.002)" in capsys.readouterr().err
+    assert cli.train_main("torch", ["--resume", "--weight-decay", "0.01", "--out", out, "--no-progress"]) == 2
+    assert "drop --weight-decay 0.01 (run has 0.001)" in capsys.readouterr().err
+    assert cli.train_main("torch", ["--weight-decay", "-1", "--out", str(tmp_path / "neg"), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == "lenet_torch.train: error: weight decay must be 0 or more, got -1.0"
     assert cli.train_main("torch", ["--resume", "--out", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
