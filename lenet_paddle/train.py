@@ -31,7 +31,10 @@ def pick_device(name: str) -> str:
 
 
 def make_optimizer(model: LeNet, recipe: Recipe) -> paddle.optimizer.Optimizer:
-    """paddle's optimizer for the recipe; a float weight_decay is L2Decay, added to the gradient as in torch."""
+    """paddle's optimizer for the recipe; a float weight_decay is L2Decay, added to the gradient as in torch.
+
+    Per parameter, not use_multi_tensor=True: paddle's merged Adam is another arithmetic
+    (weights 8e-7 apart after 40 lenet5 steps; docs/BENCHMARKS.md), unlike torch's foreach."""
     params = model.parameters()
     decay = recipe.decay_coefficient or None
     if recipe.optimizer == "sgd":

@@ -66,7 +66,8 @@ class MaxPool2x2(torch.autograd.Function):
 
 def max_pool(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
     """F.max_pool2d, through MaxPool2x2 for the 2x2/2 windows of every variant here (not while
-    exporting: the ONNX graph keeps one MaxPool node)."""
+    exporting: the ONNX graph keeps one MaxPool node). Torch only: paddle's own max_pool2d is
+    not slow at these sizes (lenet_paddle.model.Pool)."""
     if kernel == stride == 2 and x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0 and not torch.compiler.is_exporting():
         return MaxPool2x2.apply(x) if x.requires_grad and torch.is_grad_enabled() else window_max(x)
     return F.max_pool2d(x, kernel, stride)

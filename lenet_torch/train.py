@@ -34,7 +34,9 @@ def make_optimizer(model: LeNet, recipe: Recipe) -> torch.optim.Optimizer:
 
     foreach=True: one multi-tensor call per operation instead of one per parameter (the CPU
     default is per parameter); the same arithmetic, bit for bit (tests/test_train.py), and a
-    lenet5 step 1-4 ms shorter on the CPU (docs/BENCHMARKS.md). Not fused=True: see there."""
+    lenet5 step 14.8 ms against 15.7 ms on one CPU thread (docs/BENCHMARKS.md). Not
+    fused=True: see there. Paddle's multi-tensor Adam is another arithmetic, so paddle keeps
+    its per-parameter update (lenet_paddle.train.make_optimizer)."""
     params = list(model.parameters())
     decay = recipe.decay_coefficient
     if recipe.optimizer == "sgd":

@@ -26,7 +26,7 @@ RUN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule", "
 
 
 def train_parser(framework: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.train", description=f"Train a LeNet variant in {framework}.")
+    p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.train", description=f"Train a LeNet variant in {framework}.", formatter_class=HelpFormatter)
     p.add_argument("--variant", default=None, choices=list(VARIANTS), help="network to train (default: lenet5, or the resumed run's)")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the variant's recipe)")
     p.add_argument("--data-dir", default=None, help="folder holding the data set (default: $LENET_DATA/<dataset>, caches, Debian's copy, else download)")
