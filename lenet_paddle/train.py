@@ -31,7 +31,8 @@ def pick_device(name: str) -> str:
 
 
 def make_optimizer(model: LeNet, recipe: Recipe) -> paddle.optimizer.Optimizer:
-    """paddle's optimizer for the recipe; a float weight_decay is L2Decay, added to the gradient as in torch.
+    """paddle's optimizer for the recipe; a float weight_decay is L2Decay, added to the gradient as in
+    torch, except for adamw, whose decay is decoupled, as in torch.optim.AdamW.
 
     Per parameter, not use_multi_tensor=True: paddle's merged Adam is another arithmetic
     (weights 8e-7 apart after 40 lenet5 steps; docs/BENCHMARKS.md), unlike torch's foreach."""
@@ -42,6 +43,8 @@ def make_optimizer(model: LeNet, recipe: Recipe) -> paddle.optimizer.Optimizer:
     if recipe.optimizer == "momentum":  # v = m v + g; p -= lr v  (torch SGD with momentum, dampening 0)
         return paddle.optimizer.Momentum(learning_rate=recipe.lr, momentum=recipe.momentum_coefficient, parameters=params, weight_decay=decay)
     beta1, beta2 = recipe.betas
+    if recipe.optimizer == "adamw":  # p -= lr wd p, then Adam  (torch.optim.AdamW)
+        return paddle.optimizer.AdamW(learning_rate=recipe.lr, beta1=beta1, beta2=beta2, epsilon=recipe.eps, parameters=params, weight_decay=recipe.decay_coefficient)
     return paddle.optimizer.Adam(learning_rate=recipe.lr, beta1=beta1, beta2=beta2, epsilon=recipe.eps, parameters=params, weight_decay=decay)
 
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "lecun1998")
 LOSSES = ("cross_entropy", "rbf_map")
 
@@ -31,9 +31,11 @@ class Recipe:
     epochs: int = 5
     batch_size: int = 64
     momentum: float = 0.9  # "momentum": heavy ball, v = m v + g, p -= lr v (torch SGD, paddle Momentum)
-    betas: tuple[float, float] = (0.9, 0.999)  # "adam"
-    eps: float = 1e-8  # "adam"
-    weight_decay: float = 0.0  # L2 added to the gradient (coupled), the same in both frameworks
+    betas: tuple[float, float] = (0.9, 0.999)  # "adam", "adamw"
+    eps: float = 1e-8  # "adam", "adamw"
+    # "sgd", "momentum", "adam": L2 added to the gradient (coupled); "adamw": decoupled,
+    # p -= lr * weight_decay * p before the Adam step (torch.optim.AdamW, paddle.optimizer.AdamW)
+    weight_decay: float = 0.0
     step_every: int = 2  # "step": epochs between decays
     gamma: float = 0.1  # "step": decay factor
     warmup: float = 0.25  # "onecycle": fraction of steps spent rising from lr/25
@@ -50,7 +52,7 @@ class Recipe:
         if not self.weight_decay >= 0:
             raise ValueError(f"weight decay must be 0 or more, got {self.weight_decay}")
 
-    # Paddle's momentum and L2-decay kernels take these coefficients as float32 attributes,
+    # Paddle's momentum, L2-decay and AdamW kernels take these coefficients as float32 attributes,
     # so a float64 paddle run updates with 0.89999998, not 0.9 (measured: weights 8e-9 apart
     # after 2 steps, growing). Both frameworks use the float32-representable value; in float32
     # training this changes nothing.

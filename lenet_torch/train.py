@@ -30,7 +30,8 @@ def pick_device(name: str) -> torch.device:
 
 
 def make_optimizer(model: LeNet, recipe: Recipe) -> torch.optim.Optimizer:
-    """torch's optimizer for the recipe; weight decay is L2 added to the gradient, as in paddle.
+    """torch's optimizer for the recipe; weight decay is L2 added to the gradient, or decoupled
+    for adamw, as in paddle.
 
     foreach=True: one multi-tensor call per operation instead of one per parameter (the CPU
     default is per parameter); the same arithmetic, bit for bit (tests/test_train.py), and a
@@ -43,6 +44,8 @@ def make_optimizer(model: LeNet, recipe: Recipe) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=recipe.lr, weight_decay=decay, foreach=True)
     if recipe.optimizer == "momentum":  # v = m v + g; p -= lr v  (paddle.optimizer.Momentum)
         return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum_coefficient, weight_decay=decay, foreach=True)
+    if recipe.optimizer == "adamw":  # p -= lr wd p, then Adam  (paddle.optimizer.AdamW)
+        return torch.optim.AdamW(params, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps, weight_decay=decay, foreach=True)
     return torch.optim.Adam(params, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps, weight_decay=decay, foreach=True)
 
 

@@ -35,7 +35,7 @@ def train_parser(framework: str) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     p.add_argument("--optimizer", default=None, choices=list(OPTIMIZERS), help="optimizer (default: the recipe's)")
     p.add_argument("--schedule", default=None, choices=list(SCHEDULES), help="learning-rate schedule (default: the recipe's)")
-    p.add_argument("--weight-decay", type=float, default=None, help="L2 weight decay, added to the gradient (default: the recipe's)")
+    p.add_argument("--weight-decay", type=float, default=None, help="weight decay: L2 added to the gradient; decoupled (p -= lr * wd * p) with adamw (default: the recipe's)")
     p.add_argument("--seed", type=int, default=None, help="seed of the initial weights, batch order and distortions (default: 0)")
     p.add_argument("--augment", action="store_true", default=None, help="random affine distortions as in the 1998 paper")
     p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"], help="where to train (default: auto: a GPU when the framework sees one)")

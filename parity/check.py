@@ -26,6 +26,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from lenet_spec import VARIANTS, AdaptivePool, Pool, Variant, get_variant, reference
 from lenet_spec.checkpoint import CheckpointError, framework_of
 from lenet_spec.data import DataError, dataset_dirs, find_dataset, load_split, to_model_input
+from lenet_spec.recipe import Recipe
 
 from .frameworks import FrameworkMissing, bridge, package
 from .mapping import MappingError, convert
@@ -236,13 +237,13 @@ def train_batches_source(variant: Variant, steps: int, batch: int, seed: int, mn
     return images, rng.integers(0, variant.num_classes, n), "random"
 
 
-def run_training_case(variant: Variant, dtype: str, steps: int, seed: int, mnist_train, augment: bool = False) -> TrainResult:
-    """Train torch and paddle side by side from the same init on the same batches with the
-    variant's recipe, comparing every weight after every step."""
+def run_training_case(variant: Variant, dtype: str, steps: int, seed: int, mnist_train, augment: bool = False, recipe: Recipe | None = None) -> TrainResult:
+    """Train torch and paddle side by side from the same init on the same batches with
+    `recipe` (default: the variant's), comparing every weight after every step."""
     from lenet_spec.recipe import default_recipe
     from lenet_train.loop import epoch_steps
 
-    recipe = default_recipe(variant.name)
+    recipe = recipe or default_recipe(variant.name)
     images, labels, source = train_batches_source(variant, steps, recipe.batch_size, seed, mnist_train)
     res = TrainResult(variant.name, dtype, steps, source, augment)
     backends = [importlib.import_module(f"lenet_{fw}.train").Backend(variant, recipe, seed, "cpu", dtype) for fw in ("torch", "paddle")]
