@@ -105,9 +105,9 @@ def lr_at(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
 # Each variant's default recipe; docs/RESULTS.md gives what they reach.
 RECIPES: dict[str, Recipe] = {
     "lenet5": Recipe(optimizer="adam", lr=2e-3, schedule="onecycle", epochs=5, batch_size=64),
-    # One-cycle, not the paper's per-pass decay ("lecun1998"), and L2 weight decay 5e-4: measured
-    # in both frameworks and over seeds in docs/RESULTS.md.
-    "lenet5-1998": Recipe(optimizer="adam", lr=2e-3, schedule="onecycle", epochs=20, batch_size=64, weight_decay=5e-4, loss="rbf_map"),
+    # One-cycle, not the paper's per-pass decay ("lecun1998"), and decoupled weight decay 0.1
+    # (AdamW), not L2 on the gradient: measured in both frameworks and over seeds in docs/RESULTS.md.
+    "lenet5-1998": Recipe(optimizer="adamw", lr=2e-3, schedule="onecycle", epochs=20, batch_size=64, weight_decay=0.1, loss="rbf_map"),
     "d2l": Recipe(optimizer="sgd", lr=0.9, schedule="constant", epochs=10, batch_size=256, dataset="fashion-mnist"),
     "lenet-caffe": Recipe(optimizer="momentum", lr=0.01, schedule="cosine", epochs=10, batch_size=64, weight_decay=5e-4),
     "cifar-net": Recipe(optimizer="momentum", lr=0.001, schedule="constant", epochs=2, batch_size=4, dataset="cifar10"),
@@ -120,8 +120,18 @@ RECIPES: dict[str, Recipe] = {
 SPEED_RECIPE = Recipe(optimizer="adam", lr=3e-3, schedule="onecycle", epochs=2, batch_size=64)
 
 
-def default_recipe(variant: str) -> Recipe:
+# A variant's default recipe for training on distorted images (--augment), where it differs:
+# the distortions regularise already, and lenet5-1998's AdamW with weight decay 0.1 ends at
+# 0.78% there against 0.71% (torch) / 0.69% (paddle) for Adam with L2 5e-4 (docs/RESULTS.md).
+AUGMENT_RECIPES: dict[str, Recipe] = {
+    "lenet5-1998": Recipe(optimizer="adam", lr=2e-3, schedule="onecycle", epochs=20, batch_size=64, weight_decay=5e-4, loss="rbf_map"),
+}
+
+
+def default_recipe(variant: str, augment: bool = False) -> Recipe:
+    """`variant`'s default recipe; with `augment`, the one for distorted training images."""
     try:
-        return RECIPES[variant]
+        recipe = RECIPES[variant]
     except KeyError:
         raise ValueError(f"no recipe for variant {variant!r}; choose from {', '.join(RECIPES)}") from None
+    return AUGMENT_RECIPES.get(variant, recipe) if augment else recipe

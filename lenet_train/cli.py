@@ -37,7 +37,7 @@ def train_parser(framework: str) -> argparse.ArgumentParser:
     p.add_argument("--schedule", default=None, choices=list(SCHEDULES), help="learning-rate schedule (default: the recipe's)")
     p.add_argument("--weight-decay", type=float, default=None, help="weight decay: L2 added to the gradient; decoupled (p -= lr * wd * p) with adamw (default: the recipe's)")
     p.add_argument("--seed", type=int, default=None, help="seed of the initial weights, batch order and distortions (default: 0)")
-    p.add_argument("--augment", action="store_true", default=None, help="random affine distortions as in the 1998 paper")
+    p.add_argument("--augment", action="store_true", default=None, help="random affine distortions as in the 1998 paper, with the variant's recipe for them where it has one")
     p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"], help="where to train (default: auto: a GPU when the framework sees one)")
     p.add_argument("--dtype", default=None, choices=["float32", "float64"], help="parameter dtype (default: float32)")
     p.add_argument("--limit", type=int, default=None, help="train on the first N training images only (smoke runs)")
@@ -89,7 +89,7 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
             setattr(args, k, stored.get(k))
     variant = get_variant(args.variant or "lenet5")
     try:
-        recipe = default_recipe(variant.name).with_overrides(
+        recipe = default_recipe(variant.name, bool(args.augment)).with_overrides(
             dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule,
             weight_decay=args.weight_decay,
         )

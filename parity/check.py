@@ -239,11 +239,12 @@ def train_batches_source(variant: Variant, steps: int, batch: int, seed: int, mn
 
 def run_training_case(variant: Variant, dtype: str, steps: int, seed: int, mnist_train, augment: bool = False, recipe: Recipe | None = None) -> TrainResult:
     """Train torch and paddle side by side from the same init on the same batches with
-    `recipe` (default: the variant's), comparing every weight after every step."""
+    `recipe` (default: the variant's, for distorted images with `augment`), comparing every
+    weight after every step."""
     from lenet_spec.recipe import default_recipe
     from lenet_train.loop import epoch_steps
 
-    recipe = recipe or default_recipe(variant.name)
+    recipe = recipe or default_recipe(variant.name, augment)
     images, labels, source = train_batches_source(variant, steps, recipe.batch_size, seed, mnist_train)
     res = TrainResult(variant.name, dtype, steps, source, augment)
     backends = [importlib.import_module(f"lenet_{fw}.train").Backend(variant, recipe, seed, "cpu", dtype) for fw in ("torch", "paddle")]

@@ -105,6 +105,10 @@ def test_schedules():
 def test_every_variant_has_a_recipe():
     assert set(VARIANTS) == {name for name in VARIANTS if default_recipe(name)}
     assert default_recipe("d2l") == Recipe(optimizer="sgd", lr=0.9, schedule="constant", epochs=10, batch_size=256, dataset="fashion-mnist")
+    assert default_recipe("d2l", augment=True) == default_recipe("d2l")
+    plain, distorted = default_recipe("lenet5-1998"), default_recipe("lenet5-1998", augment=True)
+    assert (plain.optimizer, plain.weight_decay, distorted.optimizer, distorted.weight_decay) == ("adamw", 0.1, "adam", 5e-4)
+    assert plain.loss == distorted.loss == "rbf_map"
 
 
 @pytest.mark.data
@@ -152,6 +156,7 @@ def test_resume_after_a_kill_is_bit_identical(framework, tmp_path, monkeypatch, 
     package = __import__(f"lenet_{framework}")
     whole, resumed = package.load(tmp_path / "whole" / f"last{cls.suffix}"), package.load(tmp_path / "killed" / f"last{cls.suffix}")
     assert resumed.meta["epoch"] == 3
+    assert whole.meta["recipe"]["weight_decay"] == resumed.meta["recipe"]["weight_decay"] == default_recipe("lenet5-1998", augment=True).weight_decay
     assert all(np.array_equal(whole.state[k], resumed.state[k]) for k in whole.state)
     lines = (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
