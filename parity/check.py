@@ -26,7 +26,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from lenet_spec import VARIANTS, AdaptivePool, Pool, Variant, get_variant, reference
 from lenet_spec.checkpoint import CheckpointError, framework_of
 from lenet_spec.data import DataError, dataset_dirs, find_dataset, load_split, to_model_input
-from lenet_spec.recipe import Recipe
+from lenet_spec.recipe import Recipe, default_recipe
 
 from .frameworks import FrameworkMissing, bridge, package
 from .mapping import MappingError, convert
@@ -241,7 +241,6 @@ def run_training_case(variant: Variant, dtype: str, steps: int, seed: int, mnist
     """Train torch and paddle side by side from the same init on the same batches with
     `recipe` (default: the variant's, for distorted images with `augment`), comparing every
     weight after every step."""
-    from lenet_spec.recipe import default_recipe
     from lenet_train.loop import epoch_steps
 
     recipe = recipe or default_recipe(variant.name, augment)

@@ -9,7 +9,7 @@ import lenet_paddle.train as paddle_train
 import lenet_torch.train as torch_train
 from lenet_spec import VARIANTS, get_variant
 from lenet_spec.data import affine_thetas, warp_reference
-from lenet_spec.recipe import Recipe, default_recipe, lr_at
+from lenet_spec.recipe import OPTIMIZERS, Recipe, default_recipe, lr_at
 from lenet_train.loop import Data, run_epoch
 
 pytestmark = pytest.mark.cross
@@ -210,7 +210,7 @@ def test_short_float64_training_parity(name):
     assert r.passed and r.max_rel_diff < TRAIN_TOL["float64"], (r.max_rel_diff, r.worst_param)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "adamw"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_each_optimizer_trains_the_same_in_both_frameworks(optimizer):
     """Every optimizer, with weight decay (coupled, or decoupled for adamw) and a changing
     learning rate, is one update rule in torch and paddle: float64 weights agree after every
@@ -241,7 +241,7 @@ def test_missing_data_is_one_line_no_traceback(framework, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "adamw"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_torch_multi_tensor_optimizer_is_bit_identical(optimizer):
     """make_optimizer's foreach=True (a speed-up) computes what the per-parameter loop computes."""
     import torch
