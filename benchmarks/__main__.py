@@ -1,3 +1,5 @@
+from lenet_spec.cli import run
+
 from .run import main
 
-raise SystemExit(main())
+run(main, "benchmarks")

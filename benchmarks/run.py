@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 import lenet_spec
+from lenet_spec.checkpoint import atomic_write
+from lenet_spec.cli import UsageError, check_output
 from lenet_spec.flops import forward_flops, training_flops
 from lenet_spec.recipe import SPEED_RECIPE, default_recipe
 
@@ -231,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print(f"benchmarks: error: unknown framework or variant {bad}; frameworks: {', '.join(FRAMEWORKS)}; variants: {', '.join(lenet_spec.VARIANTS)}", file=sys.stderr)
         return 2
+    try:
+        out = check_output(args.json, "--json")
+    except UsageError as e:
+        print(f"benchmarks: error: {e}", file=sys.stderr)
+        return 2
     started, cpu_start = time.perf_counter(), cpu_times()
     import_s = {}
     for framework in frameworks:  # first, so that the figure is the import's alone
@@ -304,9 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     result["machine"]["steal_fraction"] = steal = steal_since(cpu_start)
     if steal is not None:
         print(f"CPU time taken by the hypervisor during the run (steal): {100 * steal:.1f}%")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    text = json.dumps(result, indent=2) + "\n"
+    atomic_write(out, lambda tmp: Path(tmp).write_text(text))
     print(f"wrote {out} ({result['seconds']:.0f} s)")
     return 0
 

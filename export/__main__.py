@@ -13,13 +13,13 @@ import json
 import sys
 
 from lenet_spec import VARIANTS
-from lenet_spec.cli import HelpFormatter
+from lenet_spec.cli import HelpFormatter, UsageError, check_output, run
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m export", description="Export a LeNet to ONNX with its own framework's exporter.", formatter_class=HelpFormatter)
     p.add_argument("checkpoint", nargs="?", default=None, help="a .pt or .pdparams checkpoint (or use --variant for a freshly built model)")
-    p.add_argument("--out", required=True, help="the ONNX file to write")
+    p.add_argument("--out", required=True, help="the ONNX file to write (.onnx; never the checkpoint itself)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 18)")
     p.add_argument("--check", action="store_true", help="verify the written file with onnxruntime against the framework model (python -m export.verify)")
     p.add_argument("--variant", default=None, choices=list(VARIANTS), help="export a freshly built model of this variant; with a checkpoint: the variant of a plain state dict")
@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     opset = args.opset if args.opset is not None else DEFAULT_OPSET
     if not 7 <= opset <= 30:
         return fail(f"--opset {opset} is not an ONNX opset; use 18 (the default) or another from 7 up")
+    try:
+        check_output(args.out, "--out", inputs=[args.checkpoint], suffixes=(".onnx",))
+    except UsageError as e:
+        return fail(str(e))
     try:
         source = from_checkpoint(args.checkpoint, args.variant, args.framework) if args.checkpoint else fresh(args.variant, args.seed, args.framework)
         report = export(source, args.out, opset)
@@ -75,4 +79,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main, "export")

@@ -6,7 +6,6 @@ can be exported by either; by default a checkpoint is exported by the framework 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import lenet_spec
-from lenet_spec.checkpoint import SPEC_VERSION, CheckpointError, atomic_write, framework_of
+from lenet_spec.checkpoint import SPEC_VERSION, CheckpointError, atomic_write
 from lenet_spec.variants import DATASET_CLASSES
 
 from .metadata import ModelInfo
@@ -48,24 +47,27 @@ class Source:
     dataset: str | None = None
 
 
-def from_checkpoint(path: str | os.PathLike, variant: str | None = None, framework: str | None = None) -> Source:
-    """A checkpoint of either framework; exported by its own framework unless `framework` says otherwise.
+def from_checkpoint(path: str | os.PathLike, variant: str | None = None, framework: str | None = None, expected_sha256: str | None = None) -> Source:
+    """A checkpoint of either framework (or a .safetensors file); exported by the framework whose
+    layout it holds unless `framework` says otherwise.
 
+    Args:
+        expected_sha256: when given, the file must have this SHA-256 (checked on the bytes read,
+            before they are decoded).
     Raises:
-        CheckpointError: unreadable, wrong variant, mismatched keys (one line).
-        parity.frameworks.FrameworkMissing: the checkpoint's framework is not installed.
+        CheckpointError: unreadable, unsafe, wrong variant or hash, mismatched keys (one line).
+        parity.frameworks.FrameworkMissing: a .pt file without torch.
     """
-    from parity.frameworks import package
+    from parity.frameworks import load_checkpoint
     from parity.mapping import MappingError, convert
 
-    source = framework_of(path)
-    ckpt = package(source).load(path, variant)
+    ckpt = load_checkpoint(path, variant, expected_sha256)
     try:
-        params = convert(ckpt.state, ckpt.variant, source, "spec")
+        params = convert(ckpt.state, ckpt.variant, ckpt.framework, "spec")
     except MappingError as e:
         raise CheckpointError(f"{path}: {e}") from None
-    sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return Source(ckpt.variant, params, framework or source, f"checkpoint {path}", sha, dataset=ckpt.meta.get("dataset"))
+    dataset = ckpt.meta.get("dataset")
+    return Source(ckpt.variant, params, framework or ckpt.framework, f"checkpoint {path}", ckpt.sha256, dataset=dataset if isinstance(dataset, str) else None)
 
 
 def fresh(variant: str, seed: int, framework: str) -> Source:

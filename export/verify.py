@@ -8,7 +8,6 @@ exported model, or the checkpoint it was exported from (found at its path, same 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import json
 import sys
@@ -64,13 +63,20 @@ def reference_params(info, ckpt: str | None) -> tuple[dict[str, np.ndarray], str
             raise ValueError(f"{ckpt} holds {source.variant}, but the ONNX file is {info.variant}")
         return source.params, f"checkpoint {ckpt}"
     if info.seed is not None:
+        if info.variant not in lenet_spec.VARIANTS:
+            raise ValueError(f"the file's metadata names the variant {info.variant!r:.40}, which this project does not have")
         return lenet_spec.init_params(lenet_spec.get_variant(info.variant), info.seed), info.source
+    # The metadata is the file's own word: a path it names is loaded only when its bytes have
+    # the SHA-256 the export recorded, so a file cannot point verify at another checkpoint.
     path = Path(info.source.removeprefix("checkpoint "))
+    if not info.checkpoint_sha256:
+        raise ValueError(f"the file names its checkpoint {path} without a SHA-256 to check it by, so it is not loaded; pass --ckpt CKPT")
     if not path.is_file():
         raise ValueError(f"the file was exported from {path}, which is not there; pass --ckpt CKPT")
-    if info.checkpoint_sha256 and hashlib.sha256(path.read_bytes()).hexdigest() != info.checkpoint_sha256:
-        raise ValueError(f"{path} has changed since the export (SHA-256 differs); pass --ckpt CKPT or export again")
-    return from_checkpoint(path).params, info.source
+    source = from_checkpoint(path, expected_sha256=info.checkpoint_sha256)
+    if source.variant != info.variant:
+        raise ValueError(f"{path} holds {source.variant}, but the ONNX file is {info.variant}")
+    return source.params, info.source
 
 
 def framework_logits(framework: str, variant: str, params: dict[str, np.ndarray], images: np.ndarray, batch: int = 2048) -> np.ndarray:
@@ -124,9 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--framework", default=None, choices=["torch", "paddle"], help="framework of the reference model (default: the one that exported the file)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="onnxruntime provider: CUDA when available (auto), or forced")
     p.add_argument("--data-dir", default=None, help="folder holding the test set (default: the usual places; never downloads)")
-    p.add_argument("--limit", type=int, default=None, help="compare on the first N test images only")
+    p.add_argument("--limit", type=int, default=None, help="compare on the first N test images only (N >= 1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a report")
     args = p.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        print(f"export.verify: error: --limit must be at least 1, got {args.limit}", file=sys.stderr)
+        return 2
     from lenet_spec.checkpoint import CheckpointError
     from lenet_spec.data import DataError
     from parity.frameworks import FrameworkMissing
@@ -153,4 +162,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from lenet_spec.cli import run
+
+    run(main, "export.verify")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import paddle
 
 import lenet_spec
-from lenet_spec.checkpoint import Checkpoint, CheckpointError, atomic_write, envelope, parse, reason
+from lenet_spec.checkpoint import Checkpoint, CheckpointError, atomic_write, envelope, format_of, loads_paddle, read
 
 from .bridge import load_state_numpy, state_numpy
 from .model import LeNet, build
@@ -30,19 +29,26 @@ def save(path: str | os.PathLike, model: LeNet, **extra: Any) -> None:
     save_state(path, model.variant.name, state_numpy(model), **extra)
 
 
-def load(path: str | os.PathLike, variant: str | None = None) -> Checkpoint:
-    """Read a checkpoint (or a plain state dict, given `variant`) as NumPy arrays.
+def loads(data: bytes, where: str | os.PathLike, variant: str | None = None) -> Checkpoint:
+    """A .pdparams file's bytes as a Checkpoint of NumPy arrays. Never paddle.load, which
+    unpickles without restriction: lenet_spec.safe_pickle builds what paddle.save writes and
+    refuses everything else (so this needs no paddle at all).
 
     Raises:
         CheckpointError: one line naming the file and the problem.
     """
-    if not Path(path).is_file():
-        raise CheckpointError(f"{path}: no such file")
-    try:
-        obj = paddle.load(str(path), return_numpy=True)
-    except Exception as e:  # paddle raises many kinds for a damaged file
-        raise CheckpointError(f"{path}: not a readable {FRAMEWORK} checkpoint ({reason(e)})") from None
-    return parse(obj, path, FRAMEWORK, np.asarray, variant)
+    return loads_paddle(data, where, variant)
+
+
+def load(path: str | os.PathLike, variant: str | None = None) -> Checkpoint:
+    """Read a .pdparams checkpoint (or a plain state dict, given `variant`) as NumPy arrays.
+
+    Raises:
+        CheckpointError: one line naming the file and the problem.
+    """
+    if format_of(path) != FRAMEWORK:
+        raise CheckpointError(f"{path}: lenet_{FRAMEWORK}.load reads .pdparams files; parity.frameworks.load_checkpoint reads every format")
+    return loads(read(path), path, variant)
 
 
 def load_model(path: str | os.PathLike, variant: str | None = None) -> LeNet:

@@ -11,4 +11,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from lenet_spec.cli import run
+
+    run(main, "lenet_paddle.evaluate")

@@ -126,7 +126,7 @@ class Backend:
         state = dict(self.model.state_dict())
         payload = envelope(
             FRAMEWORK, self.variant.name, state, framework_version=str(paddle.__version__),
-            optimizer=self.optimizer_state(), rng_state=paddle.get_rng_state(), **extra,
+            optimizer=self.optimizer_state(), rng_state=[tuple(s.__getstate__()) for s in paddle.get_rng_state()], **extra,
         )  # fmt: skip
         atomic_write(path, lambda tmp: paddle.save(payload, tmp))
 
@@ -147,12 +147,32 @@ class Backend:
     def restore(self, path: str | os.PathLike) -> dict[str, Any]:
         """Load weights, optimizer and RNG state from a checkpoint of this framework; returns its envelope."""
         ckpt = load(path, self.variant.name)
-        load_state_numpy(self.model, ckpt.state)
         if "optimizer" not in ckpt.meta:
             raise CheckpointError(f"{path}: holds no optimizer state; it cannot be resumed")
-        self.optimizer.set_state_dict(self.optimizer_state(ckpt.meta["optimizer"]))
-        paddle.set_rng_state(ckpt.meta["rng_state"])
+        try:
+            load_state_numpy(self.model, ckpt.state)
+            self.optimizer.set_state_dict(self.optimizer_state(ckpt.meta["optimizer"]))
+            paddle.set_rng_state([generator_state(s) for s in ckpt.meta["rng_state"]])
+        except Exception as e:  # paddle raises ValueError, KeyError, TypeError... for state that does not fit
+            raise CheckpointError(f"{path}: its state does not fit this run ({type(e).__name__}: {' '.join(str(e).split())[:150]})") from None
         return ckpt.meta
+
+
+def generator_state(state) -> paddle.base.libpaddle.GeneratorState:
+    """paddle's RNG state from the plain (device, seed, offset, engine) tuple a checkpoint keeps.
+
+    Checkpoints store `GeneratorState.__getstate__()`, not the pybind object, so that reading
+    them needs no paddle class (lenet_spec.safe_pickle; older files' objects read as the same
+    tuple). The tuple is checked before paddle's C++ parses it, as pickle would, through
+    __setstate__ on an empty instance.
+    """
+    from lenet_spec.safe_pickle import rng_state
+
+    plain = rng_state(state)
+    cls = paddle.base.libpaddle.GeneratorState
+    restored = cls.__new__(cls)
+    restored.__setstate__(plain)
+    return restored
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,4 +182,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from lenet_spec.cli import run
+
+    run(main, "lenet_paddle.train")

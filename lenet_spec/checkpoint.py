@@ -1,15 +1,27 @@
-"""The checkpoint envelope both frameworks write, and the atomic write they share.
+"""The checkpoint envelope both frameworks write, the atomic write they share, and the
+reading of files from strangers: size-bounded, recognised by their bytes, never unpickled
+without restriction.
 
 A checkpoint is a dict: format markers, the framework that wrote it, the variant, the spec
 version, and `state_dict` (name -> tensor, in the writing framework's layout). Each
 framework package stores it with its own serialiser (torch.save / paddle.save); the
 checking is done here, once, on NumPy arrays. Plain state dicts (no envelope) are accepted
 when the caller names the variant.
+
+Three file formats, told apart by their first bytes (the suffix must agree):
+  - `.pt` / `.pth`: torch.save's zip (or its legacy pickle), read by `torch.load(weights_only=True)`
+    in lenet_torch.checkpoint;
+  - `.pdparams`: paddle.save's pickle, read here by `safe_pickle` (NumPy only: no paddle needed);
+  - `.safetensors`: a JSON header and raw tensors, which cannot carry code (NumPy only), in
+    the layout of the framework its metadata names.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,34 +29,169 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from . import safe_pickle
 from .variants import VARIANTS
 
 FORMAT = "lenet-parity-checkpoint"
 FORMAT_VERSION = 1
 SPEC_VERSION = "1"
-SUFFIXES = {"torch": ".pt", "paddle": ".pdparams"}
+SUFFIXES = {"torch": ".pt", "paddle": ".pdparams", "safetensors": ".safetensors"}
+FORMATS = {".pt": "torch", ".pth": "torch", ".pdparams": "paddle", ".safetensors": "safetensors"}
+DESCRIPTIONS = {"torch": "a torch checkpoint (torch.save's zip)", "paddle": "a paddle checkpoint (paddle.save's pickle)", "safetensors": "a safetensors file"}
+# The largest checkpoint this project writes is lenet-caffe in float64 with Adam's two moments,
+# about 10 MiB; a LeNet checkpoint 6x that size is not one, and is not read.
+MAX_BYTES = 64 << 20
+# torch.save's legacy (non-zip) format opens with a pickled magic number (torch/serialization.py).
+_TORCH_LEGACY = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
 
 
 class CheckpointError(Exception):
-    """A checkpoint that cannot be used: unreadable, of another variant, or mismatched keys."""
+    """A checkpoint that cannot be used: unreadable, unsafe, of another variant, or mismatched keys."""
 
 
 @dataclass
 class Checkpoint:
-    framework: str
+    framework: str | None  # whose layout `state` is in; None: a plain safetensors state dict, layout not yet known
     variant: str
     state: dict[str, np.ndarray]  # in `framework`'s layout
     meta: dict[str, Any] = field(default_factory=dict)  # everything else in the envelope
+    sha256: str = ""  # of the file's bytes, when read from a file
+
+
+def format_of(path: str | os.PathLike) -> str:
+    """'torch' for .pt / .pth, 'paddle' for .pdparams, 'safetensors' for .safetensors; CheckpointError otherwise."""
+    suffix = Path(path).suffix
+    if suffix not in FORMATS:
+        raise CheckpointError(f"{path}: unknown checkpoint suffix {suffix!r}; use .pt (torch), .pdparams (paddle) or .safetensors")
+    return FORMATS[suffix]
 
 
 def framework_of(path: str | os.PathLike) -> str:
-    """'torch' for .pt / .pth, 'paddle' for .pdparams; CheckpointError otherwise."""
-    suffix = Path(path).suffix
-    if suffix in (".pt", ".pth"):
+    """'torch' for .pt / .pth, 'paddle' for .pdparams: the framework whose own format the suffix names."""
+    found = format_of(path)
+    if found == "safetensors":
+        raise CheckpointError(f"{path}: a .safetensors file is no framework's own format here; give .pt (torch) or .pdparams (paddle)")
+    return found
+
+
+def sniff(data: bytes) -> str | None:
+    """The format `data` is in, from its first bytes: 'torch', 'paddle', 'safetensors' or None."""
+    if data[:4] == b"PK\x03\x04" or data.startswith(_TORCH_LEGACY):
         return "torch"
-    if suffix == ".pdparams":
+    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "paddle"
-    raise CheckpointError(f"{path}: unknown checkpoint suffix {suffix!r}; use .pt (torch) or .pdparams (paddle)")
+    if len(data) > 9 and data[8:9] == b"{" and int.from_bytes(data[:8], "little") <= len(data) - 8:
+        return "safetensors"
+    return None
+
+
+def read(path: str | os.PathLike) -> bytes:
+    """The bytes of checkpoint `path`, checked before anything decodes them: a regular file of
+    at most MAX_BYTES whose content is in the format its suffix names.
+
+    Raises:
+        CheckpointError: one line naming the file and the problem.
+    """
+    expected = format_of(path)
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise CheckpointError(f"{path}: is {'a folder' if stat.S_ISDIR(info.st_mode) else 'not a regular file'}, not a checkpoint")
+        if info.st_size > MAX_BYTES:
+            raise CheckpointError(f"{path}: {info.st_size / 2**20:,.0f} MiB is too large for a LeNet checkpoint (at most {MAX_BYTES >> 20} MiB are read); not reading it")
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if len(data) > MAX_BYTES:
+        raise CheckpointError(f"{path}: grew beyond {MAX_BYTES >> 20} MiB while being read; not reading it")
+    found = sniff(data)
+    if found is None:
+        raise CheckpointError(f"{path}: not a readable {expected} checkpoint (its first bytes {data[:8]!r} are not those of {DESCRIPTIONS[expected]})")
+    if found != expected:
+        raise CheckpointError(f"{path}: holds {DESCRIPTIONS[found]}, but its suffix says {expected}; rename it to {SUFFIXES[found]}")
+    return data
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def loads_paddle(data: bytes, where: str | os.PathLike, variant: str | None = None) -> Checkpoint:
+    """A .pdparams file's bytes as a Checkpoint, through the restricted unpickler: the same
+    values as paddle.load(return_numpy=True), with no code of the file's run.
+
+    Raises:
+        CheckpointError: one line; for a file that asks to run code, it says so.
+    """
+    try:
+        obj = safe_pickle.loads(data)
+    except safe_pickle.ForbiddenGlobal as e:
+        raise CheckpointError(f"{where}: {e}") from None
+    except safe_pickle.UnsafePickle as e:
+        raise CheckpointError(f"{where}: not a readable paddle checkpoint ({e})") from None
+    ckpt = parse(obj, where, "paddle", np.asarray, variant)
+    ckpt.sha256 = sha256(data)
+    return ckpt
+
+
+SAFETENSORS_HEADER_MAX = 1 << 20  # a LeNet file's header is a few KiB
+
+
+def loads_safetensors(data: bytes, where: str | os.PathLike, variant: str | None = None) -> Checkpoint:
+    """A .safetensors file's bytes as a Checkpoint. With this project's metadata its layout is
+    the framework the metadata names; a plain state dict (any other writer's) comes back with
+    framework None, for the caller to settle from the shapes (parity.frameworks.load_checkpoint).
+
+    Raises:
+        CheckpointError: one line.
+    """
+    try:
+        from safetensors.numpy import load
+    except ImportError:
+        raise CheckpointError(f"{where}: reading .safetensors needs the safetensors package: pip install safetensors") from None
+    size = int.from_bytes(data[:8], "little")
+    try:
+        if size > SAFETENSORS_HEADER_MAX:
+            raise ValueError(f"a {size:,}-byte header")
+        header = json.loads(data[8 : 8 + size])
+        metadata = header.get("__metadata__") or {}
+        tensors = load(data)
+    except Exception as e:  # safetensors raises its own SafetensorError; json its decode errors
+        raise CheckpointError(f"{where}: not a readable safetensors file ({' '.join(str(e).split())[:150]})") from None
+    if metadata.get("format") == FORMAT:
+        try:
+            envelope_ = {k: metadata[k] for k in ("format", "framework", "variant", "spec_version")}
+            envelope_["format_version"] = int(metadata["format_version"])
+            extra = json.loads(metadata.get("envelope", "{}"))
+            if not isinstance(extra, dict):
+                raise ValueError("envelope is not a JSON object")
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"{where}: its lenet-parity metadata is damaged ({type(e).__name__}: {e})") from None
+        if envelope_["framework"] not in ("torch", "paddle"):
+            raise CheckpointError(f"{where}: its metadata names the layout {envelope_['framework']!r}, not torch or paddle")
+        obj = {**extra, **envelope_, "state_dict": tensors}
+        ckpt = parse(obj, where, envelope_["framework"], np.asarray, variant)
+    else:
+        ckpt = parse(tensors, where, None, np.asarray, variant)
+    ckpt.sha256 = sha256(data)
+    return ckpt
+
+
+def save_safetensors(path: str | os.PathLike, framework: str, variant: str, state: Mapping[str, np.ndarray], **extra: Any) -> None:
+    """Write `state` (in `framework`'s layout) as .safetensors, with the envelope as metadata
+    (strings: the markers, and everything else as one JSON object), written atomically.
+    Readable with safetensors.torch / safetensors.paddle / safetensors.numpy's load_file."""
+    from safetensors.numpy import save
+
+    env = envelope(framework, variant, {}, **extra)
+    env.pop("state_dict")
+    metadata = {k: str(env.pop(k)) for k in ("format", "format_version", "framework", "variant", "spec_version")}
+    metadata["envelope"] = json.dumps(env)
+    raw = save({k: np.ascontiguousarray(v) for k, v in state.items()}, metadata=metadata)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(raw))
 
 
 def envelope(framework: str, variant: str, state: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
@@ -66,9 +213,9 @@ def parse(obj: Any, path: str | os.PathLike, framework: str, to_numpy: Callable[
     """Check a loaded object and return it as a Checkpoint of NumPy arrays.
 
     Args:
-        obj: what torch.load / paddle.load returned.
+        obj: what torch.load / the restricted unpickler / safetensors returned.
         path: for error messages.
-        framework: the framework whose loader read it.
+        framework: the framework whose format the file is in (None: safetensors, any layout).
         to_numpy: that framework's tensor -> ndarray.
         variant: the variant the caller expects; required for a plain state dict.
     Raises:
@@ -78,12 +225,14 @@ def parse(obj: Any, path: str | os.PathLike, framework: str, to_numpy: Callable[
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a checkpoint dict")
     if obj.get("format") == FORMAT:
         if obj.get("format_version") != FORMAT_VERSION:
-            raise CheckpointError(f"{path}: checkpoint format version {obj.get('format_version')} is not {FORMAT_VERSION}")
-        if obj.get("framework") != framework:
-            raise CheckpointError(f"{path}: written by {obj.get('framework')}, but its suffix says {framework}; rename it to {SUFFIXES.get(obj.get('framework'), '?')}")
+            raise CheckpointError(f"{path}: checkpoint format version {obj.get('format_version')!r:.20} is not {FORMAT_VERSION}")
+        writer = obj.get("framework")
+        if framework is not None and writer != framework:
+            hint = f"rename it to {SUFFIXES[writer]}" if writer in ("torch", "paddle") else "it is damaged"
+            raise CheckpointError(f"{path}: written by {writer!r:.20}, but its suffix says {framework}; {hint}")
         found = obj.get("variant")
-        if found not in VARIANTS:
-            raise CheckpointError(f"{path}: unknown variant {found!r}")
+        if not isinstance(found, str) or found not in VARIANTS:
+            raise CheckpointError(f"{path}: unknown variant {found!r:.40}")
         if variant is not None and variant != found:
             raise CheckpointError(f"{path}: holds variant {found!r}, not {variant!r}")
         raw_state = obj.get("state_dict")
@@ -91,13 +240,18 @@ def parse(obj: Any, path: str | os.PathLike, framework: str, to_numpy: Callable[
     else:
         if variant is None:
             raise CheckpointError(f"{path}: a plain state dict does not say its variant; pass --variant NAME")
+        if variant not in VARIANTS:
+            raise CheckpointError(f"{path}: unknown variant {variant!r}")
         raw_state, meta, found = obj, {}, variant
     if not isinstance(raw_state, dict) or not raw_state:
         raise CheckpointError(f"{path}: has no state dict")
     try:
         state = {str(k): np.asarray(to_numpy(v)) for k, v in raw_state.items()}
     except Exception as e:  # a value that is no tensor
-        raise CheckpointError(f"{path}: state dict holds something that is not a tensor ({e})") from None
+        raise CheckpointError(f"{path}: state dict holds something that is not a tensor ({' '.join(str(e).split())[:100]})") from None
+    odd = next((k for k, v in state.items() if v.dtype not in (np.float32, np.float64)), None)
+    if odd is not None:
+        raise CheckpointError(f"{path}: {odd} holds {state[odd].dtype} values; a LeNet's weights are float32 or float64")
     return Checkpoint(framework, found, state, meta)
 
 

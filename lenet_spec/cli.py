@@ -1,8 +1,13 @@
-"""What every command line of the project shares (standard library only)."""
+"""What every command line of the project shares (standard library only): help formatting,
+checking outputs before the work, and the edges of main (Ctrl-C, a closed pipe)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Iterable, NoReturn
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -14,3 +19,75 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or "(default" in text:
             return text
         return super()._get_help_string(action)
+
+
+class UsageError(ValueError):
+    """A command line that cannot be carried out as given; the message is the line to print."""
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
+def _creatable(folder: Path, what: str) -> None:
+    """`folder` exists as a writable folder, or can be made: its nearest existing ancestor is one."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{what}: {existing} is a file, so no folder can be made there; choose another place")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{what}: {existing} is not writable; choose another place")
+
+
+def check_output(path: str | os.PathLike, flag: str, inputs: Iterable[str | os.PathLike | None] = (), suffixes: tuple[str, ...] = ()) -> Path:
+    """`path` as a file this command may write, checked before any work is done: it has one of
+    `suffixes` (if given), is none of `inputs` (an output never replaces an input), is not a
+    folder, and its folder exists writable or can be made.
+
+    Raises:
+        UsageError: one line naming the flag and the problem.
+    """
+    out = Path(path)
+    what = f"{flag} {path}"
+    if suffixes and out.suffix not in suffixes:
+        raise UsageError(f"{what}: must end in {' or '.join(suffixes)}")
+    for given in inputs:
+        if given is not None and _same_file(out, Path(given)):
+            raise UsageError(f"{what} is the input {given}; an output never replaces an input: choose another name")
+    if out.is_dir():
+        raise UsageError(f"{what} is a folder; give a file name")
+    _creatable(out.parent, what)
+    return out
+
+
+def check_output_folder(path: str | os.PathLike, flag: str) -> Path:
+    """`path` as a folder this command may write into, checked before any work is done.
+
+    Raises:
+        UsageError: one line naming the flag and the problem.
+    """
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{flag} {path} is a file, not a folder; choose another --out")
+    _creatable(out, f"{flag} {path}")
+    return out
+
+
+def run(main: Callable[[], int], prog: str) -> NoReturn:
+    """`raise SystemExit(main())` with what every command of the project does at its edges:
+    Ctrl-C ends it with one line and status 130, never a traceback; a reader that leaves
+    (`... | head`) ends it quietly with status 0."""
+    try:
+        status = main()
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        status = 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 0
+    raise SystemExit(status)

@@ -9,7 +9,7 @@ update rules agree (see their `make_optimizer`).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
@@ -44,6 +44,17 @@ class Recipe:
     dataset: str = "mnist"
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # a recipe may come from a stranger's checkpoint: check types too
+            value, kind = getattr(self, f.name), _KINDS[f.name]
+            if kind is float:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            elif kind is tuple:
+                ok = isinstance(value, tuple) and len(value) == 2 and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in value)
+            else:
+                ok = isinstance(value, kind) and not isinstance(value, bool)
+            if not ok:
+                what = {float: "a finite number", int: "a whole number", str: "a name", tuple: "two numbers in [0, 1)"}[kind]
+                raise ValueError(f"{f.name} must be {what}, got {value!r:.40}")
         for value, allowed, what in ((self.optimizer, OPTIMIZERS, "optimizer"), (self.schedule, SCHEDULES, "schedule"), (self.loss, LOSSES, "loss")):
             if value not in allowed:
                 raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(allowed)}")
@@ -69,13 +80,23 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Recipe":
+        """The recipe stored in a checkpoint (its `to_dict`); ValueError for anything else."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a recipe is a dict, not {type(d).__name__}")
+        unknown = sorted(str(k) for k in d if k not in _KINDS)
+        if unknown:
+            raise ValueError(f"unknown recipe fields {unknown}")
         d = dict(d)
-        d["betas"] = tuple(d.get("betas", (0.9, 0.999)))
+        if isinstance(d.get("betas"), (list, tuple)):
+            d["betas"] = tuple(d["betas"])
         return cls(**d)
 
     def with_overrides(self, **changes) -> "Recipe":
         """A copy with the given fields changed; None values are ignored."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+_KINDS = {f.name: {"str": str, "int": int, "float": float}.get(str(f.type), tuple) for f in fields(Recipe)}
 
 
 def lr_at(recipe: Recipe, step: int, steps_per_epoch: int) -> float:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import os
-from pathlib import Path
+import zipfile
 from typing import Any
 
 import numpy as np
 import torch
 
 import lenet_spec
-from lenet_spec.checkpoint import Checkpoint, CheckpointError, atomic_write, envelope, parse, reason
+from lenet_spec.checkpoint import MAX_BYTES, Checkpoint, CheckpointError, atomic_write, envelope, format_of, parse, read, reason, sha256
 
 from .bridge import load_state_numpy, state_numpy
 from .model import LeNet, build
@@ -30,19 +31,40 @@ def save(path: str | os.PathLike, model: LeNet, **extra: Any) -> None:
     save_state(path, model.variant.name, state_numpy(model), **extra)
 
 
-def load(path: str | os.PathLike, variant: str | None = None) -> Checkpoint:
-    """Read a checkpoint (or a plain state dict, given `variant`) as NumPy arrays.
+def loads(data: bytes, where: str | os.PathLike, variant: str | None = None) -> Checkpoint:
+    """A .pt file's bytes as a Checkpoint of NumPy arrays, through torch.load(weights_only=True),
+    which builds tensors and containers only. A zip that would unpack to more than MAX_BYTES
+    is refused before torch reads it.
 
     Raises:
         CheckpointError: one line naming the file and the problem.
     """
-    if not Path(path).is_file():
-        raise CheckpointError(f"{path}: no such file")
+    if data[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                unpacked = sum(i.file_size for i in z.infolist())
+        except (zipfile.BadZipFile, ValueError, EOFError) as e:
+            raise CheckpointError(f"{where}: not a readable {FRAMEWORK} checkpoint (damaged zip: {e})") from None
+        if unpacked > MAX_BYTES:
+            raise CheckpointError(f"{where}: its zip unpacks to {unpacked / 2**20:,.0f} MiB, more than a LeNet checkpoint holds (at most {MAX_BYTES >> 20} MiB are read); not reading it")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a damaged file
-        raise CheckpointError(f"{path}: not a readable {FRAMEWORK} checkpoint ({reason(e)})") from None
-    return parse(obj, path, FRAMEWORK, lambda t: t.detach().cpu().numpy(), variant)
+        raise CheckpointError(f"{where}: not a readable {FRAMEWORK} checkpoint ({reason(e)})") from None
+    ckpt = parse(obj, where, FRAMEWORK, lambda t: t.detach().cpu().numpy(), variant)
+    ckpt.sha256 = sha256(data)
+    return ckpt
+
+
+def load(path: str | os.PathLike, variant: str | None = None) -> Checkpoint:
+    """Read a .pt checkpoint (or a plain state dict, given `variant`) as NumPy arrays.
+
+    Raises:
+        CheckpointError: one line naming the file and the problem.
+    """
+    if format_of(path) != FRAMEWORK:
+        raise CheckpointError(f"{path}: lenet_{FRAMEWORK}.load reads .pt files; parity.frameworks.load_checkpoint reads every format")
+    return loads(read(path), path, variant)
 
 
 def load_model(path: str | os.PathLike, variant: str | None = None) -> LeNet:

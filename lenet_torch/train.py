@@ -135,11 +135,14 @@ class Backend:
     def restore(self, path: str | os.PathLike) -> dict[str, Any]:
         """Load weights, optimizer and RNG state from a checkpoint of this framework; returns its envelope."""
         ckpt = load(path, self.variant.name)
-        load_state_numpy(self.model, ckpt.state)
         if "optimizer" not in ckpt.meta:
             raise CheckpointError(f"{path}: holds no optimizer state; it cannot be resumed")
-        self.optimizer.load_state_dict(ckpt.meta["optimizer"])
-        torch.set_rng_state(torch.as_tensor(ckpt.meta["rng_state"]))
+        try:
+            load_state_numpy(self.model, ckpt.state)
+            self.optimizer.load_state_dict(ckpt.meta["optimizer"])
+            torch.set_rng_state(torch.as_tensor(ckpt.meta["rng_state"]))
+        except Exception as e:  # torch raises ValueError, KeyError, RuntimeError... for state that does not fit
+            raise CheckpointError(f"{path}: its state does not fit this run ({type(e).__name__}: {' '.join(str(e).split())[:150]})") from None
         return ckpt.meta
 
 
@@ -150,4 +153,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from lenet_spec.cli import run
+
+    run(main, "lenet_torch.train")

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from lenet_spec import VARIANTS, get_variant
-from lenet_spec.checkpoint import CheckpointError, framework_of
-from lenet_spec.cli import HelpFormatter
+from lenet_spec.checkpoint import CheckpointError
+from lenet_spec.cli import HelpFormatter, UsageError, check_output_folder
 from lenet_spec.data import DATASETS, DataError, load_split, locate
-from lenet_spec.recipe import OPTIMIZERS, SCHEDULES, default_recipe
+from lenet_spec.recipe import OPTIMIZERS, SCHEDULES, Recipe, default_recipe
 from lenet_spec.variants import DATASET_CLASSES
 
 from . import plots
-from .loop import Data, confusion, evaluate, fit
+from .loop import Data, Diverged, confusion, evaluate, fit, run_files
 
 # What a resumed run takes from its checkpoint; giving another value on the command line is an error.
 RUN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "seed", "augment", "dtype", "limit")
@@ -43,6 +43,7 @@ def train_parser(framework: str) -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="train on the first N training images only (smoke runs)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<framework>-<variant>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (without it, a finished or started run there is never replaced)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, only the per-epoch lines")
     return p
 
@@ -65,20 +66,52 @@ def _error(framework: str, message: str) -> int:
     return 2
 
 
+def _stored_settings(meta: dict, last: Path) -> dict:
+    """The run flags a checkpoint was trained with (recipe fields from its recipe), checked, as
+    a stranger's checkpoint may say anything.
+
+    Raises:
+        CheckpointError: they are missing or damaged.
+    """
+    try:
+        recipe = Recipe.from_dict(meta.get("recipe"))
+        settings = {**meta, **recipe.to_dict()}  # recipe fields from the recipe ("optimizer" in the envelope is its state)
+        epoch, seed, limit = settings.get("epoch"), settings.get("seed", 0), settings.get("limit")
+        if not (isinstance(epoch, int) and 1 <= epoch <= recipe.epochs):
+            raise ValueError(f"its epoch {epoch!r:.20} is not one of the recipe's 1..{recipe.epochs}")
+        if not isinstance(seed, int) or not isinstance(settings.get("augment", False), bool) or settings.get("dtype", "float32") not in ("float32", "float64"):
+            raise ValueError("its seed, augment or dtype setting is damaged")
+        if limit is not None and not (isinstance(limit, int) and limit >= 1):
+            raise ValueError(f"its limit {limit!r:.20} is not a count")
+    except ValueError as e:
+        raise CheckpointError(f"{last}: its run settings cannot be resumed ({e})") from None
+    return settings
+
+
 def train_main(framework: str, argv: list[str] | None = None) -> int:
     args = train_parser(framework).parse_args(argv)
     out = Path(args.out or f"runs/{framework}-{args.variant or 'lenet5'}")
     given = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k) is not None}
     backend_module = importlib.import_module(f"lenet_{framework}.train")
+    suffix = backend_module.Backend.suffix
+    if args.resume and args.overwrite:
+        return _error(framework, "--resume continues the run in --out and --overwrite replaces it; give one of them")
+    try:
+        check_output_folder(out, "--out")
+    except UsageError as e:
+        return _error(framework, str(e))
+    existing = run_files(out)
     if args.resume:
-        last = out / f"last{backend_module.Backend.suffix}"
+        last = out / f"last{suffix}"
         if not last.exists():
-            return _error(framework, f"--resume: {last} does not exist; start the run without --resume")
+            others = [p.name for p in existing if p.stem == "last"]
+            hint = f"it holds {others[0]}, which another trainer wrote: resume it with that framework's trainer" if others else "start the run without --resume"
+            return _error(framework, f"--resume: {last} does not exist; {hint}")
         try:
             meta = importlib.import_module(f"lenet_{framework}").load(last).meta
+            stored = _stored_settings(meta, last)
         except CheckpointError as e:
             return _error(framework, str(e))
-        stored = {**meta, **meta.get("recipe", {})}  # recipe fields from the recipe ("optimizer" in the envelope is its state)
         conflicts = [f"--{k.replace('_', '-')} {v} (run has {stored.get(k)})" for k, v in given.items() if k in stored and stored.get(k) != v]
         if args.variant is not None and meta.get("variant") != args.variant:
             conflicts.append(f"--variant {args.variant} (run has {meta.get('variant')})")
@@ -87,6 +120,9 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
         args.variant = meta["variant"]
         for k in RUN_FLAGS:
             setattr(args, k, stored.get(k))
+    elif existing and not args.overwrite:
+        names = ", ".join(p.name for p in existing)
+        return _error(framework, f"{out} already holds a run ({names}); continue it with --resume, replace it with --overwrite, or choose another --out")
     variant = get_variant(args.variant or "lenet5")
     try:
         recipe = default_recipe(variant.name, bool(args.augment)).with_overrides(
@@ -98,26 +134,39 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
     if recipe.dataset not in DATASETS:
         return _error(framework, f"{variant.name} is specified for {recipe.dataset} (3x32x32 colour), which this project does not load; python -m parity.check --train covers its training parity")
     seed, dtype, augment = args.seed or 0, args.dtype or "float32", bool(args.augment)
+    last = out / f"last{suffix}"
     try:
-        data = load_data(recipe.dataset, args.data_dir, framework, args.limit)
-        backend = backend_module.Backend(variant, recipe, seed, args.device, dtype)
-    except (DataError, ValueError) as e:
-        return _error(framework, str(e))
-    print(f"{variant.name} on {recipe.dataset} ({len(data.train_labels):,} train / {len(data.test_labels):,} test), {backend.describe()}, {dtype}")
-    print(f"recipe: {json.dumps(recipe.to_dict())}")
-    settings = {"dataset": recipe.dataset, "limit": args.limit, "dtype": dtype}
-    try:
+        try:
+            data = load_data(recipe.dataset, args.data_dir, framework, args.limit)
+            backend = backend_module.Backend(variant, recipe, seed, args.device, dtype)
+        except (DataError, ValueError) as e:
+            return _error(framework, str(e))
+        print(f"{variant.name} on {recipe.dataset} ({len(data.train_labels):,} train / {len(data.test_labels):,} test), {backend.describe()}, {dtype}")
+        print(f"recipe: {json.dumps(recipe.to_dict())}")
+        if args.overwrite:
+            for path in existing:
+                path.unlink()
+            if existing:
+                print(f"--overwrite: removed the run that was in {out} ({', '.join(p.name for p in existing)})")
+        settings = {"dataset": recipe.dataset, "limit": args.limit, "dtype": dtype}
         history = fit(backend, recipe, data, out, seed, augment, progress=not args.no_progress, resume=args.resume, settings=settings)
-    except CheckpointError as e:
+    except (CheckpointError, Diverged, OSError) as e:
         return _error(framework, str(e))
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: python -m lenet_{framework}.train --resume --out {out}", file=sys.stderr)
+        if last.exists():
+            print(f"\ninterrupted; continue with: python -m lenet_{framework}.train --resume --out {out}", file=sys.stderr)
+        else:
+            print("\ninterrupted before the first epoch ended; nothing was saved", file=sys.stderr)
         return 130
-    test = evaluate(backend, data.test_images, data.test_labels, recipe)
-    classes = DATASET_CLASSES[recipe.dataset]
-    plots.curves(history, out / "curves.png", f"{framework} {variant.name} on {recipe.dataset}")
-    plots.predictions(data.test_images, data.test_labels, test["predicted"], classes, out / "predictions.png")
-    plots.confusion_matrix(confusion(data.test_labels, test["predicted"], len(classes)), classes, out / "confusion.png")
+    try:
+        test = evaluate(backend, data.test_images, data.test_labels, recipe)
+        classes = DATASET_CLASSES[recipe.dataset]
+        plots.curves(history, out / "curves.png", f"{framework} {variant.name} on {recipe.dataset}")
+        plots.predictions(data.test_images, data.test_labels, test["predicted"], classes, out / "predictions.png")
+        plots.confusion_matrix(confusion(data.test_labels, test["predicted"], len(classes)), classes, out / "confusion.png")
+    except KeyboardInterrupt:
+        print(f"\ninterrupted while drawing the pictures; the training is complete: checkpoints and metrics.jsonl are in {out}/", file=sys.stderr)
+        return 130
     print(f"final test accuracy {test['acc']:.4f} (error {100 * (1 - test['acc']):.2f}%); wrote {out}/")
     return 0
 
@@ -125,24 +174,27 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
 def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
     """python -m lenet_<framework>.evaluate CKPT: test accuracy, per-class accuracy, confusion matrix."""
     p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.evaluate", description=evaluate_main.__doc__, formatter_class=HelpFormatter)
-    p.add_argument("checkpoint", help="a .pt or .pdparams checkpoint, from either framework")
+    p.add_argument("checkpoint", help="a .pt, .pdparams or .safetensors checkpoint, from either framework")
     p.add_argument("--variant", default=None, choices=list(VARIANTS), help="the checkpoint's variant; needed for a plain state dict")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the one the checkpoint was trained on)")
     p.add_argument("--data-dir", default=None, help="folder holding the data set")
     p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"])
     p.add_argument("--json", action="store_true", help="print JSON instead of a report")
     args = p.parse_args(argv)
+    from parity.frameworks import FrameworkMissing, load_checkpoint
     from parity.mapping import convert
-    from parity.frameworks import FrameworkMissing, package
 
     try:
-        source = framework_of(args.checkpoint)
-        ckpt = package(source).load(args.checkpoint, args.variant)
+        ckpt = load_checkpoint(args.checkpoint, args.variant)
+        source = ckpt.framework
         state = convert(ckpt.state, ckpt.variant, source, framework)
         variant = get_variant(ckpt.variant)
         recipe = default_recipe(variant.name)
         if "recipe" in ckpt.meta:
-            recipe = type(recipe).from_dict(ckpt.meta["recipe"])
+            try:
+                recipe = Recipe.from_dict(ckpt.meta["recipe"])
+            except ValueError as e:
+                raise CheckpointError(f"{args.checkpoint}: its recipe is damaged ({e})") from None
         dataset = args.dataset or ckpt.meta.get("dataset") or recipe.dataset
         if dataset not in DATASETS:
             raise DataError(f"{variant.name} was trained on {dataset}, which this project does not load")

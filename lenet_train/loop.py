@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +12,13 @@ from typing import Any, Iterator, Protocol
 
 import numpy as np
 
+from lenet_spec.checkpoint import CheckpointError, atomic_write
 from lenet_spec.data import affine_thetas, batch_slices, epoch_order
 from lenet_spec.recipe import Recipe, lr_at
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite; nothing of that epoch was saved."""
 
 
 class Backend(Protocol):
@@ -95,15 +101,63 @@ def run_epoch(backend: Backend, data: Data, recipe: Recipe, seed: int, epoch: in
     return backend.running()
 
 
+# What a run writes into its --out folder (checkpoints: last<suffix>, best<suffix>).
+RUN_FILES = ("metrics.jsonl", "curves.png", "predictions.png", "confusion.png")
+CHECKPOINT_SUFFIXES = (".pt", ".pdparams", ".safetensors")
+
+
+def run_files(out: Path) -> list[Path]:
+    """The files of a run in `out`, whichever framework wrote it."""
+    names = [*RUN_FILES, *(f"{stem}{suffix}" for stem in ("last", "best") for suffix in CHECKPOINT_SUFFIXES)]
+    return [out / name for name in names if (out / name).is_file()]
+
+
+def remove_orphans(out: Path) -> list[Path]:
+    """Delete the temporary files that a run killed while writing (kill -9) leaves behind:
+    atomic_write's `.<name>.<random>.tmp` beside each of the run's files. Returns them."""
+    names = [*RUN_FILES, *(f"{stem}{suffix}" for stem in ("last", "best") for suffix in CHECKPOINT_SUFFIXES)]
+    orphans = [p for name in names for p in out.glob(f".{name}.*.tmp") if p.is_file()]
+    for p in orphans:
+        p.unlink()
+    return orphans
+
+
+def read_history(metrics_path: Path, epochs: int) -> list[dict]:
+    """The first `epochs` records of metrics.jsonl (a resumed run's), checked: one record per
+    epoch, in order, each with its test accuracy.
+
+    Raises:
+        CheckpointError: the file is damaged or shorter than the checkpoint says.
+    """
+    try:
+        lines = metrics_path.read_text().splitlines()[:epochs] if metrics_path.exists() else []
+        history = [json.loads(line) for line in lines]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{metrics_path}: cannot be read back to resume ({e})") from None
+    if len(history) != epochs or any(not isinstance(r, dict) or r.get("epoch") != i + 1 or not isinstance(r.get("test_acc"), (int, float)) for i, r in enumerate(history)):
+        raise CheckpointError(f"{metrics_path} does not hold one record for each of the {epochs} epochs the last checkpoint has done; it cannot be resumed")
+    return history
+
+
 def fit(backend: Backend, recipe: Recipe, data: Data, out: Path, seed: int, augment: bool = False, progress: bool = True, resume: bool = False, settings: dict | None = None, log=print) -> list[dict]:
     """Train for recipe.epochs epochs, writing OUT/metrics.jsonl, OUT/last and OUT/best checkpoints.
+
+    Each epoch appends its metrics record, then writes `last`, then `best` if it is the best so
+    far, each atomically. A run killed anywhere in between resumes correctly: metrics beyond
+    `last`'s epoch are dropped, and a `best` that missed the last epoch is written again.
 
     Args:
         settings: what else defines the run (dataset, limit, dtype...), stored in checkpoints.
     Returns:
         The per-epoch metrics records.
+    Raises:
+        Diverged: the training or test loss became NaN or infinite (`last` and `best` keep
+            the epoch before).
+        CheckpointError: `last`, or the metrics.jsonl beside it, cannot be resumed.
     """
     out.mkdir(parents=True, exist_ok=True)
+    for orphan in remove_orphans(out):
+        log(f"removed {orphan.name}, left by a write that was killed")
     last, best = out / f"last{backend.suffix}", out / f"best{backend.suffix}"
     metrics_path = out / "metrics.jsonl"
     history: list[dict] = []
@@ -111,11 +165,12 @@ def fit(backend: Backend, recipe: Recipe, data: Data, out: Path, seed: int, augm
     if resume:
         meta = backend.restore(last)
         start = int(meta["epoch"])
-        history = [json.loads(line) for line in metrics_path.read_text().splitlines()[:start]] if metrics_path.exists() else []
+        history = read_history(metrics_path, start)
         log(f"resumed from {last} after epoch {start}")
+        repair_best(history, last, best, log)
     backend.set_train_data(data.train_images, data.train_labels)
     best_acc = max((r["test_acc"] for r in history), default=-1.0)
-    metrics_path.write_text("".join(json.dumps(r) + "\n" for r in history))
+    atomic_write(metrics_path, lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in history)))
     n = len(data.train_labels)
     spe = steps_per_epoch(n, recipe.batch_size)
     for epoch in range(start, recipe.epochs):
@@ -123,6 +178,9 @@ def fit(backend: Backend, recipe: Recipe, data: Data, out: Path, seed: int, augm
         train_loss, train_acc = run_epoch(backend, data, recipe, seed, epoch, augment, progress)
         elapsed = time.perf_counter() - t0
         test = evaluate(backend, data.test_images, data.test_labels, recipe)
+        if not (math.isfinite(train_loss) and math.isfinite(test["loss"])):
+            kept = f"{last.name} and {best.name} hold epoch {epoch} and before" if epoch else "nothing was saved"
+            raise Diverged(f"epoch {epoch + 1}: the loss became {train_loss if not math.isfinite(train_loss) else test['loss']} (training diverged); stopped, {kept}; lower --lr")
         record = {
             "epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test["loss"], "test_acc": test["acc"],
             "images_per_s": n / elapsed, "epoch_s": elapsed, "lr_end": lr_at(recipe, (epoch + 1) * spe - 1, spe),
@@ -140,3 +198,17 @@ def fit(backend: Backend, recipe: Recipe, data: Data, out: Path, seed: int, augm
             f"test loss {test['loss']:.4f} acc {test['acc']:.4f}  {record['images_per_s']:,.0f} img/s  {elapsed:.1f}s"
         )
     return history
+
+
+def repair_best(history: list[dict], last: Path, best: Path, log=print) -> None:
+    """Write `best` again when it missed the epoch of `last`. In the best epoch, `best` is
+    written just after `last`, from the same weights with the same metadata; a run killed in
+    between leaves `best` at an earlier epoch (older than `last`), and since `last` is already
+    done, resuming would never write it."""
+    if not history:
+        return
+    winner = max(range(len(history)), key=lambda i: (history[i]["test_acc"], -i))  # the first best, as fit keeps it
+    if winner != len(history) - 1 or (best.exists() and best.stat().st_mtime_ns >= last.stat().st_mtime_ns):
+        return
+    atomic_write(best, lambda tmp: shutil.copyfile(last, tmp))
+    log(f"{best.name} missed epoch {len(history)}, the best so far; written again from {last.name}")

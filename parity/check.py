@@ -24,11 +24,12 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from lenet_spec import VARIANTS, AdaptivePool, Pool, Variant, get_variant, reference
-from lenet_spec.checkpoint import CheckpointError, framework_of
+from lenet_spec.checkpoint import CheckpointError, atomic_write
+from lenet_spec.cli import UsageError, check_output, run
 from lenet_spec.data import DataError, dataset_dirs, find_dataset, load_split, to_model_input
 from lenet_spec.recipe import Recipe, default_recipe
 
-from .frameworks import FrameworkMissing, bridge, package
+from .frameworks import FrameworkMissing, bridge, load_checkpoint, package
 from .mapping import MappingError, convert
 
 DTYPES = ("float32", "float64")
@@ -313,7 +314,8 @@ def finish(results: list, json_path: str | None) -> int:
     failed = sum(not r.passed for r in results)
     print(f"{len(results) - failed} passed, {failed} failed")
     if json_path:
-        Path(json_path).write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+        text = json.dumps([asdict(r) for r in results], indent=2) + "\n"
+        atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
     return 1 if failed else 0
 
 
@@ -324,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--direction", default="both", choices=["both", *DIRECTIONS], help="direction of the weight transfer (default: both)")
     parser.add_argument("--batch", type=int, default=64, help="images per batch (default: 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the random images (default: 0)")
-    parser.add_argument("--weights", default=None, help="check this checkpoint (.pt or .pdparams) instead of a fresh init")
+    parser.add_argument("--weights", default=None, help="check this checkpoint (.pt, .pdparams or .safetensors) instead of a fresh init")
     parser.add_argument("--data-dir", default=None, help="folder holding MNIST (or mnist/); default: $LENET_DATA/mnist")
     parser.add_argument("--train", type=int, default=None, metavar="STEPS", help="instead: train both frameworks STEPS steps side by side and compare every weight after each step")
     parser.add_argument("--augment", action="store_true", help="with --train: apply the random distortions too")
@@ -335,15 +337,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--batch must be at least 1")
 
     try:
+        if args.json is not None:
+            check_output(args.json, "--json", inputs=[args.weights])
         weights = None
         names = list(VARIANTS) if args.variant == "all" else [args.variant]
         if args.weights is not None:
-            framework = framework_of(args.weights)
-            ckpt = package(framework).load(args.weights, None if args.variant == "all" else args.variant)
+            ckpt = load_checkpoint(args.weights, None if args.variant == "all" else args.variant)
             names = [ckpt.variant]
-            weights = convert(ckpt.state, ckpt.variant, framework, "spec")
+            weights = convert(ckpt.state, ckpt.variant, ckpt.framework, "spec")
         mnist, note = load_mnist(args.data_dir)
-    except (CheckpointError, MappingError, DataError, FrameworkMissing) as e:
+    except (CheckpointError, MappingError, DataError, FrameworkMissing, UsageError) as e:
         print(f"parity.check: error: {e}", file=sys.stderr)
         return 2
 
@@ -383,7 +386,11 @@ def train_main(args: argparse.Namespace, names: list[str], dtypes: tuple[str, ..
         print("parity.check: error: --train starts from the spec's init; drop --weights", file=sys.stderr)
         return 2
     folder = find_dataset("mnist", args.data_dir, split="train")
-    mnist_train = load_split(folder, "train") if folder is not None else None
+    try:
+        mnist_train = load_split(folder, "train") if folder is not None else None
+    except DataError as e:
+        print(f"parity.check: error: {e}", file=sys.stderr)
+        return 2
     print(f"MNIST: training images from {folder}" if folder else "MNIST: training set not found; random images")
     print(TRAIN_HEADER)
     results = []
@@ -425,4 +432,4 @@ def onnx_main(args: argparse.Namespace, names: list[str], weights: dict[str, np.
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main, "parity.check")

@@ -1,7 +1,11 @@
-"""python -m parity.convert SRC DST: a torch .pt checkpoint to a paddle .pdparams one, or the reverse.
+"""python -m parity.convert SRC DST: a torch .pt checkpoint to a paddle .pdparams one, or the
+reverse; either to or from .safetensors, a format that cannot carry code.
 
-The direction follows the suffixes. The variant comes from SRC (pass --variant for a plain
-state dict, or to insist on one). DST is written to a temporary file and renamed into place.
+The formats follow the suffixes. The variant comes from SRC (pass --variant for a plain state
+dict, or to insist on one). A .safetensors file holds the weights in one framework's layout
+(paddle's dense weights are torch's transposed), named in its metadata: by default the
+layout of SRC, or --layout's. DST is written to a temporary file and renamed into place; it
+never replaces SRC.
 """
 
 from __future__ import annotations
@@ -12,46 +16,57 @@ import sys
 from pathlib import Path
 
 from lenet_spec import VARIANTS
-from lenet_spec.checkpoint import Checkpoint, CheckpointError, framework_of
+from lenet_spec.checkpoint import Checkpoint, CheckpointError, format_of, save_safetensors
+from lenet_spec.cli import UsageError, check_output, run
 
-from .frameworks import FrameworkMissing, package
+from .frameworks import FRAMEWORKS, FrameworkMissing, load_checkpoint, package
 from .mapping import MappingError, convert
 
 
-def convert_file(src: str | os.PathLike, dst: str | os.PathLike, variant: str | None = None) -> Checkpoint:
-    """Convert checkpoint `src` into `dst`, the other framework's format.
+def convert_file(src: str | os.PathLike, dst: str | os.PathLike, variant: str | None = None, layout: str | None = None) -> tuple[Checkpoint, str]:
+    """Convert checkpoint `src` into `dst`, in the format its suffix names.
 
+    Args:
+        layout: for a .safetensors `dst`, whose layout to write ('torch' or 'paddle');
+            default: `src`'s.
     Returns:
-        The checkpoint as read from `src`.
+        The checkpoint as read from `src`, and the layout written.
     Raises:
-        CheckpointError, MappingError, FrameworkMissing: with a one-line reason.
+        CheckpointError, MappingError, FrameworkMissing, UsageError: with a one-line reason.
     """
-    src_fw, dst_fw = framework_of(src), framework_of(dst)
-    if src_fw == dst_fw:
-        raise CheckpointError(f"{src} and {dst} are both {src_fw} checkpoints; give DST the other framework's suffix (.pt or .pdparams)")
-    if Path(src).resolve() == Path(dst).resolve():
-        raise CheckpointError(f"{src}: source and destination are the same file")
-    ckpt = package(src_fw).load(src, variant)
-    state = convert(ckpt.state, ckpt.variant, src_fw, dst_fw)
-    source = {"framework": src_fw, "framework_version": ckpt.meta.get("framework_version"), "file": Path(src).name}
-    package(dst_fw).save_state(dst, ckpt.variant, state, converted_from=source)
-    return ckpt
+    src_format, dst_format = format_of(src), format_of(dst)
+    if layout is not None and dst_format != "safetensors":
+        raise UsageError(f"--layout is for a .safetensors DST; {dst} is in {dst_format}'s own layout")
+    check_output(dst, "DST", inputs=[src])
+    ckpt = load_checkpoint(src, variant)
+    target = layout or (ckpt.framework if dst_format == "safetensors" else dst_format)
+    if (dst_format, target) == (src_format, ckpt.framework):
+        other = {"torch": ".pdparams", "paddle": ".pt", "safetensors": ".pt, .pdparams or --layout " + ("paddle" if target == "torch" else "torch")}[src_format]
+        raise UsageError(f"{src} and {dst} would both be {dst_format} files in {target}'s layout; give DST {other}")
+    state = convert(ckpt.state, ckpt.variant, ckpt.framework, target)
+    source = {"framework": ckpt.framework, "format": src_format, "framework_version": ckpt.meta.get("framework_version"), "file": Path(src).name, "sha256": ckpt.sha256}
+    if dst_format == "safetensors":
+        save_safetensors(dst, target, ckpt.variant, state, converted_from=source)
+    else:
+        package(target).save_state(dst, ckpt.variant, state, converted_from=source)
+    return ckpt, target
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m parity.convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("src", help="checkpoint to read (.pt or .pdparams)")
-    parser.add_argument("dst", help="checkpoint to write, in the other framework's format")
+    parser.add_argument("src", help="checkpoint to read (.pt, .pdparams or .safetensors)")
+    parser.add_argument("dst", help="checkpoint to write (.pt, .pdparams or .safetensors)")
     parser.add_argument("--variant", choices=list(VARIANTS), default=None, help="the variant SRC must hold; required for a plain state dict (default: read from SRC)")
+    parser.add_argument("--layout", choices=list(FRAMEWORKS), default=None, help="with a .safetensors DST: write torch's or paddle's layout (default: SRC's)")
     args = parser.parse_args(argv)
     try:
-        ckpt = convert_file(args.src, args.dst, args.variant)
-    except (CheckpointError, MappingError, FrameworkMissing) as e:
+        ckpt, target = convert_file(args.src, args.dst, args.variant, args.layout)
+    except (CheckpointError, MappingError, FrameworkMissing, UsageError) as e:
         print(f"parity.convert: error: {e}", file=sys.stderr)
         return 1
-    print(f"wrote {args.dst}: {ckpt.variant}, {len(ckpt.state)} tensors, {framework_of(args.src)} -> {framework_of(args.dst)}")
+    print(f"wrote {args.dst}: {ckpt.variant}, {len(ckpt.state)} tensors, {ckpt.framework} layout -> {target} layout ({format_of(args.src)} -> {format_of(args.dst)} file)")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main, "parity.convert")

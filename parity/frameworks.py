@@ -1,9 +1,13 @@
-"""Framework packages by name, imported on first use with a clear message if missing."""
+"""Framework packages by name, imported on first use with a clear message if missing, and the
+one reader of every checkpoint format the project takes from its users."""
 
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
+
+from lenet_spec.checkpoint import Checkpoint, CheckpointError, format_of, loads_paddle, loads_safetensors, read, sha256, state_mismatch
 
 FRAMEWORKS = ("torch", "paddle")
 _INSTALL = {"torch": "pip install torch", "paddle": "pip install paddlepaddle"}
@@ -25,3 +29,47 @@ def bridge(framework: str) -> ModuleType:
     """lenet_torch.bridge or lenet_paddle.bridge."""
     package(framework)
     return importlib.import_module(f"lenet_{framework}.bridge")
+
+
+def load_checkpoint(path: str | os.PathLike, variant: str | None = None, expected_sha256: str | None = None) -> Checkpoint:
+    """Any checkpoint a user gives (.pt, .pdparams, .safetensors; either framework's), read by the
+    one safe reader of its format: torch.load(weights_only=True) for .pt (needs torch), the
+    restricted unpickler for .pdparams and safetensors for .safetensors (NumPy only).
+
+    Args:
+        variant: the variant the file must hold; required for a plain state dict.
+        expected_sha256: when given, the file's bytes must have this SHA-256 before anything
+            decodes them (the bytes checked are the bytes read: no second read).
+    Returns:
+        The checkpoint, its state in the layout of `ckpt.framework` ('torch' or 'paddle').
+    Raises:
+        CheckpointError: one line naming the file and the problem.
+        FrameworkMissing: a .pt file without torch installed.
+    """
+    data = read(path)
+    if expected_sha256 is not None and sha256(data) != expected_sha256:
+        raise CheckpointError(f"{path}: its SHA-256 is not the {expected_sha256[:12]}... recorded at export; it is not that file (or it has changed since)")
+    kind = format_of(path)
+    if kind == "torch":
+        package("torch")
+        return importlib.import_module("lenet_torch.checkpoint").loads(data, path, variant)
+    if kind == "paddle":
+        return loads_paddle(data, path, variant)
+    ckpt = loads_safetensors(data, path, variant)
+    if ckpt.framework is None:
+        ckpt.framework = layout_of(ckpt, path)
+    return ckpt
+
+
+def layout_of(ckpt: Checkpoint, path: str | os.PathLike) -> str:
+    """Whose layout a plain state dict is in, from its shapes (paddle's dense weights are torch's
+    transposed; no LeNet variant has a square one, so the shapes always tell)."""
+    from .mapping import expected_shapes
+
+    problems = {side: state_mismatch(expected_shapes(ckpt.variant, side), ckpt.state) for side in FRAMEWORKS}
+    fits = [side for side, problem in problems.items() if not problem]
+    if len(fits) == 1:
+        return fits[0]
+    if not fits:
+        raise CheckpointError(f"{path}: a plain state dict that is not {ckpt.variant} in torch's layout ({problems['torch']}) nor in paddle's")
+    raise CheckpointError(f"{path}: a plain state dict whose layout (torch or paddle) its shapes do not tell; convert it from a .pt or .pdparams file")

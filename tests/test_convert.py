@@ -108,12 +108,19 @@ def test_refuses_wrong_suffixes(tmp_path, src, dst, capsys):
     assert capsys.readouterr().err.startswith("parity.convert: error: ")
 
 
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # torch reading paddle's pickle
 def test_wrong_framework_inside(tmp_path, capsys):
+    """A file is recognised by its bytes: a paddle pickle named .pt (or a torch zip named .pdparams)
+    gets a rename hint, not torch's "Please file an issue" text from its weights-only unpickler."""
     lenet_paddle.save(tmp_path / "p.pdparams", lenet_paddle.build("lenet5"))
     (tmp_path / "p.pt").write_bytes((tmp_path / "p.pdparams").read_bytes())
     assert convert_main([str(tmp_path / "p.pt"), str(tmp_path / "q.pdparams")]) == 1
-    assert "p.pt: not a readable torch checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "p.pt: holds a paddle checkpoint (paddle.save's pickle), but its suffix says torch; rename it to .pdparams" in err
+    assert "file an issue" not in err and len(err.strip().splitlines()) == 1
+    lenet_torch.save(tmp_path / "t.pt", lenet_torch.build("lenet5"))
+    (tmp_path / "t.pdparams").write_bytes((tmp_path / "t.pt").read_bytes())
+    assert convert_main([str(tmp_path / "t.pdparams"), str(tmp_path / "u.pt")]) == 1
+    assert "t.pdparams: holds a torch checkpoint (torch.save's zip), but its suffix says paddle; rename it to .pt" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".pdparams"])
