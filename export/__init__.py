@@ -4,5 +4,7 @@
   exporter in a child process, then export/graph.py's clean-up and metadata).
 - `python -m export.verify model.onnx`: onnxruntime against the framework model.
 - `python -m export.predict model.onnx IMAGE...`: deployment; imports only onnxruntime, numpy
-  and Pillow, so this package's __init__ imports nothing.
+  and Pillow, so this package's __init__ imports nothing but lenet_spec (NumPy only).
 """
+
+import lenet_spec  # noqa: F401  (a Ctrl-C while the command starts ends in one line: lenet_spec.cli.interrupts_quietly)

@@ -1,5 +1,7 @@
 """lenet_paddle: the lenet_spec variants as paddle.nn.Layers."""
 
+import lenet_spec  # noqa: F401  (first: a Ctrl-C while torch or paddle is imported ends in one line)
+
 import warnings
 
 try:

@@ -91,3 +91,35 @@ def run(main: Callable[[], int], prog: str) -> NoReturn:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         status = 0
     raise SystemExit(status)
+
+
+def _interrupted(error: BaseException | None) -> bool:
+    """A KeyboardInterrupt, or an error raised while handling one (paddle's import turns a
+    Ctrl-C in its middle into an ImportError)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def interrupts_quietly() -> None:
+    """Under `python -m <package>.<module>`, make a Ctrl-C before main begins (while torch or
+    paddle is imported: seconds) end in one line and status 130, as `run` does after.
+
+    Installed by the project's packages when imported; only while Python is locating a `-m`
+    module (sys.argv[0] is "-m" then, and only then), so importing them from a program of
+    one's own changes nothing."""
+    if sys.argv[:1] != ["-m"] or sys.excepthook is not sys.__excepthook__:
+        return
+
+    def hook(kind, value, traceback):
+        if not _interrupted(value):
+            return sys.__excepthook__(kind, value, traceback)
+        print("interrupted while starting", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(130)
+
+    sys.excepthook = hook

@@ -1,5 +1,7 @@
 """lenet_torch: the lenet_spec variants as torch.nn.Modules."""
 
+import lenet_spec  # noqa: F401  (first: a Ctrl-C while torch or paddle is imported ends in one line)
+
 try:
     import torch  # noqa: F401
 except ImportError as e:  # pragma: no cover - depends on the environment

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 from typing import Any
 
@@ -50,10 +51,23 @@ def loads(data: bytes, where: str | os.PathLike, variant: str | None = None) -> 
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a damaged file
-        raise CheckpointError(f"{where}: not a readable {FRAMEWORK} checkpoint ({reason(e)})") from None
+        raise CheckpointError(f"{where}: {refusal(e)}") from None
     ckpt = parse(obj, where, FRAMEWORK, lambda t: t.detach().cpu().numpy(), variant)
     ckpt.sha256 = sha256(data)
     return ckpt
+
+
+def refusal(error: Exception) -> str:
+    """torch.load's error as one line. Its weights-only refusal opens with advice to retry
+    with weights_only=False, which would run the file's code: that paragraph is dropped."""
+    text = str(error)
+    unsafe = re.search(r"GLOBAL ([\w.]+)", text)
+    if unsafe:
+        return f"it asks to call {unsafe.group(1)}, which torch.load(weights_only=True) refuses (a file that runs code when loaded); refused, nothing was run"
+    if text.startswith("Weights only load failed"):
+        paragraphs = [p for p in text.split("\n\n") if p.strip()]
+        text = paragraphs[1] if len(paragraphs) > 1 else "a structure torch's weights-only reader refuses"
+    return f"not a readable {FRAMEWORK} checkpoint ({reason(RuntimeError(text))})"
 
 
 def load(path: str | os.PathLike, variant: str | None = None) -> Checkpoint:

@@ -5,3 +5,5 @@ A framework contributes a Backend (lenet_torch.train.Backend, lenet_paddle.train
 holds the model, its optimizer and the training set, and takes one step at a time.
 No framework is imported here.
 """
+
+import lenet_spec  # noqa: E402, F401  (a Ctrl-C while the command starts ends in one line: lenet_spec.cli.interrupts_quietly)
