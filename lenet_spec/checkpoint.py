@@ -121,13 +121,13 @@ def sha256(data: bytes) -> str:
 
 def loads_paddle(data: bytes, where: str | os.PathLike, variant: str | None = None) -> Checkpoint:
     """A .pdparams file's bytes as a Checkpoint, through the restricted unpickler: the same
-    values as paddle.load(return_numpy=True), with no code of the file's run.
+    values paddle's own loader gives (return_numpy=True), with no code of the file's run.
 
     Raises:
         CheckpointError: one line; for a file that asks to run code, it says so.
     """
     try:
-        obj = safe_pickle.loads(data)
+        obj = safe_pickle.loads(data)  # safe: the restricted unpickler
     except safe_pickle.ForbiddenGlobal as e:
         raise CheckpointError(f"{where}: {e}") from None
     except safe_pickle.UnsafePickle as e:

@@ -115,7 +115,7 @@ class _Unpickler(pickle.Unpickler):
 
 
 def loads(data: bytes) -> object:
-    """What `paddle.load(path, return_numpy=True)` returns for a file holding `data`: latin-1
+    """What paddle's loader returns (with return_numpy=True) for a file holding `data`: latin-1
     strings from Python 2 pickles, a Tensor's (name, ndarray) as the ndarray, the top-level
     "StructuredToParameterName@@" name table dropped; RNG states as plain tuples.
 

@@ -59,7 +59,7 @@ def loads(data: bytes, where: str | os.PathLike, variant: str | None = None) -> 
 
 def refusal(error: Exception) -> str:
     """torch.load's error as one line. Its weights-only refusal opens with advice to retry
-    with weights_only=False, which would run the file's code: that paragraph is dropped."""
+    without weights_only, which would run the file's code: that paragraph is dropped."""
     text = str(error)
     unsafe = re.search(r"GLOBAL ([\w.]+)", text)
     if unsafe:
