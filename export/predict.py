@@ -3,11 +3,16 @@
 Deployment without torch or paddle: this module imports onnxruntime, numpy and Pillow (and
 lenet_spec's NumPy IDX reader); tests check that neither framework is imported.
 
-Inputs: PNG/JPEG of any size and colour, .npy arrays (one image (H, W) or a stack (N, H, W)),
-IDX files (a stack). For one-channel models, a picture goes through MNIST's own preprocessing
-(`mnist_field`): grayscale, ink as high values (a dark-on-light scan is inverted), cropped to the
-ink's bounding box, fitted into 20x20 keeping the aspect ratio, and placed in a 28x28 field with
-its centre of mass at the centre. Fashion-MNIST models get that data set's: fitted into 28x28,
+Inputs: PNG/JPEG/BMP/GIF/TIFF/WebP/PPM pictures in any colour, .npy arrays (one image (H, W) or a
+stack (N, H, W)), IDX files (a stack). Every file is bounded before it is read: MAX_FILE_BYTES on
+disk, MAX_PIXELS per image (a picture's header is checked before it is decoded), read_idx's
+MAX_IDX_BYTES for IDX; a stack goes through the model CHUNK_PIXELS at a time. A file that cannot be
+classified gets one line (InputError) and the others are still classified.
+
+For one-channel models, a picture goes through MNIST's own preprocessing (`mnist_field`):
+grayscale, ink as high values (a dark-on-light scan is inverted), cropped to the ink's bounding
+box, fitted into 20x20 keeping the aspect ratio, and placed in a 28x28 field with its centre of
+mass at the centre. Fashion-MNIST models get that data set's: fitted into 28x28,
 centred. An array already of the model's size with ink high (an MNIST test image, say) is taken
 as it is. Colour models (cifar-net) get the picture resized to their input.
 """
@@ -16,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,68 +36,166 @@ from .runtime import RuntimeUnavailable, info_of, provider_of, run, session
 
 INK_THRESHOLD = 0.1  # of the ink's range: what counts as ink for the bounding box (scanner noise stays below)
 EMPTY = 0.05  # an image whose values span less than this (on [0, 1]) holds nothing to classify
+MAX_FILE_BYTES = 256 * 2**20  # any input file, checked before it is read: a .npy stack of 340,000 MNIST images fits
+MAX_PIXELS = 4096 * 4096  # one image's width x height, checked before a picture is decoded: a 12 MP phone photo (4032x3024) fits
+CHUNK_PIXELS = 1024 * 28 * 28  # pixels through prepare and onnxruntime at a time (1,024 MNIST images): a stack is never all float at once
+PICTURE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")  # what people give; not EPS (Ghostscript) or the rarer plugins
+NPY_HEADER_MAX = 10_000  # bytes of a .npy header: NumPy's own limit for reading one safely
 
 
 class InputError(ValueError):
     """One input that cannot be classified; the others still are."""
 
 
-def load(path: Path, colour: bool) -> list[np.ndarray]:
-    """The images a file holds, as float arrays in [0, 1]: (H, W) gray, or (H, W, 3) for colour."""
+def _first_line(e: BaseException) -> str:
+    """An exception's first non-empty line, at most 200 characters (the name when it has no text)."""
+    return next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)[:200]
+
+
+def _kind(path: Path) -> str:
     suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return "npy"
+    if suffix in (".idx", ".ubyte", ".gz") or "-idx" in path.name:
+        return "idx"
+    return "picture"
+
+
+def load(path: Path, colour: bool) -> np.ndarray:
+    """The images a file holds, as a stack in the file's own values: uint8 0-255 or numbers in [0, 1].
+
+    Returns:
+        (N, H, W) gray, or (N, H, W, 3) for colour; `pixels` makes floats of a slice of it.
+    Raises:
+        InputError: one line saying why the file cannot be classified.
+    """
     if not path.is_file():
         raise InputError("no such file")
-    if suffix == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise InputError(f"not a readable .npy array ({e})") from None
-        return _as_images(array, colour)
-    if suffix in (".idx", ".ubyte", ".gz") or "-idx" in path.name:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise InputError(f"{size:,} bytes, more than the {MAX_FILE_BYTES:,} this reader accepts")
+    kind = _kind(path)
+    if kind == "npy":
+        return _as_images(_read_npy(path), colour)
+    if kind == "idx":
         from lenet_spec.data import DataError, read_idx
 
         try:
             return _as_images(read_idx(path), colour)
         except DataError as e:
             raise InputError(str(e).removeprefix(f"{path}: ")) from None
+    return _read_picture(path, colour)[None]
+
+
+def _check_pixels(height: int, width: int) -> None:
+    if height * width > MAX_PIXELS:
+        raise InputError(f"{width}x{height} pixels, more than the {MAX_PIXELS:,} this reader accepts")
+
+
+def _read_picture(path: Path, colour: bool) -> np.ndarray:
+    """A picture as uint8 (H, W) or (H, W, 3), its size checked before it is decoded."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(background, im)  # transparent = paper
-            array = np.asarray(im.convert("RGB" if colour else "L"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        with warnings.catch_warnings():  # a damaged file's warnings would add lines to its one-line error
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path, formats=PICTURE_FORMATS) as im:  # reads the header only
+                _check_pixels(im.height, im.width)
+                im.load()
+                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                    im = im.convert("RGBA")
+                    background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                    im = Image.alpha_composite(background, im)  # transparent = paper
+                return np.asarray(im.convert("RGB" if colour else "L"))
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InputError(f"too large to decode ({e})") from None
+    except UnidentifiedImageError:
+        raise InputError(f"not an image Pillow can read (UnidentifiedImageError; formats read: {', '.join(PICTURE_FORMATS)})") from None
+    except Exception as e:  # a damaged file makes Pillow's plugins raise OSError, SyntaxError, ValueError, struct.error, ...
         raise InputError(f"not an image Pillow can read ({type(e).__name__})") from None
-    return [array]
 
 
-def _as_images(array: np.ndarray, colour: bool) -> list[np.ndarray]:
-    """A 2-D array is one image, a 3-D one (N, H, W) a stack; uint8 is 0-255, floats 0-1."""
-    if array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
-    elif np.issubdtype(array.dtype, np.number) and not np.issubdtype(array.dtype, np.complexfloating):
-        array = array.astype(np.float32)
-        if array.size and (array.min() < 0 or array.max() > 1):
-            raise InputError(f"float values must lie in [0, 1], found [{array.min():.3g}, {array.max():.3g}]; save uint8 0-255 or scale them")
+def _read_npy(path: Path) -> np.ndarray:
+    """A .npy array read with numpy.lib.format: no pickles, no .npz, sizes checked before reading."""
+    from numpy.lib import format as npy
+
+    with open(path, "rb") as f, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NumPy warns of Python 2 headers, ast of odd escapes: the file's one line says enough
+        try:
+            version = npy.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                raise InputError(f"a .npy file of format version {version[0]}.{version[1]}; this reader takes 1.0 and 2.0")
+            field = f.read(2 if version == (1, 0) else 4)  # the header's length, checked before NumPy reads that many bytes
+            if (length := int.from_bytes(field, "little")) > NPY_HEADER_MAX:
+                raise InputError(f"a .npy header of {length:,} bytes, more than the {NPY_HEADER_MAX:,} NumPy reads safely")
+            f.seek(-len(field), os.SEEK_CUR)
+            read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, fortran, dtype = read_header(f, max_header_size=NPY_HEADER_MAX)
+        except InputError:
+            raise
+        except Exception as e:  # ValueError for a bad magic, header or dtype; the header is parsed with ast.literal_eval
+            raise InputError(f"not a readable .npy array ({_first_line(e)})") from None
+        if dtype.kind not in "uif":  # bool, complex, object, structured, strings, dates: refused before any byte is read
+            raise InputError(f"holds {dtype} values, not pixels")
+        if any(d < 0 for d in shape):
+            raise InputError(f"not a readable .npy array (shape {shape})")
+        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+        left = os.fstat(f.fileno()).st_size - f.tell()
+        if nbytes > MAX_FILE_BYTES:
+            raise InputError(f"header says {shape} {dtype} -> {nbytes:,} bytes, more than the {MAX_FILE_BYTES:,} this reader accepts")
+        if nbytes != left:
+            problem = "truncated" if left < nbytes else "has trailing bytes"
+            raise InputError(f"{problem}: header says {shape} {dtype} -> {nbytes} bytes of data, file has {left}")
+        data = np.empty(nbytes, np.uint8)
+        if f.readinto(memoryview(data)) != nbytes:
+            raise InputError("truncated while reading")
+    try:
+        array = data.view(dtype)
+        return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+    except ValueError as e:  # more dimensions than NumPy holds
+        raise InputError(f"not a readable .npy array (shape {shape}: {e})") from None
+
+
+def _as_images(array: np.ndarray, colour: bool) -> np.ndarray:
+    """A 2-D array is one image, a 3-D one (N, H, W) a stack; uint8 is 0-255, other numbers 0-1.
+    Checks the values without copying them."""
+    if np.issubdtype(array.dtype, np.number) and not np.issubdtype(array.dtype, np.complexfloating):
+        if array.dtype != np.uint8 and array.size:
+            lo, hi = array.min(), array.max()
+            if not (np.isfinite(lo) and np.isfinite(hi)):
+                raise InputError("holds NaN or infinite values")
+            with np.errstate(over="ignore"):  # huge values become inf: still out of range
+                lo, hi = np.float32(lo), np.float32(hi)
+            if lo < 0 or hi > 1:
+                raise InputError(f"float values must lie in [0, 1], found [{lo:.3g}, {hi:.3g}]; save uint8 0-255 or scale them")
     else:
         raise InputError(f"holds {array.dtype} values, not pixels")
     if colour:
         if array.ndim == 3 and array.shape[-1] == 3:
-            return [array]
-        if array.ndim == 4 and array.shape[-1] == 3:
-            return list(array)
-        raise InputError(f"shape {array.shape}: a colour model takes (H, W, 3) or (N, H, W, 3)")
-    if array.ndim == 2:
-        return [array]
-    if array.ndim == 3:
-        return list(array)
-    if array.ndim == 4 and array.shape[1] == 1:
-        return list(array[:, 0])
-    raise InputError(f"shape {array.shape}: expected (H, W), (N, H, W) or (N, 1, H, W)")
+            array = array[None]
+        elif not (array.ndim == 4 and array.shape[-1] == 3):
+            raise InputError(f"shape {array.shape}: a colour model takes (H, W, 3) or (N, H, W, 3)")
+    elif array.ndim == 2:
+        array = array[None]
+    elif array.ndim == 4 and array.shape[1] == 1:
+        array = array[:, 0]
+    elif array.ndim != 3:
+        raise InputError(f"shape {array.shape}: expected (H, W), (N, H, W) or (N, 1, H, W)")
+    height, width = array.shape[1:3]
+    if height == 0 or width == 0:
+        raise InputError(f"shape {array.shape}: images of no pixels")
+    _check_pixels(height, width)
+    return array
+
+
+def pixels(images: np.ndarray) -> np.ndarray:
+    """A slice of `load`'s stack as float32 in [0, 1]."""
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 255.0
+    return images.astype(np.float32)
 
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -165,20 +270,32 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def predict_file(sess, info: ModelInfo, path: Path, top: int) -> list[dict]:
-    """One record per image in the file: its top classes and probabilities."""
-    picture = path.suffix.lower() not in (".npy", ".idx", ".ubyte", ".gz") and "-idx" not in path.name
+    """One record per image in the file: its top classes and probabilities.
+
+    Images go through `prepare` and onnxruntime `CHUNK_PIXELS` at a time.
+    Raises:
+        InputError: one line, for a file that cannot be read or classified (onnxruntime's own failures included).
+    """
+    picture = _kind(path) == "picture"
     images = load(path, info.channels == 3)
-    if not images:
+    if not len(images):
         raise InputError("holds no images")
-    batch = np.stack([prepare(im, info, picture) for im in images])
-    probs = softmax(run(sess, batch).astype(np.float64))
+    step = max(1, CHUNK_PIXELS // math.prod(images.shape[1:]))
     records = []
-    for i, p in enumerate(probs):
-        order = np.argsort(-p)[:top]
-        record = {"file": str(path), "top": [{"class": int(k), "label": info.classes[k], "probability": float(p[k])} for k in order]}
-        if len(images) > 1:
-            record["index"] = i
-        records.append(record)
+    for start in range(0, len(images), step):
+        batch = np.stack([prepare(im, info, picture) for im in pixels(images[start : start + step])])
+        try:
+            logits = run(sess, batch)
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidArgument/... types
+            raise InputError(f"onnxruntime failed on it ({_first_line(e)})") from None
+        if logits.shape != (len(batch), len(info.classes)):
+            raise InputError(f"the model gave scores of shape {logits.shape} for {len(batch)} images of {len(info.classes)} classes")
+        for i, p in enumerate(softmax(logits.astype(np.float64)), start):
+            order = np.argsort(-p)[:top]
+            record = {"file": str(path), "top": [{"class": int(k), "label": info.classes[k], "probability": float(p[k])} for k in order]}
+            if len(images) > 1:
+                record["index"] = i
+            records.append(record)
     return records
 
 
@@ -201,9 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.images:
         try:
             records = predict_file(sess, info, Path(name), top)
-        except InputError as e:
-            failures.append({"file": name, "error": str(e)})
-            print(f"export.predict: {name}: {e}", file=sys.stderr)
+        except Exception as e:  # InputError; anything else (MemoryError, a bug) still ends this file only, so --json always prints
+            message = str(e) if isinstance(e, InputError) else f"failed ({type(e).__name__}: {_first_line(e)})"
+            failures.append({"file": name, "error": message})
+            print(f"export.predict: {name}: {message}", file=sys.stderr)
             continue
         results += records
         if not args.json:
@@ -216,8 +334,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except BrokenPipeError:  # `... | head`: the reader left; not an error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise SystemExit(0) from None
+    from lenet_spec.cli import run as run_cli
+
+    run_cli(main, "export.predict")

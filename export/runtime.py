@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from .metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, ModelInfo
+from .metadata import BATCH, INPUT_NAME, OUTPUT_NAME, MetadataError, ModelInfo
 
 DEVICES = ("auto", "cpu", "gpu")
 
@@ -60,12 +60,39 @@ def provider_of(sess) -> str:
     return sess.get_providers()[0]
 
 
+MAX_SIDE = 256  # pixels, an input's height or width: LeNets take 28 or 32; more is a damaged or hostile file (verify's 512 random 3x256x256 images are 400 MB)
+
+
+def _concrete(dim) -> bool:
+    return isinstance(dim, int) and not isinstance(dim, bool) and dim > 0
+
+
 def info_of(sess, where: str) -> ModelInfo:
-    """The file's lenet-parity metadata; MetadataError when it has none or another interface."""
+    """The file's lenet-parity metadata, checked against the graph it describes.
+
+    The input's channels, height and width and the number of classes are taken from the graph
+    (input [N, C, H, W], output [N, classes]) and must agree with the metadata.
+    Raises:
+        MetadataError: one line, when the file has no metadata, another interface, sizes that are
+            not concrete or out of range, or metadata that disagrees with the graph.
+    """
     info = ModelInfo.from_props(dict(sess.get_modelmeta().custom_metadata_map), where)
     inputs, outputs = sess.get_inputs(), sess.get_outputs()
     if [i.name for i in inputs] != [INPUT_NAME] or [o.name for o in outputs] != [OUTPUT_NAME]:
         raise MetadataError(f"{where}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, found {[i.name for i in inputs]} and {[o.name for o in outputs]}")
+    shape, out = list(inputs[0].shape), list(outputs[0].shape)  # e.g. ['N', 1, 28, 28] and ['N', 10]
+    if len(shape) != 4 or not all(_concrete(d) for d in shape[1:]) or _concrete(shape[0]):
+        raise MetadataError(f"{where}: the graph's input {INPUT_NAME!r} has shape {shape}; expected [{BATCH}, channels, height, width]: any batch, fixed sizes")
+    if len(out) != 2 or not _concrete(out[1]):
+        raise MetadataError(f"{where}: the graph's output {OUTPUT_NAME!r} has shape {out}; expected [{BATCH}, classes] with a fixed number of classes")
+    channels, height, width = shape[1:]
+    if channels not in (1, 3) or not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE) or out[1] < 2:
+        raise MetadataError(f"{where}: the graph takes {shape} and gives {out}; expected 1 or 3 channels, sides of 1 to {MAX_SIDE} pixels, 2 classes or more")
+    if (info.channels, info.height, info.width) != (channels, height, width) or len(info.classes) != out[1]:
+        raise MetadataError(
+            f"{where}: metadata says input [{BATCH}, {info.channels}, {info.height}, {info.width}] and {len(info.classes)} classes, "
+            f"but the graph takes {shape} and gives {out}; export it again"
+        )
     return info
 
 

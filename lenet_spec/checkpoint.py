@@ -100,13 +100,13 @@ def read(path: str | os.PathLike) -> bytes:
         if info.st_size > MAX_BYTES:
             raise CheckpointError(f"{path}: {info.st_size / 2**20:,.0f} MiB is too large for a LeNet checkpoint (at most {MAX_BYTES >> 20} MiB are read); not reading it")
         with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
+            data = f.read(info.st_size + 1)  # +1: a file that grew since stat shows; read(n) allocates n up front
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such file") from None
     except OSError as e:
         raise CheckpointError(f"{path}: cannot be read ({e.strerror or e})") from None
-    if len(data) > MAX_BYTES:
-        raise CheckpointError(f"{path}: grew beyond {MAX_BYTES >> 20} MiB while being read; not reading it")
+    if len(data) > info.st_size:
+        raise CheckpointError(f"{path}: grew while being read; read it again when it is complete")
     found = sniff(data)
     if found is None:
         raise CheckpointError(f"{path}: not a readable {expected} checkpoint (its first bytes {data[:8]!r} are not those of {DESCRIPTIONS[expected]})")

@@ -3,9 +3,10 @@ they are downloaded, the order batches are drawn in, and the augmentation's dist
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import math
 import os
+import zlib
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
@@ -47,9 +48,60 @@ class DataError(Exception):
     """A data file is missing, truncated or not what it claims to be."""
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+# The most read_idx accepts by default, header included: MNIST's and Fashion-MNIST's training
+# images are the largest files it is given (47,040,016 bytes), and 128 MiB leaves room for
+# bigger IDX sets (EMNIST's letters are 70 MB) while a header that lies cannot make it
+# allocate gigabytes.
+MAX_IDX_BYTES = 128 * 2**20
+_CHUNK = 2**20  # bytes decompressed or read per step
+
+
+class _Gunzip:
+    """A gzip file's content, read incrementally: zlib parses each member's header and checks its
+    CRC; concatenated members are read in turn, as gzip.decompress does."""
+
+    def __init__(self, f):
+        self.f, self.pending = f, b""
+        self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def read(self, n: int) -> bytes:
+        """Up to n bytes (fewer only at the end of the content); never decompresses more than n."""
+        parts = []
+        while n > 0:
+            if self.d.eof:  # a member ended: another may follow (what was fed and not used is in unused_data)
+                self.pending = self.d.unused_data or self.f.read(_CHUNK)
+                if not self.pending:
+                    break
+                self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            if not self.pending:
+                self.pending = self.f.read(_CHUNK)
+                if not self.pending:
+                    raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            data = self.d.decompress(self.pending, n)
+            self.pending = self.d.unconsumed_tail
+            parts.append(data)
+            n -= len(data)
+        return b"".join(parts)
+
+
+def _read_body(read, size: int) -> bytearray:
+    """Up to `size` bytes from `read(n)`, `_CHUNK` at a time, so that memory grows with what the
+    file really holds rather than with what its header claims."""
+    body = bytearray()
+    while len(body) < size and (data := read(min(_CHUNK, size - len(body)))):
+        body += data
+    return body
+
+
+def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
     """Read an IDX file, gzip-compressed or raw, checking magic, dimensions and length.
 
+    The header is read first: a file whose header declares more than `max_bytes` (header
+    included) is refused before its body is read or decompressed, and no more than the declared
+    size and one byte (to see trailing bytes) is ever decompressed.
+
+    Args:
+        max_bytes: the largest (uncompressed) file accepted; default `MAX_IDX_BYTES`.
     Returns:
         The array, in native byte order, with the shape the header declares.
     Raises:
@@ -57,26 +109,43 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+        with open(path, "rb") as f:
+            compressed = f.read(2) == b"\x1f\x8b"
+            f.seek(0)
+            read = _Gunzip(f).read if compressed else f.read
+            magic = read(4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES:
+                raise DataError(f"{path}: not an IDX file (bad magic number {magic.hex() or 'empty'})")
+            ndim = magic[3]
+            header = 4 + 4 * ndim
+            raw_dims = read(4 * ndim)
+            if ndim == 0 or len(raw_dims) < 4 * ndim:
+                raise DataError(f"{path}: truncated IDX header ({ndim} dimensions, {4 + len(raw_dims)} bytes)")
+            dims = tuple(int.from_bytes(raw_dims[i : i + 4], "big") for i in range(0, 4 * ndim, 4))
+            dtype = np.dtype(_IDX_TYPES[magic[2]])
+            body = math.prod(dims) * dtype.itemsize  # Python ints: no overflow
+            expected = header + body
+            if expected > max_bytes:
+                raise DataError(f"{path}: header says {dims} -> {expected:,} bytes, more than the {max_bytes:,} this reader accepts")
+            if not compressed and (size := os.fstat(f.fileno()).st_size) != expected:
+                problem = "truncated" if size < expected else "has trailing bytes"
+                raise DataError(f"{path}: {problem}: header says {dims} -> {expected} bytes, file has {size}")
+            data = _read_body(read, body)
+            if len(data) < body:
+                raise DataError(f"{path}: truncated: header says {dims} -> {expected} bytes, file has {header + len(data)}")
+            if read(1):
+                raise DataError(f"{path}: has trailing bytes: header says {dims} -> {expected} bytes, file has more")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
+    except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot be read or decompressed ({e})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header ({ndim} dimensions, {len(raw)} bytes)")
-    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
-    expected = header + int(np.prod(dims)) * dtype.itemsize
-    if len(raw) != expected:
-        problem = "truncated" if len(raw) < expected else "has trailing bytes"
-        raise DataError(f"{path}: {problem}: header says {dims} -> {expected} bytes, file has {len(raw)}")
-    return np.frombuffer(raw, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    try:
+        array = np.frombuffer(data, dtype).reshape(dims)  # writable: a bytearray's memory
+    except ValueError as e:  # more dimensions than NumPy holds, or a 0-sized shape it cannot index
+        raise DataError(f"{path}: header says {dims}, which NumPy cannot hold ({e})") from None
+    if not dtype.isnative:
+        array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return array
 
 
 def _find_file(folder: Path, stem: str) -> Path | None:
@@ -125,9 +194,20 @@ def find_dataset(dataset: str, data_dir: str | os.PathLike | None = None, split:
     return None
 
 
-def _content_md5(path: Path) -> str:
-    raw = path.read_bytes()
-    return hashlib.md5(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).hexdigest()
+def _content_md5(path: Path, max_bytes: int = MAX_IDX_BYTES) -> str:
+    """md5 of the file's content (gunzipped when it is gzip), read a chunk at a time and never
+    more than `max_bytes` of it (a downloaded file is a stranger's too); '' beyond that."""
+    digest, total = hashlib.md5(), 0
+    with open(path, "rb") as f:
+        compressed = f.read(2) == b"\x1f\x8b"
+        f.seek(0)
+        read = _Gunzip(f).read if compressed else f.read
+        while data := read(_CHUNK):
+            total += len(data)
+            if total > max_bytes:
+                return ""
+            digest.update(data)
+    return digest.hexdigest()
 
 
 Downloader = Callable[[str, Path], Path]  # (url, folder) -> path of the downloaded file

@@ -134,7 +134,7 @@ def loads(data: bytes) -> object:
     except RecursionError:
         raise UnsafePickle("the pickle nests too deep") from None
     except Exception as e:  # pickle raises many kinds for damaged bytes
-        raise UnsafePickle(f"not a readable pickle ({type(e).__name__}: {str(e)[:100]})") from None
+        raise UnsafePickle(f"not a readable pickle ({type(e).__name__}: {' '.join(str(e).split())[:100]})") from None
 
 
 def _is_count(value) -> bool:

@@ -1,9 +1,13 @@
 """ONNX export from both frameworks, onnxruntime against the framework models, prediction from ONNX alone."""
 
+import io
 import json
 import os
+import re
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -270,3 +274,263 @@ def test_cuda_provider_when_available(exported):
         pytest.skip("onnxruntime has no CUDAExecutionProvider here (CPU build or no GPU)")
     result = verify(str(exported["lenet5", "torch"].path), device="gpu", limit=256)
     assert result["provider"] == "CUDAExecutionProvider" and result["passed"]
+
+
+# issue 11: models and inputs that claim more than they hold
+
+
+def edited_model(exported, out, props=None, dims=None):
+    """lenet5 (paddle) with some metadata_props and graph input dims replaced, saved to `out`."""
+    model = onnx.load(exported["lenet5", "paddle"].path)
+    for p in model.metadata_props:
+        if p.key in (props or {}):
+            p.value = props[p.key]
+    for d, v in zip(model.graph.input[0].type.tensor_type.shape.dim, dims or ()):
+        if isinstance(v, str):
+            d.dim_param = v
+        else:
+            d.dim_value = v
+    onnx.save(model, out)
+    return out
+
+
+def pooled_model(exported, out, channels, height, width, classes):
+    """A graph that takes any input size, image [N, C, H, W] -> mean over H, W -> Gemm -> logits [N, classes],
+    under lenet5's metadata set to the same sizes: for the checks onnxruntime itself would let through."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((channels, classes), np.float32), "w")
+    nodes = [helper.make_node("GlobalAveragePool", ["image"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["flat"])]
+    nodes.append(helper.make_node("Gemm", ["flat", "w"], ["logits"]))
+    graph = helper.make_graph(
+        nodes, "pooled", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", channels, height, width])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes])], [w],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    props = {p.key: p.value for p in onnx.load(exported["lenet5", "paddle"].path).metadata_props}
+    props.update(input_shape=json.dumps(["N", channels, height, width]), classes=json.dumps([str(k) for k in range(classes)]))
+    helper.set_model_props(model, props)
+    onnx.save(model, out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ({"props": {"input_shape": '["N", 1, 60000, 60000]'}}, "metadata says input [N, 1, 60000, 60000] and 10 classes, but the graph takes ['N', 1, 28, 28]"),
+        ({"props": {"classes": '["a", "b", "c"]'}}, "and 3 classes, but the graph takes ['N', 1, 28, 28] and gives ['N', 10]"),
+        ({"props": {"input_shape": '["N", 3, 32, 32]'}}, "metadata says input [N, 3, 32, 32]"),
+        ({"props": {"input_shape": '["N", 1, 0, 0]'}}, "metadata says input [N, 1, 0, 0]"),
+        ({"dims": ["N", 1, "H", "W"]}, "the graph's input 'image' has shape ['N', 1, 'H', 'W']"),
+        ({"dims": [1, 1, 28, 28]}, "the graph's input 'image' has shape [1, 1, 28, 28]"),
+        ({"pooled": (1, 2000, 2000, 10)}, "the graph takes ['N', 1, 2000, 2000] and gives ['N', 10]; expected 1 or 3 channels, sides of 1 to 256"),
+        ({"pooled": (2, 28, 28, 10)}, "the graph takes ['N', 2, 28, 28]"),
+        ({"pooled": (1, 28, 28, 1)}, "gives ['N', 1]; expected 1 or 3 channels, sides of 1 to 256 pixels, 2 classes or more"),
+    ],
+    ids=["60000x60000", "3-classes", "3x32x32", "0x0", "symbolic-sides", "fixed-batch", "graph-2000x2000", "graph-2-channels", "graph-1-class"],
+)
+def test_metadata_must_agree_with_the_graph(exported, tmp_path, capsys, case, message):
+    from export.predict import main
+    from export.runtime import info_of, session
+
+    path = tmp_path / "model.onnx"
+    if "pooled" in case:
+        pooled_model(exported, path, *case["pooled"])
+    else:
+        edited_model(exported, path, case.get("props"), case.get("dims"))
+    with pytest.raises(MetadataError) as info:
+        info_of(session(path, "cpu"), str(path))
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value) and "\n" not in str(info.value)
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "x.png")
+    assert main([str(path), str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err == f"export.predict: error: {info.value}\n"
+
+
+def test_metadata_bombs_end_in_one_line_in_predict_and_verify(exported, tmp_path):
+    from export.verify import main as verify_main
+
+    huge = edited_model(exported, tmp_path / "huge.onnx", {"input_shape": '["N", 1, 60000, 60000]'})  # OOM-killed at 24 GB in verify before
+    three = edited_model(exported, tmp_path / "three.onnx", {"classes": '["a", "b", "c"]'})  # an IndexError in predict before
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "x.png")
+    for model in (huge, three):
+        proc = run_predict([model, tmp_path / "x.png", "--json"])
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if not line.startswith("IMPORTED")]
+        assert len(lines) == 1 and lines[0].startswith(f"export.predict: error: {model}: metadata says"), proc.stderr
+    with pytest.raises(MetadataError, match="60000"):
+        verify(str(huge))
+    assert verify_main([str(huge)]) == 2
+
+
+def png_of_nothing(path, width, height):
+    """A black gray PNG of any size, compressed a band of rows at a time (Pillow would hold all its pixels)."""
+    def chunk(kind, data):
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    c, row = zlib.compressobj(1), bytes(1 + width)  # filter byte 0, then black pixels
+    band = max(1, 2**20 // len(row))
+    idat = b"".join(c.compress(row * min(band, height - i)) for i in range(0, height, band)) + c.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def npy_header(descr, shape, fortran=False) -> bytes:
+    """The bytes np.save writes before an array's data (format 1.0)."""
+    fp = io.BytesIO()
+    np.lib.format.write_array_header_1_0(fp, {"descr": descr, "fortran_order": fortran, "shape": shape})
+    return fp.getvalue()
+
+
+def run_predict_measured(args):
+    """python -m export.predict in a fresh interpreter, and its peak resident memory in KiB (Linux's VmHWM: that of the
+    process's own memory, where ru_maxrss would count the memory of the pytest process it was forked from)."""
+    code = ("import runpy, sys; sys.argv = ['predict'] + sys.argv[1:]\n"
+            "try:\n    runpy.run_module('export.predict', run_name='__main__')\nexcept SystemExit as e:\n    code = e.code\n"
+            "peak = next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM'))\n"
+            "print('PEAK', peak, file=sys.stderr)\nsys.exit(code)")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+    return proc, int(proc.stderr.splitlines()[-1].split()[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="measures memory with Linux's /proc")
+def test_predict_refuses_bombs_per_file_in_bounded_memory(exported, tmp_path):
+    model = exported["lenet5", "paddle"].path
+    header = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (1_300_000, 28, 28))
+    c = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    (tmp_path / "bomb-idx3-ubyte.gz").write_bytes(c.compress(header) + b"".join(c.compress(bytes(784 * 10_000)) for _ in range(130)) + c.flush())  # 9 GB before
+    png_of_nothing(tmp_path / "30000.png", 30_000, 30_000)  # a DecompressionBombError traceback before, which stopped the other files
+    png_of_nothing(tmp_path / "10000.png", 10_000, 10_000)  # 1.2 GB before
+    png_of_nothing(tmp_path / "5000.png", 5_000, 5_000)
+    np.savez(tmp_path / "zipped.npz", images=np.zeros((2, 28, 28), np.uint8))
+    (tmp_path / "zipped.npy").write_bytes((tmp_path / "zipped.npz").read_bytes())  # np.load returned an NpzFile: a traceback before
+    nan = np.zeros((3, 28, 28))
+    nan[1, 5, 5] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    np.save(tmp_path / "objects.npy", np.array([1, "a"], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "complex.npy", np.zeros((28, 28), complex))
+    (tmp_path / "claims.npy").write_bytes(npy_header("<f8", (300_000, 28, 28)) + bytes(800))
+    (tmp_path / "picture.eps").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n0 0 moveto 28 28 lineto stroke\n")
+    digit = np.zeros((28, 28), np.uint8)
+    digit[5:23, 12:16] = 255
+    Image.fromarray(digit).save(tmp_path / "one.png")
+    bad = ["bomb-idx3-ubyte.gz", "30000.png", "10000.png", "5000.png", "zipped.npy", "nan.npy", "objects.npy", "complex.npy", "claims.npy", "picture.eps"]
+    proc, kib = run_predict_measured([model, *(tmp_path / name for name in bad), tmp_path / "one.png", "--json"])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    out = json.loads(proc.stdout)
+    assert [r["file"] for r in out["predictions"]] == [str(tmp_path / "one.png")]
+    errors = {Path(e["file"]).name: e["error"] for e in out["errors"]}
+    assert list(errors) == bad
+    assert errors["bomb-idx3-ubyte.gz"] == "header says (1300000, 28, 28) -> 1,019,200,016 bytes, more than the 134,217,728 this reader accepts"
+    assert errors["30000.png"].startswith("too large to decode") and errors["10000.png"].startswith("too large to decode")
+    assert errors["5000.png"] == "5000x5000 pixels, more than the 16,777,216 this reader accepts"
+    assert errors["zipped.npy"].startswith("not a readable .npy array (the magic string is not correct")
+    assert errors["nan.npy"] == "holds NaN or infinite values"
+    assert errors["objects.npy"] == "holds object values, not pixels" and errors["complex.npy"] == "holds complex128 values, not pixels"
+    assert errors["claims.npy"].startswith("header says (300000, 28, 28) float64 -> 1,881,600,000 bytes, more than the 268,435,456")
+    assert errors["picture.eps"].startswith("not an image Pillow can read (UnidentifiedImageError")  # EPS would run Ghostscript
+    assert [line for line in proc.stderr.splitlines() if line.startswith("export.predict:")] == [f"export.predict: {tmp_path / n}: {errors[n]}" for n in bad]
+    assert kib < 400 * 1024, kib  # measured: 9 GB before (the IDX bomb), now about 150 MB (onnxruntime and the interpreter)
+
+
+def test_an_onnxruntime_failure_ends_only_its_file_and_json_is_still_printed(exported, tmp_path, monkeypatch, capsys):
+    import export.predict as predict
+
+    model = exported["lenet5", "paddle"].path
+    digit = np.zeros((28, 28), np.uint8)
+    digit[5:23, 12:16] = 255
+    np.save(tmp_path / "three.npy", np.stack([digit] * 3))
+    Image.fromarray(digit).save(tmp_path / "one.png")
+    real = predict.run
+
+    def flaky(sess, batch):  # onnxruntime failing on one file's batch, as on a GPU out of memory
+        if len(batch) == 3:
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running Conv node.\n Stacktrace: ...")
+        return real(sess, batch)
+
+    monkeypatch.setattr(predict, "run", flaky)
+    assert predict.main([str(model), str(tmp_path / "three.npy"), str(tmp_path / "one.png"), "--json"]) == 1
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert [r["file"] for r in out["predictions"]] == [str(tmp_path / "one.png")]
+    message = "onnxruntime failed on it ([ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running Conv node.)"
+    assert out["errors"] == [{"file": str(tmp_path / "three.npy"), "error": message}]
+    assert captured.err == f"export.predict: {tmp_path / 'three.npy'}: {message}\n"
+    monkeypatch.setattr(predict, "prepare", lambda *a: 1 / 0)  # a bug of ours: still one file's line, and the JSON
+    assert predict.main([str(model), str(tmp_path / "one.png"), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["errors"] == [{"file": str(tmp_path / "one.png"), "error": "failed (ZeroDivisionError: division by zero)"}]
+
+
+def test_predict_runs_a_stack_in_chunks(exported, tmp_path, monkeypatch):
+    import export.predict as predict
+    from export.runtime import info_of, session
+
+    sess = session(exported["lenet5", "paddle"].path, "cpu")
+    info = info_of(sess, "lenet5")
+    images = (np.random.default_rng(0).random((10, 28, 28)) * 255).astype(np.uint8)
+    images[:, :2] = images[:, -2:] = 0  # a dark border: taken as they are, like MNIST's
+    np.save(tmp_path / "ten.npy", images)
+    whole = predict.predict_file(sess, info, tmp_path / "ten.npy", 3)
+    batches = []
+    real = predict.run
+    monkeypatch.setattr(predict, "run", lambda sess, x: batches.append(len(x)) or real(sess, x))
+    monkeypatch.setattr(predict, "CHUNK_PIXELS", 4 * 28 * 28)
+    chunked = predict.predict_file(sess, info, tmp_path / "ten.npy", 3)
+    assert batches == [4, 4, 2]
+    assert [r["index"] for r in chunked] == list(range(10))
+    for a, b in zip(whole, chunked):
+        assert [t["class"] for t in a["top"]] == [t["class"] for t in b["top"]]
+        assert np.allclose([t["probability"] for t in a["top"]], [t["probability"] for t in b["top"]], rtol=1e-6)
+
+
+def test_npy_reader_reads_what_np_load_reads_and_refuses_the_rest(tmp_path, monkeypatch):
+    import export.predict as predict
+
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 5, 6))
+    arrays = {
+        "c.npy": x, "fortran.npy": np.asfortranarray(x), "big-endian.npy": x.astype(">f4"), "half.npy": x.astype(np.float16),
+        "uint8.npy": (x * 255).astype(np.uint8), "nchw.npy": x[:, None], "one.npy": x[0], "ints.npy": (x > 0.5).astype(np.int16),
+    }  # fmt: skip
+    for name, a in arrays.items():
+        np.save(tmp_path / name, a)
+        got = predict.load(tmp_path / name, colour=False)
+        want = np.load(tmp_path / name)
+        want = want[:, 0] if want.ndim == 4 else want[None] if want.ndim == 2 else want
+        assert got.dtype == want.dtype and np.array_equal(got, want), name
+        np.testing.assert_array_equal(predict.pixels(got), want.astype(np.float32) / (255 if want.dtype == np.uint8 else 1))
+    np.save(tmp_path / "colour.npy", x[:2, :, :3])  # (H, W, 3): one colour image
+    assert predict.load(tmp_path / "colour.npy", colour=True).shape == (1, 2, 5, 3)
+    cases = {
+        "inf.npy": (np.full((2, 2), np.inf), "holds NaN or infinite values"),
+        "wide.npy": (np.full((2, 2), 2.0), "float values must lie in [0, 1], found [2, 2]"),
+        "record.npy": (np.zeros(3, dtype=[("a", "<i4")]), "values, not pixels"),
+        "strings.npy": (np.array(["a", "b"]), "holds <U1 values, not pixels"),
+        "bools.npy": (np.zeros((2, 2), bool), "holds bool values, not pixels"),
+        "empty.npy": (np.zeros((0, 28, 28), np.uint8), "holds no images"),
+        "thin.npy": (np.zeros((2, 0, 28), np.uint8), "images of no pixels"),
+        "5d.npy": (np.zeros((1, 1, 1, 2, 2), np.uint8), "expected (H, W), (N, H, W) or (N, 1, H, W)"),
+    }
+    for name, (a, message) in cases.items():
+        np.save(tmp_path / name, a)
+        with pytest.raises(predict.InputError, match=re.escape(message)):
+            predict.predict_file(None, ModelInfo("lenet5", "mnist", tuple("0123456789"), 1, 28, 28, "torch", "", "1", ""), tmp_path / name, 3)
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "c.npy").read_bytes()[:-8])
+    (tmp_path / "longer.npy").write_bytes((tmp_path / "c.npy").read_bytes() + b"x")
+    (tmp_path / "negative.npy").write_bytes(npy_header("<f8", (-1, 28)))
+    (tmp_path / "huge-header.npy").write_bytes(b"\x93NUMPY\x02\x00" + (2**31).to_bytes(4, "little") + b"{")
+    (tmp_path / "short-length.npy").write_bytes(b"\x93NUMPY\x02\x008")  # found by test_fuzz: the length's 3 missing bytes were taken from the magic
+    refusals = {
+        "cut.npy": "truncated: header says (4, 5, 6) float64 -> 960 bytes of data, file has 952",
+        "longer.npy": "has trailing bytes",
+        "negative.npy": "not a readable .npy array (shape (-1, 28))",
+        "huge-header.npy": "a .npy header of 2,147,483,648 bytes, more than the 10,000",
+        "short-length.npy": "not a readable .npy array (EOF: reading array header length, expected 4 bytes got 1)",
+    }
+    for name, message in refusals.items():
+        with pytest.raises(predict.InputError, match=re.escape(message)):
+            predict.load(tmp_path / name, colour=False)
+    monkeypatch.setattr(predict, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(predict.InputError, match="1,088 bytes, more than the 1,000 this reader accepts"):
+        predict.load(tmp_path / "c.npy", colour=False)
