@@ -349,6 +349,12 @@ def test_checkpoint_readers_any_bytes(checkpoints, scratch, content, kind, prefi
     read_checkpoint(scratch, prefix + content, kind, "lenet5")
 
 
+@given(content=st.binary(max_size=64), kind=st.just("paddle"))
+@example(content=b"\x80\x04\x8e" + (20 * 10**9).to_bytes(8, "little") + b".", kind="paddle")  # a BINBYTES8 of 20 GB: the C unpickler allocated it before reading
+def test_checkpoint_readers_declared_lengths(checkpoints, scratch, content, kind):
+    read_checkpoint(scratch, content, kind, "lenet5")
+
+
 @given(data=st.data(), kind=st.sampled_from(list(CHECKPOINT_SUFFIXES)))
 def test_checkpoint_readers_damaged_files(checkpoints, scratch, data, kind):
     read_checkpoint(scratch, data.draw(mutated(checkpoints[kind])), kind)
