@@ -351,6 +351,7 @@ def test_checkpoint_readers_any_bytes(checkpoints, scratch, content, kind, prefi
 
 @given(content=st.binary(max_size=64), kind=st.just("paddle"))
 @example(content=b"\x80\x04\x8e" + (20 * 10**9).to_bytes(8, "little") + b".", kind="paddle")  # a BINBYTES8 of 20 GB: the C unpickler allocated it before reading
+@example(content=b"\x80\x02N" + b"r" + (2**26).to_bytes(4, "little") + b".", kind="paddle")  # LONG_BINPUT 2**26: it grew its memo table to 1 GB (15 GB seen)
 def test_checkpoint_readers_declared_lengths(checkpoints, scratch, content, kind):
     read_checkpoint(scratch, content, kind, "lenet5")
 
