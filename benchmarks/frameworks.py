@@ -4,7 +4,11 @@ where it is needed."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import time
+import warnings
 
 import numpy as np
 
@@ -103,3 +107,88 @@ def tutorial_loop(framework: str, images: np.ndarray, labels: np.ndarray, steps:
             if done == warmup + steps:
                 break
     return steps * batch_size / (time.perf_counter() - start)
+
+
+def plain_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndarray, batch_size: int, steps: int, warmup: int) -> float:
+    """Images/s of the shortest loop a framework's user writes for the same work as the trainer:
+    the whole training set as one float tensor, a random batch of indices, forward, the mean
+    cross-entropy, backward, Adam's step. The peer the trainer's own bookkeeping (schedule,
+    running loss and accuracy, the recipe's loss) is measured against."""
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, len(labels), batch_size) for _ in range(warmup + steps)]
+    if framework == "torch":
+        import torch
+        import torch.nn.functional as F
+
+        import lenet_torch
+
+        x_all = torch.from_numpy(images).float().div_(255)
+        x_all = x_all.unsqueeze(1) if x_all.ndim == 3 else x_all
+        y_all = torch.from_numpy(labels)
+        model = lenet_torch.build(variant)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+        def step(index):
+            idx = torch.from_numpy(index)
+            loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        finish = lambda: None  # noqa: E731 (CPU: every step has finished when it returns)
+    else:
+        import paddle
+        import paddle.nn.functional as F
+
+        import lenet_paddle
+
+        x_all = paddle.to_tensor(images).astype("float32") / 255
+        x_all = x_all.unsqueeze(1) if x_all.ndim == 3 else x_all
+        y_all = paddle.to_tensor(labels)
+        model = lenet_paddle.build(variant)
+        opt = paddle.optimizer.Adam(learning_rate=1e-3, parameters=model.parameters())
+        last = []
+
+        def step(index):
+            idx = paddle.to_tensor(index)
+            loss = F.cross_entropy(model(paddle.index_select(x_all, idx)), paddle.index_select(y_all, idx))
+            opt.clear_grad()
+            loss.backward()
+            opt.step()
+            last[:] = [loss]
+
+        def finish():
+            if last:
+                float(last[0])
+
+    for index in batches[:warmup]:
+        step(index)
+    finish()
+    start = time.perf_counter()
+    for index in batches[warmup:]:
+        step(index)
+    finish()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def plain_onnx_session(variant: str, path: str):
+    """An onnxruntime session, every option at its default, on what a plain
+    `torch.onnx.export(model, x, path)` writes for the variant (no clean-up of ours): the peer of
+    the project's exported file and its tuned session."""
+    import onnxruntime as ort
+    import torch
+
+    import lenet_torch
+
+    model = lenet_torch.build(variant).eval()
+    example = torch.rand(2, *model.variant.input.shape)
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # the exporter logs every pass
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (example,), path, input_names=["image"], output_names=["logits"], dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}})
+    finally:
+        logging.disable(previous)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return lambda x: sess.run(None, {"image": x})[0]

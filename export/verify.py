@@ -100,7 +100,7 @@ def test_images(dataset: str, data_dir: str | None, limit: int | None) -> np.nda
     folder = find_dataset(dataset, data_dir, "test")
     if folder is None:
         return None
-    images = load_split(folder, "test")[0]
+    images = load_split(folder, "test", dataset)[0]
     return to_model_input(images[:limit])
 
 
@@ -114,7 +114,7 @@ def verify(path: str, ckpt: str | None = None, framework: str | None = None, dev
     params, origin = reference_params(info, ckpt)
     sets = [("random", np.random.default_rng(0).random((RANDOM_IMAGES, info.channels, info.height, info.width), dtype=np.float32))]
     found = test_images(info.dataset, data_dir, limit)
-    if found is not None:
+    if found is not None and found.shape[1:] == (info.channels, info.height, info.width):
         sets.append((f"{info.dataset} test", found))
     results = [compare(framework_logits(framework, info.variant, params, x), run(sess, x), name) for name, x in sets]
     return {

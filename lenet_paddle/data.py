@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lenet_spec.data import Downloader
+from lenet_spec.data import Downloader, http_downloader
 
 
-def downloader() -> Downloader | None:
-    """(url, folder) -> path with paddle.utils.download.get_path_from_url, or None.
+def downloader() -> Downloader:
+    """(url, folder) -> path with paddle.utils.download.get_path_from_url, or with
+    lenet_spec.data.http_downloader (urllib) should that not import. Its `label` says which.
 
-    It retries three times and raises on failure; lenet_spec.data checks the content md5.
+    It retries three times and raises on failure; lenet_spec.data checks the md5.
     """
     try:
         from paddle.utils import download
-    except Exception:
-        return None
+    except Exception as e:
+        fallback = http_downloader()
+        fallback.label = f"{fallback.label}; paddle.utils.download is not importable: {type(e).__name__}"
+        return fallback
 
     def fetch(url: str, folder: Path) -> Path:
         level = download.logger.level
@@ -26,4 +29,5 @@ def downloader() -> Downloader | None:
         finally:
             download.logger.setLevel(level)
 
+    fetch.label = "paddle's get_path_from_url"
     return fetch

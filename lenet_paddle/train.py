@@ -23,11 +23,12 @@ from .model import LeNet, build
 
 
 def pick_device(name: str) -> str:
-    """'cpu', 'gpu' or 'auto' -> paddle's device, made current; ValueError when a GPU is asked for and absent."""
+    """'cpu', 'gpu' or 'auto' -> paddle's device ('cpu', 'gpu:0'), made current; ValueError when a GPU is asked for and absent."""
     has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
     if name == "gpu" and not has_gpu:
         raise ValueError("--device gpu: paddle sees no CUDA device (is paddlepaddle-gpu installed?); use --device cpu or auto")
-    return paddle.set_device("gpu" if name in ("gpu", "auto") and has_gpu else "cpu")
+    paddle.set_device("gpu" if name in ("gpu", "auto") and has_gpu else "cpu")
+    return paddle.device.get_device()
 
 
 def make_optimizer(model: LeNet, recipe: Recipe) -> paddle.optimizer.Optimizer:

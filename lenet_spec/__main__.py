@@ -10,25 +10,32 @@ from .variants import VARIANTS, get_variant
 
 
 def summary_rows(name: str) -> list[dict]:
-    """One record per layer: name, kind, output shape (batch axis as -1), trainable parameters."""
+    """One record per layer: name, kind, output shape (batch axis as -1), trainable parameters.
+
+    The first row is what the user feeds (float NCHW in [0, 1] at the data set's size); the
+    model's own padding and normalisation follow as a `preprocess` row when it has them."""
     variant = get_variant(name)
-    kinds = {variant.input.name: variant.input.kind, **{layer.name: layer.kind for layer in variant.layers}}
+    inp = variant.input
+    kinds = {layer.name: layer.kind for layer in variant.layers}
     counts = variant.layer_params()
-    return [
-        {"layer": layer, "kind": kinds[layer], "output_shape": [-1, *shape], "params": counts[layer]}
-        for layer, shape in variant.shapes()
-    ]
+    (_, padded), *rest = variant.shapes()
+    rows = [{"layer": inp.name, "kind": inp.kind, "output_shape": [-1, *inp.shape], "params": 0}]
+    steps = ([f"pad {inp.pad}"] if inp.pad else []) + ([f"x * {inp.scale:g} {'-' if inp.offset < 0 else '+'} {abs(inp.offset):g}"] if (inp.scale, inp.offset) != (1.0, 0.0) else [])
+    if steps:
+        rows.append({"layer": "preprocess", "kind": ", ".join(steps), "output_shape": [-1, *padded], "params": 0})
+    return rows + [{"layer": layer, "kind": kinds[layer], "output_shape": [-1, *shape], "params": counts[layer]} for layer, shape in rest]
 
 
 def format_summary(name: str) -> str:
     variant = get_variant(name)
     rows = summary_rows(name)
-    line = "-" * 64
-    out = [f"{variant.name}: {variant.title}", line, f"{'Layer (type)':<26}{'Output Shape':<24}{'Param #':>14}", "=" * 64]
+    width = max(26, *(len(f"{r['layer']} ({r['kind']})") + 2 for r in rows))
+    line = "-" * (width + 38)
+    out = [f"{variant.name}: {variant.title}", line, f"{'Layer (type)':<{width}}{'Output Shape':<24}{'Param #':>14}", "=" * len(line)]
     for r in rows:
-        out.append(f"{r['layer'] + ' (' + r['kind'] + ')':<26}{str(r['output_shape']):<24}{r['params']:>14,}")
+        out.append(f"{r['layer'] + ' (' + r['kind'] + ')':<{width}}{str(r['output_shape']):<24}{r['params']:>14,}")
     total = variant.num_params()
-    out += ["=" * 64, f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0", line]
+    out += ["=" * len(line), f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0", line]
     return "\n".join(out)
 
 

@@ -1,5 +1,6 @@
-"""MNIST-format data: an IDX reader that checks what it reads, where data sets live, how
-they are downloaded, the order batches are drawn in, and the augmentation's distortions."""
+"""The data sets: MNIST and Fashion-MNIST (IDX files) and CIFAR-10 (its binary version), readers
+that check what they read and bound what they decode, where data sets live, how they are
+downloaded, the order batches are drawn in, and the augmentation's distortions."""
 
 from __future__ import annotations
 
@@ -20,7 +21,18 @@ SPLITS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-DATASETS = ("mnist", "fashion-mnist")
+DATASETS = ("mnist", "fashion-mnist", "cifar10")
+IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}  # (C, H, W) of each data set's images
+
+# CIFAR-10's binary version (https://www.cs.toronto.edu/~kriz/cifar.html): files of fixed-size
+# records, a label byte then 3,072 pixel bytes (1,024 red, then green, then blue, row by row).
+# No pickle, unlike its "python version".
+CIFAR_ARCHIVE = "cifar-10-binary.tar.gz"  # 170,052,171 bytes
+CIFAR_FOLDER = "cifar-10-batches-bin"  # what the archive holds
+CIFAR_SPLITS = {"train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)), "test": ("test_batch.bin",)}
+CIFAR_RECORD = 1 + 3 * 32 * 32
+CIFAR_FILE_RECORDS = 10_000  # records in each official file: the most a file may hold
+CIFAR_ARCHIVE_MAX = 256 * 2**20  # bytes read from inside an archive at most (the official one unpacks to 184 MB)
 
 # md5 of each file's uncompressed content. MNIST's are the published ones; Fashion-MNIST's
 # were taken from Debian's dataset-fashion-mnist (upstream git 2020-05-23).
@@ -37,10 +49,13 @@ CHECKSUMS = {
         "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
         "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
     },
+    # md5 of the archive file itself, as published on the data set's page
+    "cifar10": {CIFAR_ARCHIVE: "c32a1d4ab5d03f1284b67883e8d87530"},
 }
 MIRRORS = {
     "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://dataset.bj.bcebos.com/mnist/"),
     "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    "cifar10": ("https://www.cs.toronto.edu/~kriz/",),
 }
 
 
@@ -175,10 +190,11 @@ def dataset_dirs(dataset: str, data_dir: str | os.PathLike | None = None) -> lis
     dirs = []
     if os.environ.get("LENET_DATA"):
         dirs.append(Path(os.environ["LENET_DATA"]) / dataset)
+    dirs += [cache_dir(dataset), Path("data") / dataset]
+    if dataset == "cifar10":  # torchvision and paddle fetch CIFAR-10's pickled version, which is not read here
+        return dirs
     tv_name = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}[dataset]
     dirs += [
-        cache_dir(dataset),
-        Path("data") / dataset,
         Path("data") / tv_name / "raw",  # torchvision.datasets.MNIST(root="data")
         Path.home() / ".cache" / "paddle" / "dataset" / dataset.replace("-", "_"),  # paddle.vision.datasets
         Path("/usr/share/datasets") / dataset,
@@ -186,20 +202,26 @@ def dataset_dirs(dataset: str, data_dir: str | os.PathLike | None = None) -> lis
     return dirs
 
 
+def holds(dataset: str, folder: Path, split: str) -> bool:
+    """Whether `folder` holds `split` of `dataset`: its IDX files (raw or .gz); for CIFAR-10 its
+    .bin files (in the folder or in cifar-10-batches-bin/ inside it) or the archive."""
+    if dataset == "cifar10":
+        return (folder / CIFAR_ARCHIVE).is_file() or any(all((base / f).is_file() for f in CIFAR_SPLITS[split]) for base in (folder / CIFAR_FOLDER, folder))
+    return all(_find_file(folder, stem) for stem in SPLITS[split])
+
+
 def find_dataset(dataset: str, data_dir: str | os.PathLike | None = None, split: str = "test") -> Path | None:
-    """The first folder of `dataset_dirs` that holds `split`'s image and label files."""
-    for folder in dataset_dirs(dataset, data_dir):
-        if all(_find_file(folder, stem) for stem in SPLITS[split]):
-            return folder
-    return None
+    """The first folder of `dataset_dirs` that holds `split`."""
+    return next((folder for folder in dataset_dirs(dataset, data_dir) if holds(dataset, folder, split)), None)
 
 
-def _content_md5(path: Path, max_bytes: int = MAX_IDX_BYTES) -> str:
-    """md5 of the file's content (gunzipped when it is gzip), read a chunk at a time and never
-    more than `max_bytes` of it (a downloaded file is a stranger's too); '' beyond that."""
+def _content_md5(path: Path, max_bytes: int = MAX_IDX_BYTES, gunzip: bool = True) -> str:
+    """md5 of the file's content (gunzipped when it is gzip, unless `gunzip` is False), read a
+    chunk at a time and never more than `max_bytes` of it (a downloaded file is a stranger's
+    too); '' beyond that."""
     digest, total = hashlib.md5(), 0
     with open(path, "rb") as f:
-        compressed = f.read(2) == b"\x1f\x8b"
+        compressed = gunzip and f.read(2) == b"\x1f\x8b"
         f.seek(0)
         read = _Gunzip(f).read if compressed else f.read
         while data := read(_CHUNK):
@@ -225,16 +247,20 @@ def download(dataset: str, folder: Path, downloader: Downloader, mirror: str | N
     """
     mirror = mirror or os.environ.get("LENET_DATA_MIRROR")
     bases = [mirror.rstrip("/") + f"/{dataset}/"] if mirror else list(MIRRORS[dataset])
+    archive = dataset == "cifar10"  # one archive, checked by the md5 of the file; MNIST's files by their content's
+    md5_of = (lambda p: _content_md5(p, CIFAR_ARCHIVE_MAX, gunzip=False)) if archive else _content_md5
     errors = []
     for base in bases:
         try:
             for stem, md5 in CHECKSUMS[dataset].items():
-                if (path := _find_file(folder, stem)) is not None and _content_md5(path) == md5:
+                path = (folder / stem if (folder / stem).is_file() else None) if archive else _find_file(folder, stem)
+                if path is not None and md5_of(path) == md5:
                     continue
-                path = Path(downloader(base + stem + ".gz", folder))
-                if _content_md5(path) != md5:
+                name = stem if archive else stem + ".gz"
+                path = Path(downloader(base + name, folder))
+                if md5_of(path) != md5:
                     path.unlink()
-                    raise DataError(f"{base}{stem}.gz: checksum mismatch")
+                    raise DataError(f"{base}{name}: checksum mismatch")
             return folder
         except Exception as e:  # a downloader raises whatever its library raises
             errors.append(f"{base}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
@@ -248,24 +274,60 @@ def locate(dataset: str, data_dir: str | os.PathLike | None = None, downloader: 
     Raises:
         DataError: one line saying where the files were looked for and how to provide them.
     """
-    found = [d for d in dataset_dirs(dataset, data_dir) if all(_find_file(d, s) for split in SPLITS.values() for s in split)]
+    found = [d for d in dataset_dirs(dataset, data_dir) if holds(dataset, d, "train") and holds(dataset, d, "test")]
     if found:
         return found[0]
     target = Path(data_dir) if data_dir is not None else cache_dir(dataset)
-    reason = "no downloader is importable (torchvision or paddle)"
+    reason = "no download was tried"
     if downloader is not None:
         try:
             return download(dataset, target, downloader)
         except DataError as e:
-            reason = f"download failed: {e}"
+            reason = f"the download with {getattr(downloader, 'label', 'the downloader')} failed: {e}"
     looked = ", ".join(str(d) for d in dataset_dirs(dataset, data_dir))
-    names = ", ".join(f"{s}.gz" for split in SPLITS.values() for s in split)
+    if dataset == "cifar10":
+        names = f"{CIFAR_ARCHIVE} (or its {CIFAR_FOLDER}/ folder)"
+    else:
+        names = ", ".join(f"{s}.gz" for split in SPLITS.values() for s in split)
     raise DataError(f"{dataset} not found (looked in {looked}) and {reason}; put {names} in one of those folders or pass --data-dir DIR")
 
 
-def load_split(folder: str | os.PathLike, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 28, 28) uint8 and labels (N,) int64 of one split held in `folder`."""
+def http_downloader() -> Downloader:
+    """(url, folder) -> path with the standard library: for when the framework's downloader cannot
+    be imported (torchvision's CUDA build beside a CPU torch). Streams to a temporary file, at most
+    CIFAR_ARCHIVE_MAX bytes, then renames it into place."""
+
+    def fetch(url: str, folder: Path) -> Path:
+        import tempfile
+        import urllib.request
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / url.rsplit("/", 1)[-1]
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+                total = 0
+                while data := response.read(_CHUNK):
+                    total += len(data)
+                    if total > CIFAR_ARCHIVE_MAX:
+                        raise DataError(f"{url}: more than {CIFAR_ARCHIVE_MAX:,} bytes; not a file of these data sets")
+                    out.write(data)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return path
+
+    fetch.label = "urllib (the standard library)"
+    return fetch
+
+
+def load_split(folder: str | os.PathLike, split: str = "test", dataset: str = "mnist") -> tuple[np.ndarray, np.ndarray]:
+    """Images uint8 ((N, 28, 28); CIFAR-10 (N, 3, 32, 32)) and labels (N,) int64 of one split held in `folder`."""
     folder = Path(folder)
+    if dataset == "cifar10":
+        return read_cifar(folder, split)
     paths = [_find_file(folder, stem) or folder / stem for stem in SPLITS[split]]
     images, labels = (read_idx(p) for p in paths)
     if images.ndim != 3 or images.dtype != np.uint8:
@@ -275,6 +337,72 @@ def load_split(folder: str | os.PathLike, split: str = "test") -> tuple[np.ndarr
     if labels.max(initial=0) > 9:
         raise DataError(f"{paths[1]}: label {labels.max()} out of range 0..9")
     return images, labels.astype(np.int64)
+
+
+def cifar_records(data: bytes, where: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 binary file's records: images (N, 3, 32, 32) uint8 and labels (N,) int64.
+
+    Raises:
+        DataError: not a whole number of records (1 to 10,000), or a label outside 0..9.
+    """
+    if not data or len(data) % CIFAR_RECORD or len(data) > CIFAR_FILE_RECORDS * CIFAR_RECORD:
+        raise DataError(f"{where}: {len(data):,} bytes is not a whole number of {CIFAR_RECORD:,}-byte CIFAR-10 records (1 to {CIFAR_FILE_RECORDS:,})")
+    records = np.frombuffer(data, np.uint8).reshape(-1, CIFAR_RECORD)
+    labels = records[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        raise DataError(f"{where}: label {labels.max()} out of range 0..9 (is it CIFAR-100's binary version?)")
+    return records[:, 1:].reshape(-1, 3, 32, 32).copy(), labels
+
+
+def _cifar_from_archive(archive: Path, names: tuple[str, ...]) -> list[tuple[str, bytes]]:
+    """The named .bin members of the archive, read in one streaming pass without extracting
+    anything: only regular files of the expected names and sizes, and never more than
+    CIFAR_ARCHIVE_MAX bytes of it decompressed."""
+    import tarfile
+
+    wanted, found = {f"{CIFAR_FOLDER}/{n}": n for n in names}, {}
+    try:
+        with tarfile.open(archive, "r|gz") as tar:
+            for member in tar:
+                if member.offset_data + member.size > CIFAR_ARCHIVE_MAX:
+                    raise DataError(f"{archive}: holds more than {CIFAR_ARCHIVE_MAX:,} bytes before {', '.join(sorted(set(wanted) - set(found)))}; not the CIFAR-10 archive")
+                if member.name in wanted and member.isfile():
+                    if member.size > CIFAR_FILE_RECORDS * CIFAR_RECORD:
+                        raise DataError(f"{archive}: {member.name} is {member.size:,} bytes, more than 10,000 records")
+                    found[member.name] = tar.extractfile(member).read()
+                    if len(found) == len(wanted):
+                        break
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{archive}: cannot be read ({type(e).__name__}: {e})") from None
+    missing = [m for m in wanted if m not in found]
+    if missing:
+        raise DataError(f"{archive}: has no {', '.join(missing)}; is it {CIFAR_ARCHIVE} (the binary version)?")
+    return [(f"{archive}:{m}", found[m]) for m in wanted]
+
+
+def read_cifar(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10's `split` from `folder`: its .bin files (in cifar-10-batches-bin/ or the folder
+    itself), else the archive.
+
+    Raises:
+        DataError: one line naming the file and the problem.
+    """
+    names = CIFAR_SPLITS[split]
+    for base in (folder / CIFAR_FOLDER, folder):
+        if all((base / n).is_file() for n in names):
+            chunks = []
+            for n in names:
+                path = base / n
+                if path.stat().st_size > CIFAR_FILE_RECORDS * CIFAR_RECORD:
+                    raise DataError(f"{path}: {path.stat().st_size:,} bytes, more than 10,000 CIFAR-10 records")
+                chunks.append((str(path), path.read_bytes()))
+            break
+    else:
+        if not (folder / CIFAR_ARCHIVE).is_file():
+            raise DataError(f"{folder}: no CIFAR-10 {split} files ({', '.join(names)}) in it or in {CIFAR_FOLDER}/, and no {CIFAR_ARCHIVE}")
+        chunks = _cifar_from_archive(folder / CIFAR_ARCHIVE, names)
+    parts = [cifar_records(data, where) for where, data in chunks]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def to_model_input(images: np.ndarray, dtype=np.float32) -> np.ndarray:

@@ -42,10 +42,20 @@ class Recipe:
     loss: str = "cross_entropy"
     rbf_j: float = 1.0  # "rbf_map": the constant j of the paper's criterion
     dataset: str = "mnist"
+    # Epochs at which "cosine" and "onecycle", whose shape depends on the run's length, begin
+    # again over the epochs up to the next restart (or the end): what extending a finished run
+    # adds (`extend`). The other schedules depend on the epoch alone and never restart.
+    restarts: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for f in fields(self):  # a recipe may come from a stranger's checkpoint: check types too
             value, kind = getattr(self, f.name), _KINDS[f.name]
+            if f.name == "restarts":
+                ok = isinstance(value, tuple) and all(isinstance(e, int) and not isinstance(e, bool) for e in value) and list(value) == sorted(set(value))
+                ok = ok and (not value or (isinstance(self.epochs, int) and 0 < value[0] and value[-1] < self.epochs))
+                if not ok:
+                    raise ValueError(f"restarts must be increasing epochs between 1 and epochs - 1, got {value!r:.40}")
+                continue
             if kind is float:
                 ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
             elif kind is tuple:
@@ -87,8 +97,9 @@ class Recipe:
         if unknown:
             raise ValueError(f"unknown recipe fields {unknown}")
         d = dict(d)
-        if isinstance(d.get("betas"), (list, tuple)):
-            d["betas"] = tuple(d["betas"])
+        for key in ("betas", "restarts"):
+            if isinstance(d.get(key), (list, tuple)):
+                d[key] = tuple(d[key])
         return cls(**d)
 
     def with_overrides(self, **changes) -> "Recipe":
@@ -99,10 +110,38 @@ class Recipe:
 _KINDS = {f.name: {"str": str, "int": int, "float": float}.get(str(f.type), tuple) for f in fields(Recipe)}
 
 
+def extend(recipe: Recipe, epochs: int) -> tuple[Recipe, str]:
+    """`recipe` continued to `epochs` epochs, and a line saying what that does to its schedule.
+
+    The epochs already run keep their learning rates. "constant", "step" and "lecun1998" are
+    functions of the epoch alone and simply go on. "cosine" and "onecycle" are shaped by the
+    run's length, so the added epochs are a new cycle of the same schedule (a warm restart, as
+    in SGDR: the rate rises to, or starts from, the recipe's peak again); the restart is kept in
+    the recipe, so a resumed or repeated run draws the same rates.
+
+    Raises:
+        ValueError: `epochs` is not more than the recipe's.
+    """
+    if epochs <= recipe.epochs:
+        raise ValueError(f"--epochs {epochs}: the run is {recipe.epochs} epochs long; extending it takes more epochs (shortening would change the schedule of those already run)")
+    if recipe.schedule in ("cosine", "onecycle"):
+        note = f"extending the run from {recipe.epochs} to {epochs} epochs: its {recipe.schedule} schedule runs again over epochs {recipe.epochs + 1}-{epochs} (a warm restart at the peak rate {recipe.lr:g})"
+        return replace(recipe, epochs=epochs, restarts=(*recipe.restarts, recipe.epochs)), note
+    return replace(recipe, epochs=epochs), f"extending the run from {recipe.epochs} to {epochs} epochs: its {recipe.schedule} schedule goes on as it would have"
+
+
 def lr_at(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
     """The learning rate for optimizer step `step` (0-based) of the whole run."""
-    total = recipe.epochs * steps_per_epoch
     epoch = step // steps_per_epoch
+    start, end = 0, recipe.epochs  # the cycle (restarts) that holds `step`, for the schedules shaped by the run's length
+    for restart in recipe.restarts:
+        if epoch >= restart:
+            start = restart
+        else:
+            end = restart
+            break
+    total = (end - start) * steps_per_epoch
+    step -= start * steps_per_epoch
     if recipe.schedule == "constant":
         return recipe.lr
     if recipe.schedule == "step":
@@ -147,6 +186,21 @@ SPEED_RECIPE = Recipe(optimizer="adam", lr=3e-3, schedule="onecycle", epochs=2, 
 AUGMENT_RECIPES: dict[str, Recipe] = {
     "lenet5-1998": replace(RECIPES["lenet5-1998"], optimizer="adam", weight_decay=5e-4),
 }
+
+
+def describe(recipe: Recipe) -> str:
+    """The recipe in one line, its fields as the trainers' flags name them."""
+    extra = []
+    if recipe.optimizer == "momentum":
+        extra.append(f"momentum {recipe.momentum:g}")
+    if recipe.schedule == "step":
+        extra.append(f"x{recipe.gamma:g} every {recipe.step_every} epochs")
+    if recipe.loss != "cross_entropy":
+        extra.append(f"loss {recipe.loss}")
+    if recipe.restarts:
+        extra.append(f"restarts at epochs {', '.join(map(str, recipe.restarts))}")
+    return (f"--optimizer {recipe.optimizer} --lr {recipe.lr:g} --schedule {recipe.schedule} --epochs {recipe.epochs} --batch-size {recipe.batch_size} "
+            f"--weight-decay {recipe.weight_decay:g} --dataset {recipe.dataset}" + "".join(f", {e}" for e in extra))  # fmt: skip
 
 
 def default_recipe(variant: str, augment: bool = False) -> Recipe:

@@ -14,8 +14,8 @@ import numpy as np
 from lenet_spec import VARIANTS, get_variant
 from lenet_spec.checkpoint import CheckpointError
 from lenet_spec.cli import HelpFormatter, UsageError, check_output_folder
-from lenet_spec.data import DATASETS, DataError, load_split, locate
-from lenet_spec.recipe import OPTIMIZERS, SCHEDULES, Recipe, default_recipe
+from lenet_spec.data import DATASETS, IMAGE_SHAPES, DataError, load_split, locate
+from lenet_spec.recipe import OPTIMIZERS, SCHEDULES, Recipe, default_recipe, describe, extend
 from lenet_spec.variants import DATASET_CLASSES
 
 from . import plots
@@ -25,8 +25,22 @@ from .loop import Data, Diverged, confusion, evaluate, fit, run_files
 RUN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "seed", "augment", "dtype", "limit")
 
 
+def recipes_epilog() -> str:
+    """Every variant's default recipe, for --help: the values behind "default: the recipe's"."""
+    lines = ["the recipes (defaults of the flags above, per variant; lenet_spec/recipe.py):"]
+    for name in VARIANTS:
+        lines.append(f"  {name:<12} {describe(default_recipe(name))}")
+        if default_recipe(name, augment=True) != default_recipe(name):
+            lines.append(f"  {'  --augment':<12} {describe(default_recipe(name, augment=True))}")
+    return "\n".join(lines)
+
+
+class _HelpWithEpilog(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The project's help, with the epilog's lines kept as written."""
+
+
 def train_parser(framework: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.train", description=f"Train a LeNet variant in {framework}.", formatter_class=HelpFormatter)
+    p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.train", description=f"Train a LeNet variant in {framework}.", formatter_class=_HelpWithEpilog, epilog=recipes_epilog())
     p.add_argument("--variant", default=None, choices=list(VARIANTS), help="network to train (default: lenet5, or the resumed run's)")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the variant's recipe)")
     p.add_argument("--data-dir", default=None, help="folder holding the data set (default: $LENET_DATA/<dataset>, caches, Debian's copy, else download)")
@@ -42,7 +56,7 @@ def train_parser(framework: str) -> argparse.ArgumentParser:
     p.add_argument("--dtype", default=None, choices=["float32", "float64"], help="parameter dtype (default: float32)")
     p.add_argument("--limit", type=int, default=None, help="train on the first N training images only (smoke runs)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<framework>-<variant>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint; with a larger --epochs, extend it (cosine and onecycle schedules restart over the added epochs)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (without it, a finished or started run there is never replaced)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, only the per-epoch lines")
     return p
@@ -52,8 +66,8 @@ def load_data(dataset: str, data_dir: str | None, framework: str, limit: int | N
     """Both splits as arrays, found (or downloaded with the framework's downloader) by lenet_spec.data."""
     downloader = importlib.import_module(f"lenet_{framework}.data").downloader()
     folder = locate(dataset, data_dir, downloader)
-    train_x, train_y = load_split(folder, "train")
-    test_x, test_y = load_split(folder, "test")
+    train_x, train_y = load_split(folder, "train", dataset)
+    test_x, test_y = load_split(folder, "test", dataset)
     if limit is not None:
         if limit < 1:
             raise DataError(f"--limit must be at least 1, got {limit}")
@@ -112,6 +126,7 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
             stored = _stored_settings(meta, last)
         except CheckpointError as e:
             return _error(framework, str(e))
+        extend_to = given.pop("epochs", None)  # more epochs: the one setting a run can take on resuming
         conflicts = [f"--{k.replace('_', '-')} {v} (run has {stored.get(k)})" for k, v in given.items() if k in stored and stored.get(k) != v]
         if args.variant is not None and meta.get("variant") != args.variant:
             conflicts.append(f"--variant {args.variant} (run has {meta.get('variant')})")
@@ -120,19 +135,28 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
         args.variant = meta["variant"]
         for k in RUN_FLAGS:
             setattr(args, k, stored.get(k))
+        recipe = Recipe.from_dict(meta["recipe"])  # the run's own, whatever the defaults are now
+        if extend_to is not None and extend_to != recipe.epochs:
+            try:
+                recipe, note = extend(recipe, extend_to)
+            except ValueError as e:
+                return _error(framework, str(e))
+            print(note)
     elif existing and not args.overwrite:
         names = ", ".join(p.name for p in existing)
         return _error(framework, f"{out} already holds a run ({names}); continue it with --resume, replace it with --overwrite, or choose another --out")
     variant = get_variant(args.variant or "lenet5")
-    try:
-        recipe = default_recipe(variant.name, bool(args.augment)).with_overrides(
-            dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule,
-            weight_decay=args.weight_decay,
-        )
-    except ValueError as e:
-        return _error(framework, str(e))
-    if recipe.dataset not in DATASETS:
-        return _error(framework, f"{variant.name} is specified for {recipe.dataset} (3x32x32 colour), which this project does not load; python -m parity.check --train covers its training parity")
+    if not args.resume:
+        try:
+            recipe = default_recipe(variant.name, bool(args.augment)).with_overrides(
+                dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule,
+                weight_decay=args.weight_decay,
+            )
+        except ValueError as e:
+            return _error(framework, str(e))
+    if IMAGE_SHAPES[recipe.dataset] != variant.input.shape:
+        shapes = "x".join(map(str, variant.input.shape)), "x".join(map(str, IMAGE_SHAPES[recipe.dataset]))
+        return _error(framework, f"{variant.name} takes {shapes[0]} images and {recipe.dataset}'s are {shapes[1]}; choose a data set of its size")
     seed, dtype, augment = args.seed or 0, args.dtype or "float32", bool(args.augment)
     last = out / f"last{suffix}"
     try:
@@ -162,8 +186,8 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
         test = evaluate(backend, data.test_images, data.test_labels, recipe)
         classes = DATASET_CLASSES[recipe.dataset]
         plots.curves(history, out / "curves.png", f"{framework} {variant.name} on {recipe.dataset}")
-        plots.predictions(data.test_images, data.test_labels, test["predicted"], classes, out / "predictions.png")
-        plots.confusion_matrix(confusion(data.test_labels, test["predicted"], len(classes)), classes, out / "confusion.png")
+        plots.predictions(data.test_images, data.test_labels, test["predicted"], classes, out / "predictions.png", title=f"{framework} {variant.name}")
+        plots.confusion_matrix(confusion(data.test_labels, test["predicted"], len(classes)), classes, out / "confusion.png", f"{framework} {variant.name} on {recipe.dataset}")
     except KeyboardInterrupt:
         print(f"\ninterrupted while drawing the pictures; the training is complete: checkpoints and metrics.jsonl are in {out}/", file=sys.stderr)
         return 130
@@ -178,7 +202,7 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
     p.add_argument("--variant", default=None, choices=list(VARIANTS), help="the checkpoint's variant; needed for a plain state dict")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the one the checkpoint was trained on)")
     p.add_argument("--data-dir", default=None, help="folder holding the data set")
-    p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"])
+    p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"], help="where to evaluate (auto: a GPU when the framework sees one)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a report")
     args = p.parse_args(argv)
     from parity.frameworks import FrameworkMissing, load_checkpoint
@@ -197,7 +221,9 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
                 raise CheckpointError(f"{args.checkpoint}: its recipe is damaged ({e})") from None
         dataset = args.dataset or ckpt.meta.get("dataset") or recipe.dataset
         if dataset not in DATASETS:
-            raise DataError(f"{variant.name} was trained on {dataset}, which this project does not load")
+            raise DataError(f"{variant.name} was trained on {dataset!r:.40}, which this project does not load")
+        if IMAGE_SHAPES[dataset] != variant.input.shape:
+            raise DataError(f"{variant.name} takes {'x'.join(map(str, variant.input.shape))} images and {dataset}'s are {'x'.join(map(str, IMAGE_SHAPES[dataset]))}")
         data = load_data(dataset, args.data_dir, framework)
         dtype = str(next(iter(state.values())).dtype)
         backend = importlib.import_module(f"lenet_{framework}.train").Backend(variant, recipe, 0, args.device, dtype)
@@ -216,7 +242,8 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
     print(f"{args.checkpoint} ({source} checkpoint) evaluated in {framework}: {variant.name} on {dataset} test set")
     print(f"test accuracy {result['acc']:.4f} (error {100 * (1 - result['acc']):.2f}%), loss {result['loss']:.4f}")
     print("per-class accuracy: " + ", ".join(f"{c} {a:.4f}" for c, a in zip(classes, per_class)))
-    print("confusion matrix (rows true, columns predicted):")
+    print("confusion matrix (rows: true class; columns: predicted class, in the same order):")
+    print(f"  {'true / pred':>11} " + " ".join(f"{c[:5]:>5}" for c in classes))
     for c, row in zip(classes, matrix):
         print(f"  {c[:11]:>11} " + " ".join(f"{v:5d}" for v in row))
     return 0

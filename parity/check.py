@@ -285,6 +285,15 @@ def format_train_row(r: TrainResult) -> str:
     )
 
 
+LEGEND = """\
+  logit abs/rel  max |source - target| over the logits, and that over max |source logit|
+  worst layer    the layer whose outputs differ most (relative), and by how much
+  argmax         images whose predicted class agrees, of all images of the case
+  grad rel       worst parameter gradient difference (relative), on batches without flips
+  flips          ReLU / max-pool decisions made differently (float32 near-ties; never in float64)
+  ref rel        both frameworks' logits against the NumPy float64 reference (relative)
+  rt             ok: the weights moved back are bit-identical (round trip)"""
+
 HEADER = f"{'variant':<12} {'direction':<13} {'dtype':<8} {'logit abs':>9} {'logit rel':>9} {'worst layer':<20} {'argmax':>9} {'grad rel':>9} {'flips':>5} {'ref rel':>9} {'rt':<3} result"
 
 
@@ -359,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     print(note)
     if weights is not None:
         print(f"weights: {args.weights} ({names[0]})")
+    images = f"{args.batch} random images" + (f" + {min(args.batch, len(mnist[1]))} MNIST test images (1x28x28 variants)" if mnist is not None else "")
+    print(f"each case: {images}, same weights, both frameworks\n{LEGEND}")
     print(HEADER)
     results = []
     for name in names:

@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 
 from lenet_spec import VARIANTS
-from lenet_spec.checkpoint import Checkpoint, CheckpointError, format_of, save_safetensors
+from lenet_spec.checkpoint import Checkpoint, CheckpointError, format_of, save_safetensors, state_mismatch
 from lenet_spec.cli import UsageError, check_output, run
 
 from .frameworks import FRAMEWORKS, FrameworkMissing, load_checkpoint, package
-from .mapping import MappingError, convert
+from .mapping import MappingError, convert, expected_shapes
 
 
 def convert_file(src: str | os.PathLike, dst: str | os.PathLike, variant: str | None = None, layout: str | None = None) -> tuple[Checkpoint, str]:
@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"parity.convert: error: {e}", file=sys.stderr)
         return 1
     print(f"wrote {args.dst}: {ckpt.variant}, {len(ckpt.state)} tensors, {ckpt.framework} layout -> {target} layout ({format_of(args.src)} -> {format_of(args.dst)} file)")
+    if not ckpt.meta:  # a plain state dict: nothing in it names its variant
+        others = [v for v in VARIANTS if v != ckpt.variant and not state_mismatch(expected_shapes(v, ckpt.framework), ckpt.state)]
+        also = f" (so do {', '.join(others)}'s)" if others else ""
+        print(f"note: {args.src} is a plain state dict: its names and shapes match {ckpt.variant}{also}; the variant is taken on your word (--variant)")
     return 0
 
 

@@ -5,6 +5,7 @@ import json
 import pytest
 
 import lenet_spec
+from benchmarks.run import PLAIN_ONNX
 from lenet_spec.flops import forward_flops, training_flops
 
 pytestmark = pytest.mark.cross
@@ -37,19 +38,33 @@ def test_quick_run_writes_every_figure(tmp_path, capsys):
     assert sorted(t["batch_size"] for t in r["training"] if t["framework"] == "paddle" and not t["recipe_batch"]) == [256, 1024]
     for t in r["training"]:
         assert t["images_per_s"] > 0 and 0 < t["flop_fraction"] == pytest.approx(t["images_per_s"] / t["flop_bound"])
-        assert t["vs_tutorial"] > 0
+        assert t["vs_tutorial"] > 0 and t["plain_loop_images_per_s"] > 0 and t["vs_plain_loop"] == pytest.approx(t["images_per_s"] / t["plain_loop_images_per_s"])
     runtimes = {i["runtime"] for i in r["inference"]}
-    assert runtimes == {"torch", "paddle", "onnxruntime (torch's file)", "onnxruntime (paddle's file)"}
+    assert runtimes == {"torch", "paddle", "onnxruntime (torch's file)", "onnxruntime (paddle's file)", PLAIN_ONNX}
     for i in r["inference"]:
         assert i["batch_images_per_s"] > 0 and 0 < i["latency_p50_us"] <= i["latency_p99_us"]
     assert {t["framework"] for t in r["time_to_accuracy"]} == {"torch", "paddle"}
     for t in r["time_to_accuracy"]:
         assert set(t) >= {"train_s", "eval_s", "import_s", "data_s", "reached", "accuracy", "epochs"}
-    whats = [t["what"] for t in r["targets"]]
-    assert "torch training, images/s" in whats and "paddle / torch training" in whats
-    assert all(isinstance(t["met"], bool) for t in r["targets"])
+    assert r["judged"] == []  # quick figures say the code runs; they judge nothing
     printed = capsys.readouterr().out
-    assert "of the FLOP bound" in printed and "x the tutorial loop" in printed and f"wrote {out}" in printed
+    assert "of the FLOP bound" in printed and "x the tutorial loop" in printed and "x the plain loop" in printed and f"wrote {out}" in printed
+    assert "nothing is judged" in printed and "NOT met" not in printed and "images/s)" in printed  # the FLOP bound with its unit
+
+
+def test_a_full_run_judges_ratios_against_its_peers():
+    from benchmarks.run import JUDGED, judge
+
+    def result(trainer, plain, ours_batch, plain_batch, ours_p50, plain_p50):
+        training = [{"framework": "torch", "variant": "lenet5", "batch_size": 64, "recipe_batch": True, "vs_plain_loop": trainer / plain, "vs_tutorial": trainer / 1000}]
+        inference = [{"runtime": "onnxruntime (torch's file)", "batch_images_per_s": ours_batch, "latency_p50_us": ours_p50},
+                     {"runtime": PLAIN_ONNX, "batch_images_per_s": plain_batch, "latency_p50_us": plain_p50}]  # fmt: skip
+        return {"training": training, "inference": inference}
+
+    good = judge(result(4000, 4200, 40000, 41000, 60, 58))
+    assert [j["kind"] for j in good] == list(JUDGED) and all(j["ok"] for j in good)
+    slow = judge(result(3000, 4200, 30000, 41000, 80, 58))  # 0.71 of the plain loop, 0.73 of its batch rate, p50 0.73 of its speed
+    assert [j["ok"] for j in slow] == [False, True, False, False]
 
 
 def test_bad_arguments(capsys):

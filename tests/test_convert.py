@@ -90,6 +90,7 @@ def test_plain_state_dict_needs_a_variant(tmp_path, capsys):
     assert convert_main([str(tmp_path / "plain.pt"), str(tmp_path / "out.pdparams")]) == 1
     assert "pass --variant NAME" in capsys.readouterr().err
     assert convert_main([str(tmp_path / "plain.pt"), str(tmp_path / "out.pdparams"), "--variant", "d2l"]) == 0  # same layers as lenet5
+    assert "its names and shapes match d2l (so do lenet5's); the variant is taken on your word (--variant)" in capsys.readouterr().out
     assert convert_main([str(tmp_path / "plain.pt"), str(tmp_path / "out.pdparams"), "--variant", "cifar-net"]) == 1
     assert "missing ['conv1.weight'" in capsys.readouterr().err
 

@@ -160,3 +160,27 @@ def test_help_states_each_default_once(module):
     assert proc.returncode == 0 and "usage:" in text, proc.stderr[-300:]
     assert "(default: None)" not in text
     assert not re.search(r"\(default[^()]*\)\s*\(default", text), text
+
+
+@pytest.mark.parametrize("command", [["lenet_spec", "summary", "lenet5", "--json"], ["lenet_torch.train", "--help"], ["parity.check", "--help"], ["export.predict", "--help"]])
+def test_a_reader_that_leaves_is_no_error(command):
+    """`... | head -c 400`: the reader closes the pipe; the command ends quietly with status 0."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    proc = subprocess.Popen([sys.executable, "-m", *command], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before the command writes: its first write meets a closed pipe
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_summary_shows_what_the_user_feeds():
+    from lenet_spec.__main__ import summary_rows
+
+    rows = summary_rows("lenet5-1998")
+    assert rows[0] == {"layer": "input", "kind": "input", "output_shape": [-1, 1, 28, 28], "params": 0}
+    assert rows[1]["layer"] == "preprocess" and rows[1]["kind"] == "pad 2, x * 1.275 - 0.1" and rows[1]["output_shape"] == [-1, 1, 32, 32]
+    assert rows[2]["layer"] == "c1" and rows[2]["output_shape"] == [-1, 6, 28, 28]
+    assert [r["layer"] for r in summary_rows("d2l")][:2] == ["input", "c1"]  # nothing to preprocess: no row
