@@ -109,13 +109,16 @@ def tutorial_loop(framework: str, images: np.ndarray, labels: np.ndarray, steps:
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def plain_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndarray, batch_size: int, steps: int, warmup: int) -> float:
-    """Images/s of the shortest loop a framework's user writes for the same work as the trainer:
-    the whole training set as one float tensor, a random batch of indices, forward, the mean
+def plain_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndarray, batch_size: int):
+    """The shortest loop a framework's user writes for the same work as the trainer: the whole
+    training set as one float tensor, a random batch of indices, forward, the mean
     cross-entropy, backward, Adam's step. The peer the trainer's own bookkeeping (schedule,
-    running loss and accuracy, the recipe's loss) is measured against."""
+    running loss and accuracy, the recipe's loss and optimizer) is measured against.
+
+    Returns:
+        run(steps) -> images/s over that many steps (synchronised before and after).
+    """
     rng = np.random.default_rng(0)
-    batches = [rng.integers(0, len(labels), batch_size) for _ in range(warmup + steps)]
     if framework == "torch":
         import torch
         import torch.nn.functional as F
@@ -134,8 +137,9 @@ def plain_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndar
             opt.zero_grad()
             loss.backward()
             opt.step()
+            return loss
 
-        finish = lambda: None  # noqa: E731 (CPU: every step has finished when it returns)
+        sync = lambda loss: None  # noqa: E731 (CPU: the step has finished when it returns)
     else:
         import paddle
         import paddle.nn.functional as F
@@ -147,7 +151,6 @@ def plain_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndar
         y_all = paddle.to_tensor(labels)
         model = lenet_paddle.build(variant)
         opt = paddle.optimizer.Adam(learning_rate=1e-3, parameters=model.parameters())
-        last = []
 
         def step(index):
             idx = paddle.to_tensor(index)
@@ -155,20 +158,19 @@ def plain_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndar
             opt.clear_grad()
             loss.backward()
             opt.step()
-            last[:] = [loss]
+            return loss
 
-        def finish():
-            if last:
-                float(last[0])
+        sync = lambda loss: float(loss)  # noqa: E731
 
-    for index in batches[:warmup]:
-        step(index)
-    finish()
-    start = time.perf_counter()
-    for index in batches[warmup:]:
-        step(index)
-    finish()
-    return steps * batch_size / (time.perf_counter() - start)
+    def run(steps: int) -> float:
+        batches = [rng.integers(0, len(labels), batch_size) for _ in range(steps)]
+        start, loss = time.perf_counter(), None
+        for index in batches:
+            loss = step(index)
+        sync(loss)
+        return steps * batch_size / (time.perf_counter() - start)
+
+    return run
 
 
 def plain_onnx_session(variant: str, path: str):

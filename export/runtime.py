@@ -48,13 +48,6 @@ def session(path: str | os.PathLike, device: str = "auto", threads: int | None =
         raise ValueError(f"{path}: onnxruntime cannot load it ({first[:200]})") from None
 
 
-def latency_session(path: str | os.PathLike, device: str = "auto"):
-    """A session for one image at a time: one intra-op thread, since a LeNet image is too small
-    to split and waking a second thread costs more than it saves (lenet5, p50: 62 us against
-    71 us with two; docs/BENCHMARKS.md)."""
-    return session(path, device, threads=1)
-
-
 def provider_of(sess) -> str:
     """The provider that runs the graph (the first one the session really registered)."""
     return sess.get_providers()[0]
