@@ -119,14 +119,15 @@ def trainer_loop(framework: str, variant: str, images: np.ndarray, labels: np.nd
     recipe = default_recipe(variant).with_overrides(batch_size=batch_size)
     backend = train.Backend(lenet_spec.get_variant(variant), recipe, 0, "cpu")
     backend.set_train_data(images, labels)
-    schedule = (step for epoch in itertools.count() for step in epoch_steps(len(labels), recipe, 0, epoch, False, images.shape[-1]))
+    spec = lenet_spec.get_variant(variant)
+    schedule = (step for epoch in itertools.count() for step in epoch_steps(len(labels), recipe, 0, epoch, False, images.shape[-1], spec))
 
     def run(steps: int) -> float:
         batches = list(itertools.islice(schedule, steps))
         backend.running()  # a sync
         start = time.perf_counter()
-        for index, lr, theta in batches:
-            backend.train_step(index, lr, theta)
+        for step in batches:
+            backend.train_step(*step)
         backend.running()
         return sum(len(b[0]) for b in batches) / (time.perf_counter() - start)
 
@@ -233,10 +234,10 @@ def time_to_accuracy(framework: str, target: float, data, evals_per_epoch: int, 
     total, eval_every = recipe.epochs * per_epoch, max(1, per_epoch // evals_per_epoch)
     for epoch in range(recipe.epochs):
         t = time.perf_counter()
-        for index, lr, theta in epoch_steps(len(data.train_labels), recipe, 0, epoch, False, 28):
-            backend.train_step(index, lr, theta)
+        for train_step in epoch_steps(len(data.train_labels), recipe, 0, epoch, False, 28):
+            backend.train_step(*train_step)
             step += 1
-            images += len(index)
+            images += len(train_step.index)
             if step % eval_every == 0 or step == total:  # and the trained model at the end
                 backend.running()  # sync before stopping the clock
                 train_s += time.perf_counter() - t

@@ -25,31 +25,37 @@ def state_numpy(model: LeNet) -> dict[str, np.ndarray]:
 
 
 def load_state_numpy(model: LeNet, state: dict[str, np.ndarray]) -> None:
-    """Copy `state` (paddle layout) into `model`, cast to the model's dtype.
+    """Copy `state` (paddle layout: parameters and buffers) into `model`, each cast to the dtype
+    the model holds it in (float32/float64; int64 for counters).
 
     Raises:
         ValueError: listing missing, unexpected and mis-shaped keys.
     """
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    problem = state_mismatch(expected, state)
+    own = model.state_dict()
+    problem = state_mismatch({k: tuple(v.shape) for k, v in own.items()}, state)
     if problem:
         raise ValueError(f"{model.variant.name} (paddle): {problem}")
-    dtype = dtype_of(model)
-    model.set_state_dict({k: np.asarray(v, dtype=dtype) for k, v in state.items()})
+    model.set_state_dict({k: np.asarray(v, dtype=str(own[k].dtype).removeprefix("paddle.")) for k, v in state.items()})
 
 
-def forward_numpy(model: LeNet, images: np.ndarray) -> dict[str, np.ndarray]:
-    """Every layer's output for `images`, as arrays."""
-    model.eval()
+def forward_numpy(model: LeNet, images: np.ndarray, train: bool = False, masks: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Every layer's output for `images`, as arrays; in training mode (BatchNorm on the batch's
+    statistics, moving its running ones; Dropout keeping `masks`' units) or evaluation mode."""
+    model.train() if train else model.eval()
+    model.set_dropout_masks(masks)
     with paddle.no_grad():
         out = model.trace(paddle.to_tensor(images))
+    model.set_dropout_masks(None)
     return {k: v.numpy() for k, v in out.items()}
 
 
-def grads_numpy(model: LeNet, images: np.ndarray, labels: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-    """Mean cross-entropy of the logits and its gradient for every parameter (paddle layout)."""
+def grads_numpy(model: LeNet, images: np.ndarray, labels: np.ndarray, masks: dict[str, np.ndarray] | None = None) -> tuple[float, dict[str, np.ndarray]]:
+    """Mean cross-entropy of the logits (training mode, Dropout keeping `masks`' units) and its
+    gradient for every parameter (paddle layout)."""
     model.train()
+    model.set_dropout_masks(masks)
     model.clear_gradients()
     loss = F.cross_entropy(model(paddle.to_tensor(images)), paddle.to_tensor(labels.astype(np.int64)))
     loss.backward()
+    model.set_dropout_masks(None)
     return float(loss.detach()), {k: p.grad.numpy().copy() for k, p in model.named_parameters()}

@@ -19,7 +19,7 @@ FRAMEWORK = "paddle"
 
 def save_state(path: str | os.PathLike, variant: str, state: dict[str, np.ndarray], **extra: Any) -> None:
     """Write `state` (paddle layout) with its variant; `extra` goes into the envelope."""
-    tensors = {k: paddle.to_tensor(np.ascontiguousarray(v)) for k, v in state.items()}
+    tensors = {k: paddle.to_tensor(np.array(v, order="C")) for k, v in state.items()}
     payload = envelope(FRAMEWORK, variant, tensors, framework_version=str(paddle.__version__), **extra)
     atomic_write(path, lambda tmp: paddle.save(payload, tmp))
 
@@ -54,8 +54,7 @@ def load(path: str | os.PathLike, variant: str | None = None) -> Checkpoint:
 def load_model(path: str | os.PathLike, variant: str | None = None) -> LeNet:
     """A model holding a checkpoint's weights, in the checkpoint's dtype."""
     ckpt = load(path, variant)
-    dtype = str(next(iter(ckpt.state.values())).dtype)
-    model = build(lenet_spec.get_variant(ckpt.variant), dtype=dtype)
+    model = build(lenet_spec.get_variant(ckpt.variant), dtype=ckpt.dtype)
     try:
         load_state_numpy(model, ckpt.state)
     except ValueError as e:

@@ -176,7 +176,82 @@ class RBF(nn.Layer):
         return -(diff * diff).sum(-1)
 
 
-LAYERS = {"conv": Conv, "pool": Pool, "adaptive_pool": AdaptivePool, "subsample": Subsample, "flatten": Flatten, "dense": Dense, "rbf": RBF}
+class BatchNorm(nn.Layer):
+    """Batch normalisation with nn.BatchNorm2D/1D's state names: weight, bias, _mean, _variance;
+    plus torch's num_batches_tracked, so that a torch checkpoint's count survives the round trip.
+
+    In training the layer computes itself what paddle's kernel (F.batch_norm) would, because that
+    kernel differs from the spec and torch three times (measured; tests/test_stateful.py):
+    - its `momentum` weighs the running average, so the spec's 0.1 is paddle's 0.9 (`batch_weight`);
+    - it folds the batch's *biased* variance into the running variance, where the spec and torch
+      fold the unbiased one (`running_variance`);
+    - in float64 its CPU kernel normalises a batch to 1.5e-11 of the exact value, torch's to
+      2.7e-14 (c1's output of lenet5-bn, batch 16): too coarse for the float64 proof, so the
+      training normalisation here is paddle's arithmetic ops on the batch's statistics.
+    Those statistics are taken in float64 whatever the model's dtype: paddle's float32 `mean` and
+    `var` sum naively, 2.7e-4 off over the 36,864 values of a c1 channel at batch 64 of MNIST
+    (torch's: 1.5e-7); normalised with float64 statistics, the float32 output is 1.0e-7 off.
+    In evaluation, paddle's kernel on the running statistics (2.9e-14 from torch's in float64)."""
+
+    def __init__(self, spec: lenet_spec.BatchNorm, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = spec
+        self.weight = parameter(params[f"{spec.name}.weight"])  # (C,)
+        self.bias = parameter(params[f"{spec.name}.bias"])
+        self.register_buffer("_mean", paddle.to_tensor(np.array(params[f"{spec.name}.running_mean"])))
+        self.register_buffer("_variance", paddle.to_tensor(np.array(params[f"{spec.name}.running_var"])))
+        self.register_buffer("num_batches_tracked", paddle.to_tensor(int(params[f"{spec.name}.num_batches_tracked"]), dtype="int64"))
+
+    def batch_weight(self) -> float:
+        """The batch's weight in the running averages: the spec's momentum (paddle's own
+        `momentum` argument would be 1 - this)."""
+        return self.spec.momentum
+
+    def running_variance(self, biased: paddle.Tensor, count: int) -> paddle.Tensor:
+        """The variance folded into the running one, from the batch's biased variance over `count`
+        values a channel: the unbiased variance, as torch's."""
+        return biased * (count / (count - 1))
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if not self.training:
+            return activate(F.batch_norm(x, self._mean, self._variance, self.weight, self.bias, training=False, epsilon=self.spec.eps), self.spec.activation)
+        axes = [0, 2, 3] if x.ndim == 4 else [0]
+        wide = x.astype("float64")
+        mean, var = wide.mean(axes, keepdim=True), wide.var(axes, unbiased=False, keepdim=True)  # (1, C, 1, 1) or (1, C), float64
+        with paddle.no_grad():
+            m = self.batch_weight()
+            self._mean.set_value(((1 - m) * self._mean + m * mean.flatten().astype(x.dtype)))
+            unbiased = self.running_variance(var.flatten(), x.size // x.shape[1]).astype(x.dtype)
+            self._variance.set_value((1 - m) * self._variance + m * unbiased)
+            self.num_batches_tracked.set_value(self.num_batches_tracked + 1)
+        y = (x - mean.astype(x.dtype)) / paddle.sqrt(var.astype(x.dtype) + self.spec.eps)  # with the batch's biased variance
+        if x.ndim == 4:
+            y = y * per_map(self.weight, y) + per_map(self.bias, y)
+        else:
+            y = y * self.weight + self.bias
+        return activate(y, self.spec.activation)
+
+
+class Dropout(nn.Layer):
+    """In training, the units the spec chose are kept (`mask`: kept / (1 - p), set by the
+    trainer for each step, lenet_spec.data.dropout_masks); without a mask, paddle's own F.dropout
+    (mode upscale_in_train, torch's scaling), whose units come from paddle's RNG: what a plain port
+    does, and no other framework can match."""
+
+    def __init__(self, spec: lenet_spec.Dropout, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = spec
+        self.mask: paddle.Tensor | None = None  # (N, *features), kept / (1 - p), in the model's dtype
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if not self.training or self.spec.p == 0:
+            return x
+        if self.mask is None:
+            return F.dropout(x, self.spec.p, training=True, mode="upscale_in_train")
+        return x * self.mask
+
+
+LAYERS = {"conv": Conv, "pool": Pool, "adaptive_pool": AdaptivePool, "subsample": Subsample, "flatten": Flatten, "dense": Dense, "rbf": RBF, "batchnorm": BatchNorm, "dropout": Dropout}
 
 
 class LeNet(nn.Layer):
@@ -204,6 +279,15 @@ class LeNet(nn.Layer):
             x = layer(x)
         return x
 
+    def set_dropout_masks(self, masks: dict[str, np.ndarray] | None) -> None:
+        """The units each Dropout layer keeps in the next training passes (bool (N, *features) by
+        layer name, from lenet_spec.data.dropout_masks); None: the framework's own draws."""
+        dtype = self.parameters()[0].dtype
+        for name, layer in self.named_children():
+            if isinstance(layer, Dropout):
+                mask = None if masks is None else paddle.to_tensor(masks[name]).astype(dtype)
+                layer.mask = None if mask is None else mask / (1 - layer.spec.p)
+
     def trace(self, x: paddle.Tensor) -> dict[str, paddle.Tensor]:
         """Every layer's output by name, in order; the last is the logits."""
         self.check_input(x)
@@ -230,4 +314,7 @@ def build(variant: str | lenet_spec.Variant, seed: int = 0, dtype: str = "float3
         raise ValueError(f"dtype must be 'float32' or 'float64', not {dtype!r}")
     model = LeNet(variant, lenet_spec.init_params(variant, seed))
     model.to(dtype=dtype)
+    for layer in model.children():  # Layer.to casts every buffer, integer ones too
+        if isinstance(layer, BatchNorm):
+            layer.num_batches_tracked = layer.num_batches_tracked.astype("int64")
     return model

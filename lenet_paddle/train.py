@@ -88,8 +88,9 @@ class Backend:
         """Mean loss and accuracy since the last reset (one device sync)."""
         return float(self.loss_sum) / max(1, self.seen), int(self.correct) / max(1, self.seen)
 
-    def train_step(self, index: np.ndarray, lr: float, theta: np.ndarray | None = None) -> None:
-        """One optimizer step on the training images `index`, distorted by `theta` if given."""
+    def train_step(self, index: np.ndarray, lr: float, theta: np.ndarray | None = None, masks: dict[str, np.ndarray] | None = None) -> None:
+        """One optimizer step on the training images `index`, distorted by `theta` if given, its
+        Dropout layers keeping the units of `masks` (lenet_spec.data.dropout_masks)."""
         idx = paddle.to_tensor(index)
         x, y = paddle.index_select(self.images, idx, 0), paddle.index_select(self.labels, idx, 0)
         if theta is not None:
@@ -98,6 +99,7 @@ class Backend:
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         self.optimizer.set_lr(lr)
         self.model.train()
+        self.model.set_dropout_masks(masks)
         logits = self.model(x)
         loss = loss_fn(logits, y, self.recipe)
         self.optimizer.clear_grad(set_to_zero=False)

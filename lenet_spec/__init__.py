@@ -11,9 +11,12 @@ from .layers import (
     SCALED_TANH_A,
     SCALED_TANH_S,
     AdaptivePool,
+    BatchNorm,
+    BufferSpec,
     ConnectionGroup,
     Conv,
     Dense,
+    Dropout,
     Flatten,
     Input,
     ParamSpec,
@@ -26,6 +29,6 @@ from .variants import C3_TABLE, VARIANTS, get_variant, rbf_bitmaps
 
 __all__ = [
     "ACTIVATIONS", "SCALED_TANH_A", "SCALED_TANH_S", "SCHEMES", "SPEC_VERSION", "C3_TABLE", "VARIANTS",
-    "AdaptivePool", "ConnectionGroup", "Conv", "Dense", "Flatten", "Input", "ParamSpec", "Pool", "RBF",
+    "AdaptivePool", "BatchNorm", "BufferSpec", "ConnectionGroup", "Conv", "Dense", "Dropout", "Flatten", "Input", "ParamSpec", "Pool", "RBF",
     "Subsample", "Variant", "get_variant", "init_params", "rbf_bitmaps",
 ]  # fmt: skip

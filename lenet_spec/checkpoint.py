@@ -53,9 +53,14 @@ class CheckpointError(Exception):
 class Checkpoint:
     framework: str | None  # whose layout `state` is in; None: a plain safetensors state dict, layout not yet known
     variant: str
-    state: dict[str, np.ndarray]  # in `framework`'s layout
+    state: dict[str, np.ndarray]  # parameters and buffers, in `framework`'s layout
     meta: dict[str, Any] = field(default_factory=dict)  # everything else in the envelope
     sha256: str = ""  # of the file's bytes, when read from a file
+
+    @property
+    def dtype(self) -> str:
+        """The floating dtype of the weights ("float32" or "float64")."""
+        return str(next(v.dtype for v in self.state.values() if np.issubdtype(v.dtype, np.floating)))
 
 
 def format_of(path: str | os.PathLike) -> str:
@@ -190,7 +195,7 @@ def save_safetensors(path: str | os.PathLike, framework: str, variant: str, stat
     env.pop("state_dict")
     metadata = {k: str(env.pop(k)) for k in ("format", "format_version", "framework", "variant", "spec_version")}
     metadata["envelope"] = json.dumps(env)
-    raw = save({k: np.ascontiguousarray(v) for k, v in state.items()}, metadata=metadata)
+    raw = save({k: np.asarray(v, order="C") for k, v in state.items()}, metadata=metadata)  # not ascontiguousarray: it makes a 0-d count 1-d
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(raw))
 
 
@@ -249,9 +254,9 @@ def parse(obj: Any, path: str | os.PathLike, framework: str, to_numpy: Callable[
         state = {str(k): np.asarray(to_numpy(v)) for k, v in raw_state.items()}
     except Exception as e:  # a value that is no tensor
         raise CheckpointError(f"{path}: state dict holds something that is not a tensor ({' '.join(str(e).split())[:100]})") from None
-    odd = next((k for k, v in state.items() if v.dtype not in (np.float32, np.float64)), None)
+    odd = next((k for k, v in state.items() if v.dtype not in (np.float32, np.float64, np.int64)), None)
     if odd is not None:
-        raise CheckpointError(f"{path}: {odd} holds {state[odd].dtype} values; a LeNet's weights are float32 or float64")
+        raise CheckpointError(f"{path}: {odd} holds {state[odd].dtype} values; a LeNet's weights are float32 or float64 (its counters int64)")
     return Checkpoint(framework, found, state, meta)
 
 

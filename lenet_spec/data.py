@@ -424,6 +424,21 @@ def batch_slices(n: int, batch_size: int) -> list[slice]:
     return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
 
+def dropout_masks(variant, seed: int, epoch: int, step: int, batch: int) -> dict[str, np.ndarray] | None:
+    """The units each Dropout layer of `variant` keeps at training step `step` of `epoch`: bool
+    (batch, *the layer's input shape) per layer name, kept with probability 1 - p, drawn from
+    (seed, epoch, step) alone, as the batch order is; None for a variant without dropout."""
+    from .layers import Dropout
+
+    shapes = dict(variant.shapes())
+    names = [name for name, _ in variant.shapes()]
+    layers = [layer for layer in variant.layers if isinstance(layer, Dropout)]
+    if not layers:
+        return None
+    rng = np.random.default_rng([seed, epoch, step, 2])
+    return {layer.name: rng.random((batch, *shapes[names[names.index(layer.name) - 1]])) >= layer.p for layer in layers}
+
+
 @dataclass(frozen=True)
 class Distortion:
     """Ranges of the random affine distortions (1998 paper, section III.C: translation,

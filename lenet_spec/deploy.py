@@ -4,6 +4,11 @@ A connection table (LeNet-5's C3) is a training-time structure: its parameters h
 table's connections. For inference the same function is a dense convolution whose kernel is
 zero off the table. Exporters build this form so that every ONNX graph holds one Conv per
 convolution and no scatter arithmetic (paddle2onnx cannot convert the scatter at all).
+
+Likewise for the stateful layers: in evaluation Dropout passes its input through and is left
+out, and a BatchNorm after a convolution or dense layer is an affine map per channel on its
+running statistics, folded into that layer's weights and bias (w * s, (b - mean) * s + shift,
+s = scale / sqrt(var + eps)): the graph holds one Conv or Gemm where training had two layers.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .layers import Conv, Variant
+from .layers import BatchNorm, Conv, Dense, Dropout, Variant
 
 
 def dense_kernel(layer: Conv, params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -48,5 +53,26 @@ def inference_form(variant: Variant, params: dict[str, np.ndarray]) -> tuple[Var
                 del out[f"{layer.name}.weight_{g.fan}"], out[f"{layer.name}.bias_{g.fan}"]
             out[f"{layer.name}.weight"], out[f"{layer.name}.bias"] = weight, bias
             layer = replace(layer, table=None)
+        if isinstance(layer, Dropout):
+            continue
+        if isinstance(layer, BatchNorm) and layers and isinstance(layers[-1], (Conv, Dense)) and layers[-1].activation == "identity":
+            layers[-1] = fold_batchnorm(layers[-1], layer, out)
+            continue
         layers.append(layer)
     return replace(variant, layers=tuple(layers)), out
+
+
+def fold_batchnorm(before: Conv | Dense, bn: BatchNorm, params: dict[str, np.ndarray]) -> Conv | Dense:
+    """`before` followed by `bn` (evaluation mode) as one layer: its weight and bias replaced in
+    `params` (computed in float64, stored in the weight's dtype), `bn`'s entries removed."""
+    name = bn.name
+    dtype = params[f"{before.name}.weight"].dtype
+    var = params.pop(f"{name}.running_var").astype(np.float64)
+    mean = params.pop(f"{name}.running_mean").astype(np.float64)
+    del params[f"{name}.num_batches_tracked"]
+    s = params.pop(f"{name}.weight").astype(np.float64) / np.sqrt(var + bn.eps)  # (C,)
+    shift = params.pop(f"{name}.bias").astype(np.float64)
+    weight = params[f"{before.name}.weight"].astype(np.float64)
+    params[f"{before.name}.weight"] = (weight * s.reshape(-1, *[1] * (weight.ndim - 1))).astype(dtype)
+    params[f"{before.name}.bias"] = ((params[f"{before.name}.bias"].astype(np.float64) - mean) * s + shift).astype(dtype)
+    return replace(before, activation=bn.activation)

@@ -36,18 +36,29 @@ def _bound(scheme: str, p: ParamSpec) -> float:
     raise ValueError(f"unknown init scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
 
 
+# BatchNorm starts as the identity: scale 1, shift 0 (torch's and paddle's default), drawn from
+# nothing, so a variant's random draws do not depend on where its BatchNorm layers sit.
+CONSTANT_ROLES = {"batchnorm.weight": 1.0, "batchnorm.bias": 0.0}
+
+
 def init_params(variant: Variant, seed: int = 0) -> dict[str, np.ndarray]:
-    """Initial parameters of `variant`: name -> float32 array in the spec's layout.
+    """Initial state of `variant`: name -> array in the spec's layout, every parameter (float32)
+    and every buffer (float32 running statistics, int64 counters).
 
     Args:
         variant: the network.
         seed: the only source of randomness; the same seed gives the same arrays.
     Returns:
-        A dict in `variant.params()` order.
+        A dict in `variant.state()` order.
     """
     rng = np.random.default_rng(seed)
-    out = {}
+    drawn = {}
     for p in variant.params():
-        bound = _bound(variant.init, p)
-        out[p.name] = rng.uniform(-bound, bound, size=p.shape).astype(np.float32)
-    return out
+        if p.role in CONSTANT_ROLES:
+            drawn[p.name] = np.full(p.shape, CONSTANT_ROLES[p.role], dtype=np.float32)
+        else:
+            bound = _bound(variant.init, p)
+            drawn[p.name] = rng.uniform(-bound, bound, size=p.shape).astype(np.float32)
+    for b in variant.buffers():
+        drawn[b.name] = np.full(b.shape, b.initial, dtype=np.int64 if b.dtype == "int64" else np.float32)
+    return {s.name: drawn[s.name] for s in variant.state()}

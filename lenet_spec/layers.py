@@ -26,11 +26,23 @@ Shape = tuple[int, ...]
 class ParamSpec:
     """One trainable parameter, in the spec's layout."""
 
-    name: str  # "<layer>.<attribute>", the state-dict key in both frameworks
+    name: str  # "<layer>.<attribute>", the state-dict key (parity.mapping renames where a framework differs)
     role: str  # e.g. "conv.weight", "dense.weight": selects the layout rule in parity.mapping
     shape: Shape
     fan_in: int  # inputs feeding one unit that this parameter belongs to
     fan_out: int  # units one input feeds (for Xavier)
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    """State a layer keeps that is not trained by the optimizer (BatchNorm's running
+    statistics): saved, converted and compared like a parameter, with a fixed initial value."""
+
+    name: str  # "<layer>.<attribute>", spec (and torch) names; paddle's differ (parity.mapping)
+    role: str
+    shape: Shape
+    dtype: str  # "float" (the model's dtype) or "int64"
+    initial: float
 
 
 @dataclass(frozen=True)
@@ -289,7 +301,73 @@ class RBF:
         return ()
 
 
-Layer = Union[Conv, Pool, AdaptivePool, Subsample, Flatten, Dense, RBF]
+@dataclass(frozen=True)
+class BatchNorm:
+    """Batch normalisation over the channels (of (N, C, H, W)) or the features (of (N, F)),
+    then `activation`.
+
+    Training: y = (x - mean) / sqrt(var + eps) * weight + bias with the batch's mean and
+    *biased* variance, and the running averages move toward the batch's mean and *unbiased*
+    variance (n / (n - 1) times the biased one, n the values per channel):
+    running = (1 - momentum) * running + momentum * batch. Evaluation: the running averages.
+    `momentum` is the batch's weight, torch's form; paddle's `momentum` is the running
+    average's weight, 1 - this (lenet_paddle.model.BatchNorm gives each its own form).
+    """
+
+    name: str
+    features: int
+    eps: float = 1e-5
+    momentum: float = 0.1
+    activation: str = "identity"
+    kind: ClassVar[str] = "batchnorm"
+
+    def __post_init__(self) -> None:
+        _check_activation(self)
+        if not 0 < self.momentum <= 1 or not self.eps > 0:
+            raise ValueError(f"{self.name}: momentum must lie in (0, 1] and eps be positive")
+
+    def out_shape(self, shape: Shape) -> Shape:
+        if len(shape) not in (1, 3) or shape[0] != self.features:
+            raise ValueError(f"{self.name}: normalises {self.features} channels or features, got {shape}")
+        return shape
+
+    def params(self) -> tuple[ParamSpec, ...]:
+        return (
+            ParamSpec(f"{self.name}.weight", "batchnorm.weight", (self.features,), 1, 1),
+            ParamSpec(f"{self.name}.bias", "batchnorm.bias", (self.features,), 1, 1),
+        )
+
+    def buffers(self) -> tuple[BufferSpec, ...]:
+        return (
+            BufferSpec(f"{self.name}.running_mean", "batchnorm.running_mean", (self.features,), "float", 0.0),
+            BufferSpec(f"{self.name}.running_var", "batchnorm.running_var", (self.features,), "float", 1.0),
+            BufferSpec(f"{self.name}.num_batches_tracked", "batchnorm.num_batches_tracked", (), "int64", 0),
+        )
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """In training, each unit is kept with probability 1 - p and the kept ones are scaled by
+    1 / (1 - p) (torch's rule, and paddle's default mode `upscale_in_train`); evaluation passes
+    the input through. Which units are kept is drawn by the spec (`lenet_spec.data.dropout_masks`),
+    as the batch order is, so that both frameworks drop the same units."""
+
+    name: str
+    p: float
+    kind: ClassVar[str] = "dropout"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.p < 1:
+            raise ValueError(f"{self.name}: p must lie in [0, 1)")
+
+    def out_shape(self, shape: Shape) -> Shape:
+        return shape
+
+    def params(self) -> tuple[ParamSpec, ...]:
+        return ()
+
+
+Layer = Union[Conv, Pool, AdaptivePool, Subsample, Flatten, Dense, RBF, BatchNorm, Dropout]
 
 
 def _check_activation(layer) -> None:
@@ -334,8 +412,31 @@ class Variant:
         """Every trainable parameter, in construction order."""
         return tuple(p for layer in self.layers for p in layer.params())
 
+    def buffers(self) -> tuple[BufferSpec, ...]:
+        """Every buffer (state not trained by the optimizer), in construction order."""
+        return tuple(b for layer in self.layers for b in getattr(layer, "buffers", tuple)())
+
+    def state(self) -> tuple[ParamSpec | BufferSpec, ...]:
+        """Everything a checkpoint holds: each layer's parameters, then its buffers."""
+        return tuple(s for layer in self.layers for s in (*layer.params(), *getattr(layer, "buffers", tuple)()))
+
+    def biases_before_batchnorm(self) -> dict[str, str]:
+        """bias -> its layer's weight, for each convolution or dense layer whose output goes
+        straight into a BatchNorm: in training the BatchNorm subtracts the batch's mean, shift
+        and all, so the bias's gradient is zero but for rounding (d2l's chapter keeps them)."""
+        pairs = zip(self.layers, self.layers[1:])
+        return {f"{a.name}.bias": f"{a.name}.weight" for a, b in pairs if isinstance(a, (Conv, Dense)) and isinstance(b, BatchNorm)}
+
+    @property
+    def stateful(self) -> bool:
+        """Whether training and evaluation compute differently (BatchNorm, Dropout)."""
+        return any(isinstance(layer, (BatchNorm, Dropout)) for layer in self.layers)
+
     def num_params(self) -> int:
         return sum(math.prod(p.shape) for p in self.params())
+
+    def num_buffer_values(self) -> int:
+        return sum(math.prod(b.shape) for b in self.buffers())
 
     def layer_params(self) -> dict[str, int]:
         """Trainable parameter count per layer, the input layer first."""

@@ -171,6 +171,9 @@ RECIPES: dict[str, Recipe] = {
     "d2l": Recipe(optimizer="sgd", lr=0.9, schedule="constant", epochs=10, batch_size=256, dataset="fashion-mnist"),
     "lenet-caffe": Recipe(optimizer="momentum", lr=0.01, schedule="cosine", epochs=10, batch_size=64, weight_decay=5e-4),
     "cifar-net": Recipe(optimizer="momentum", lr=0.001, schedule="constant", epochs=2, batch_size=4, dataset="cifar10"),
+    # d2l's chapter: SGD at lr 1.0 (batch normalization allows the large rate), batch 256, 10 epochs.
+    "lenet5-bn": Recipe(optimizer="sgd", lr=1.0, schedule="constant", epochs=10, batch_size=256, dataset="fashion-mnist"),
+    "lenet-caffe-dropout": Recipe(optimizer="momentum", lr=0.01, schedule="cosine", epochs=10, batch_size=64, weight_decay=5e-4),  # lenet-caffe's
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .layers import SCALED_TANH_A, SCALED_TANH_S, AdaptivePool, Conv, Dense, Flatten, Input, Pool, RBF, Subsample, Variant
+from .layers import SCALED_TANH_A, SCALED_TANH_S, AdaptivePool, BatchNorm, Conv, Dense, Dropout, Flatten, Input, Pool, RBF, Subsample, Variant
 from .variants import rbf_bitmaps
 
 
@@ -40,8 +40,27 @@ def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int, padd
     return out.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
 
 
-def layer_forward(layer, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
-    """One layer of the spec applied to a batch."""
+def layer_forward(layer, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """One layer of the spec applied to a batch; in training mode BatchNorm uses the batch's
+    statistics (and updates `params`' running ones in place) and Dropout applies `masks`."""
+    if isinstance(layer, BatchNorm):
+        axes = (0, 2, 3) if x.ndim == 4 else (0,)
+        shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
+        mean_key, var_key, count_key = (f"{layer.name}.{k}" for k in ("running_mean", "running_var", "num_batches_tracked"))
+        if train:
+            mean, var = x.mean(axis=axes), x.var(axis=axes)
+            n = x.size // x.shape[1]
+            params[mean_key] = (1 - layer.momentum) * params[mean_key] + layer.momentum * mean
+            params[var_key] = (1 - layer.momentum) * params[var_key] + layer.momentum * var * n / (n - 1)
+            params[count_key] = params[count_key] + 1
+        else:
+            mean, var = params[mean_key], params[var_key]
+        y = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + layer.eps)
+        return activate(y * params[f"{layer.name}.weight"].reshape(shape) + params[f"{layer.name}.bias"].reshape(shape), layer.activation)
+    if isinstance(layer, Dropout):
+        if not train:
+            return x
+        return x * masks[layer.name] / (1 - layer.p)
     if isinstance(layer, Input):
         p = layer.pad
         x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
@@ -85,21 +104,28 @@ def layer_forward(layer, x: np.ndarray, params: dict[str, np.ndarray]) -> np.nda
     raise TypeError(f"no reference for layer {layer!r}")
 
 
-def forward(variant: Variant, params: dict[str, np.ndarray], images: np.ndarray, dtype=np.float64) -> dict[str, np.ndarray]:
+def forward(variant: Variant, params: dict[str, np.ndarray], images: np.ndarray, dtype=np.float64, train: bool = False, masks: dict[str, np.ndarray] | None = None, updated: dict | None = None) -> dict[str, np.ndarray]:
     """Every layer's output for `images` (N, C, H, W) in [0, 1].
 
     Args:
         variant: the network.
-        params: spec-layout parameters (as from `init_params`); cast to `dtype`.
+        params: spec-layout parameters and buffers (as from `init_params`); cast to `dtype`
+            (a copy: `params` is not changed).
         images: the model's input contract.
         dtype: the dtype to compute in.
+        train: training mode (BatchNorm on batch statistics, Dropout with `masks`).
+        masks: Dropout's kept units (`lenet_spec.data.dropout_masks`), for training mode.
+        updated: a dict to receive the state after the pass (training mode moves the running
+            statistics).
     Returns:
         Layer name -> output, in order; the last entry is the logits.
     """
-    params = {k: np.asarray(v, dtype=dtype) for k, v in params.items()}
+    params = {k: np.asarray(v, dtype=np.int64 if k.endswith("num_batches_tracked") else dtype) for k, v in params.items()}
     x = np.asarray(images, dtype=dtype)
     out = {}
     for layer in (variant.input, *variant.layers):
-        x = layer_forward(layer, x, params)
+        x = layer_forward(layer, x, params, train, masks)
         out[layer.name] = x
+    if updated is not None:
+        updated.update(params)
     return out

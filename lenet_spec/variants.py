@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layers import AdaptivePool, Conv, Dense, Flatten, Input, Pool, RBF, Subsample, Variant
+from .layers import AdaptivePool, BatchNorm, Conv, Dense, Dropout, Flatten, Input, Pool, RBF, Subsample, Variant
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -146,7 +146,48 @@ CIFAR_NET = Variant(
     classes=CIFAR10_CLASSES,
 )
 
-VARIANTS: dict[str, Variant] = {v.name: v for v in (LENET5, LENET5_1998, D2L, LENET_CAFFE, CIFAR_NET)}
+# Dive into Deep Learning's "LeNet with batch normalization" (chapter "Batch Normalization",
+# PyTorch version; layer list as there): BatchNorm after each convolution and hidden dense layer,
+# before the sigmoid; no padding, so 16x4x4 = 256 features reach the first dense layer. (d2l's
+# Paddle version of the chapter has max pooling here, and gives BatchNorm2D momentum=0.1, which in
+# paddle weighs the running average, not the batch: README, "Porting stateful layers".)
+LENET5_BN = Variant(
+    name="lenet5-bn",
+    title="Dive into Deep Learning's LeNet with batch normalization: BatchNorm before each sigmoid",
+    dataset="fashion-mnist",
+    input=Input(1, 28, 28),
+    layers=(
+        Conv("c1", 1, 6, 5),
+        BatchNorm("b1", 6, activation="sigmoid"),
+        Pool("s2", "avg", 2, 2),
+        Conv("c3", 6, 16, 5),
+        BatchNorm("b3", 16, activation="sigmoid"),
+        Pool("s4", "avg", 2, 2),
+        Flatten(),
+        Dense("f5", 256, 120),
+        BatchNorm("b5", 120, activation="sigmoid"),
+        Dense("f6", 120, 84),
+        BatchNorm("b6", 84, activation="sigmoid"),
+        Dense("output", 84, 10),
+    ),
+    init="xavier-uniform",  # d2l's train_ch6 applies xavier_uniform_ to conv and linear weights
+    classes=FASHION_MNIST_CLASSES,
+)
+
+# The Caffe LeNet with dropout (p = 0.5) between its two dense layers, where the MNIST examples
+# of TensorFlow ("Deep MNIST for experts") and Keras put it in the same conv-pool-conv-pool-dense
+# shape: the dropout LeNet people port. A variant of its own, so lenet-caffe's figures stand.
+LENET_CAFFE_DROPOUT = Variant(
+    name="lenet-caffe-dropout",
+    title="the Caffe LeNet with dropout 0.5 before its last layer",
+    dataset="mnist",
+    input=Input(1, 28, 28),
+    layers=(*LENET_CAFFE.layers[:-1], Dropout("drop", 0.5), LENET_CAFFE.layers[-1]),
+    init="fan-in-uniform",
+    classes=MNIST_CLASSES,
+)
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (LENET5, LENET5_1998, D2L, LENET_CAFFE, CIFAR_NET, LENET5_BN, LENET_CAFFE_DROPOUT)}
 
 
 def get_variant(name: str) -> Variant:

@@ -25,31 +25,37 @@ def state_numpy(model: LeNet) -> dict[str, np.ndarray]:
 
 
 def load_state_numpy(model: LeNet, state: dict[str, np.ndarray]) -> None:
-    """Copy `state` (torch layout) into `model`, cast to the model's dtype.
+    """Copy `state` (torch layout: parameters and buffers) into `model`, each cast to the dtype
+    the model holds it in (float32/float64; int64 for counters).
 
     Raises:
         ValueError: listing missing, unexpected and mis-shaped keys.
     """
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    problem = state_mismatch(expected, state)
+    own = model.state_dict()
+    problem = state_mismatch({k: tuple(v.shape) for k, v in own.items()}, state)
     if problem:
         raise ValueError(f"{model.variant.name} (torch): {problem}")
-    dtype = dtype_of(model)
-    model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=dtype)) for k, v in state.items()})
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=str(own[k].dtype).removeprefix("torch."))) for k, v in state.items()})
 
 
-def forward_numpy(model: LeNet, images: np.ndarray) -> dict[str, np.ndarray]:
-    """Every layer's output for `images`, as arrays."""
-    model.eval()
+def forward_numpy(model: LeNet, images: np.ndarray, train: bool = False, masks: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Every layer's output for `images`, as arrays; in training mode (BatchNorm on the batch's
+    statistics, moving its running ones; Dropout keeping `masks`' units) or evaluation mode."""
+    model.train(train)
+    model.set_dropout_masks(masks)
     with torch.no_grad():
         out = model.trace(torch.from_numpy(images))
+    model.set_dropout_masks(None)
     return {k: v.numpy() for k, v in out.items()}
 
 
-def grads_numpy(model: LeNet, images: np.ndarray, labels: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-    """Mean cross-entropy of the logits and its gradient for every parameter (torch layout)."""
+def grads_numpy(model: LeNet, images: np.ndarray, labels: np.ndarray, masks: dict[str, np.ndarray] | None = None) -> tuple[float, dict[str, np.ndarray]]:
+    """Mean cross-entropy of the logits (training mode, Dropout keeping `masks`' units) and its
+    gradient for every parameter (torch layout)."""
     model.train()
+    model.set_dropout_masks(masks)
     model.zero_grad(set_to_none=True)
     loss = F.cross_entropy(model(torch.from_numpy(images)), torch.from_numpy(labels.astype(np.int64)))
     loss.backward()
+    model.set_dropout_masks(None)
     return float(loss.detach()), {k: p.grad.numpy().copy() for k, p in model.named_parameters()}

@@ -211,7 +211,47 @@ class RBF(nn.Module):
         return -(diff * diff).sum(-1)
 
 
-LAYERS = {"conv": Conv, "pool": Pool, "adaptive_pool": AdaptivePool, "subsample": Subsample, "flatten": Flatten, "dense": Dense, "rbf": RBF}
+class BatchNorm(nn.Module):
+    """Batch normalisation on torch's own kernel (F.batch_norm, as nn.BatchNorm2d/1d), with their
+    state: weight, bias, running_mean, running_var, num_batches_tracked. torch's conventions are
+    the spec's: `momentum` is the batch's weight, and the running variance takes the batch's
+    unbiased variance (lenet_spec.BatchNorm)."""
+
+    def __init__(self, spec: lenet_spec.BatchNorm, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = spec
+        self.weight = parameter(params[f"{spec.name}.weight"])  # (C,)
+        self.bias = parameter(params[f"{spec.name}.bias"])
+        self.register_buffer("running_mean", torch.from_numpy(np.array(params[f"{spec.name}.running_mean"])))
+        self.register_buffer("running_var", torch.from_numpy(np.array(params[f"{spec.name}.running_var"])))
+        self.register_buffer("num_batches_tracked", torch.tensor(int(params[f"{spec.name}.num_batches_tracked"]), dtype=torch.int64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training, self.spec.momentum, self.spec.eps)
+        return activate(y, self.spec.activation)
+
+
+class Dropout(nn.Module):
+    """In training, the units the spec chose are kept (`mask`: kept / (1 - p), set by the
+    trainer for each step, lenet_spec.data.dropout_masks); without a mask, torch's own F.dropout,
+    whose units come from torch's RNG: what a plain port does, and no other framework can match."""
+
+    def __init__(self, spec: lenet_spec.Dropout, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = spec
+        self.mask: torch.Tensor | None = None  # (N, *features), kept / (1 - p), in the model's dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.spec.p == 0:
+            return x
+        if self.mask is None:
+            return F.dropout(x, self.spec.p, True)
+        return x * self.mask
+
+
+LAYERS = {"conv": Conv, "pool": Pool, "adaptive_pool": AdaptivePool, "subsample": Subsample, "flatten": Flatten, "dense": Dense, "rbf": RBF, "batchnorm": BatchNorm, "dropout": Dropout}
 
 
 class LeNet(nn.Module):
@@ -236,6 +276,15 @@ class LeNet(nn.Module):
         for layer in self.children():
             x = layer(x)
         return x
+
+    def set_dropout_masks(self, masks: dict[str, np.ndarray] | None) -> None:
+        """The units each Dropout layer keeps in the next training passes (bool (N, *features) by
+        layer name, from lenet_spec.data.dropout_masks); None: the framework's own draws."""
+        dtype = next(self.parameters()).dtype
+        for name, layer in self.named_children():
+            if isinstance(layer, Dropout):
+                mask = None if masks is None else torch.from_numpy(masks[name]).to(next(self.parameters()).device, dtype)
+                layer.mask = None if mask is None else mask / (1 - layer.spec.p)
 
     def trace(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every layer's output by name, in order; the last is the logits."""

@@ -88,8 +88,9 @@ class Backend:
         """Mean loss and accuracy since the last reset (one device sync)."""
         return float(self.loss_sum) / max(1, self.seen), int(self.correct) / max(1, self.seen)
 
-    def train_step(self, index: np.ndarray, lr: float, theta: np.ndarray | None = None) -> None:
-        """One optimizer step on the training images `index`, distorted by `theta` if given."""
+    def train_step(self, index: np.ndarray, lr: float, theta: np.ndarray | None = None, masks: dict[str, np.ndarray] | None = None) -> None:
+        """One optimizer step on the training images `index`, distorted by `theta` if given, its
+        Dropout layers keeping the units of `masks` (lenet_spec.data.dropout_masks)."""
         idx = torch.from_numpy(index).to(self.device)
         x, y = self.images.index_select(0, idx), self.labels.index_select(0, idx)
         if theta is not None:
@@ -99,6 +100,7 @@ class Backend:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
+        self.model.set_dropout_masks(masks)
         logits = self.model(x)
         loss = loss_fn(logits, y, self.recipe)
         self.optimizer.zero_grad(set_to_none=True)

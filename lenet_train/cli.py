@@ -225,8 +225,7 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
         if IMAGE_SHAPES[dataset] != variant.input.shape:
             raise DataError(f"{variant.name} takes {'x'.join(map(str, variant.input.shape))} images and {dataset}'s are {'x'.join(map(str, IMAGE_SHAPES[dataset]))}")
         data = load_data(dataset, args.data_dir, framework)
-        dtype = str(next(iter(state.values())).dtype)
-        backend = importlib.import_module(f"lenet_{framework}.train").Backend(variant, recipe, 0, args.device, dtype)
+        backend = importlib.import_module(f"lenet_{framework}.train").Backend(variant, recipe, 0, args.device, ckpt.dtype)
         importlib.import_module(f"lenet_{framework}.bridge").load_state_numpy(backend.model, state)
     except (CheckpointError, DataError, FrameworkMissing, ValueError) as e:
         print(f"lenet_{framework}.evaluate: error: {e}", file=sys.stderr)

@@ -8,12 +8,13 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterator, NamedTuple, Protocol
 
 import numpy as np
 
 from lenet_spec.checkpoint import CheckpointError, atomic_write
-from lenet_spec.data import affine_thetas, batch_slices, epoch_order
+from lenet_spec import Variant
+from lenet_spec.data import affine_thetas, batch_slices, dropout_masks, epoch_order
 from lenet_spec.recipe import Recipe, lr_at
 
 
@@ -24,12 +25,13 @@ class Diverged(RuntimeError):
 class Backend(Protocol):
     framework: str
     suffix: str
+    variant: Variant
 
     def describe(self) -> str: ...
     def set_train_data(self, images: np.ndarray, labels: np.ndarray) -> None: ...
     def reset_running(self) -> None: ...
     def running(self) -> tuple[float, float]: ...
-    def train_step(self, index: np.ndarray, lr: float, theta: np.ndarray | None = None) -> None: ...
+    def train_step(self, index: np.ndarray, lr: float, theta: np.ndarray | None = None, masks: dict[str, np.ndarray] | None = None) -> None: ...
     def predict(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray: ...
     def save(self, path: str | Path, **extra: Any) -> None: ...
     def restore(self, path: str | Path) -> dict[str, Any]: ...
@@ -68,15 +70,25 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
 
 
-def epoch_steps(n: int, recipe: Recipe, seed: int, epoch: int, augment: bool, size: int) -> Iterator[tuple[np.ndarray, float, np.ndarray | None]]:
-    """(image indices, learning rate, distortions or None) of every step of `epoch`, in order:
-    the schedule every framework trains on, a function of (seed, epoch) alone."""
+class Step(NamedTuple):
+    """One optimizer step as the spec decides it, the same for every framework."""
+
+    index: np.ndarray  # the training images of the batch
+    lr: float
+    theta: np.ndarray | None  # (batch, 2, 3) distortions, with --augment
+    masks: dict[str, np.ndarray] | None  # the units each Dropout layer keeps
+
+
+def epoch_steps(n: int, recipe: Recipe, seed: int, epoch: int, augment: bool, size: int, variant: Variant | None = None) -> Iterator[Step]:
+    """Every step of `epoch`, in order: the schedule every framework trains on, a function of
+    (seed, epoch) alone; with `variant`, its Dropout layers' masks too."""
     order = epoch_order(n, seed, epoch)
     thetas = affine_thetas(n, seed, epoch, size=size) if augment else None
     slices = batch_slices(n, recipe.batch_size)
     for i, sl in enumerate(slices):
         index = order[sl]
-        yield index, lr_at(recipe, epoch * len(slices) + i, len(slices)), None if thetas is None else thetas[index]
+        masks = dropout_masks(variant, seed, epoch, i, len(index)) if variant is not None else None
+        yield Step(index, lr_at(recipe, epoch * len(slices) + i, len(slices)), None if thetas is None else thetas[index], masks)
 
 
 def run_epoch(backend: Backend, data: Data, recipe: Recipe, seed: int, epoch: int, augment: bool, progress: bool = False) -> tuple[float, float]:
@@ -89,8 +101,8 @@ def run_epoch(backend: Backend, data: Data, recipe: Recipe, seed: int, epoch: in
 
         bar = tqdm(total=spe, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", leave=False, dynamic_ncols=True)
     backend.reset_running()
-    for i, (index, lr, theta) in enumerate(epoch_steps(n, recipe, seed, epoch, augment, data.train_images.shape[-1])):
-        backend.train_step(index, lr, theta)
+    for i, step in enumerate(epoch_steps(n, recipe, seed, epoch, augment, data.train_images.shape[-1], backend.variant)):
+        backend.train_step(*step)
         if bar is not None:
             bar.update(1)
             if i % 50 == 0 or i == spe - 1:

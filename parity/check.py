@@ -26,11 +26,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 from lenet_spec import VARIANTS, AdaptivePool, Pool, Variant, get_variant, reference
 from lenet_spec.checkpoint import CheckpointError, atomic_write
 from lenet_spec.cli import UsageError, check_output, run
-from lenet_spec.data import DataError, dataset_dirs, find_dataset, load_split, to_model_input
+from lenet_spec.data import DataError, dataset_dirs, dropout_masks, find_dataset, load_split, to_model_input
 from lenet_spec.recipe import Recipe, default_recipe
 
 from .frameworks import FrameworkMissing, bridge, load_checkpoint, package
-from .mapping import MappingError, convert
+from .mapping import MappingError, convert, table
 
 DTYPES = ("float32", "float64")
 DIRECTIONS = ("torch2paddle", "paddle2torch")
@@ -110,6 +110,11 @@ class CaseResult:
     grad_max_rel_diff_with_flips: float = 0.0  # over the batches with flips, reported only
     loss_diff: float = 0.0
     reference_max_rel_diff: float = 0.0  # max over both frameworks' logits vs NumPy float64
+    # stateful variants (BatchNorm, Dropout), training mode with the spec's dropout masks:
+    train_worst_layer: str = ""
+    train_max_rel_diff: float = 0.0  # every layer's output, both frameworks
+    buffer_max_rel_diff: float = 0.0  # running statistics after that pass
+    train_reference_max_rel_diff: float = 0.0  # logits and running statistics vs NumPy float64
     roundtrip_exact: bool = False
     passed: bool = False
     problems: list[str] = field(default_factory=list)
@@ -143,10 +148,11 @@ def run_case(variant: Variant, direction: str, dtype: str, batches: list[Batch],
     dst_io.load_state_numpy(target, convert(state, variant, src, dst))
     back = convert(dst_io.state_numpy(target), variant, dst, src)
     res.roundtrip_exact = all(np.array_equal(back[k], state[k]) and back[k].dtype == state[k].dtype for k in state)
-    spec_params = convert(state, variant, src, "spec")
+    zero_grads = variant.biases_before_batchnorm()  # bias -> its layer's weight
 
-    for b in batches:
+    for i, b in enumerate(batches):
         x = b.images.astype(dtype)
+        spec_params = convert(src_io.state_numpy(source), variant, src, "spec")  # training passes move running statistics
         out_a, out_b = src_io.forward_numpy(source, x), dst_io.forward_numpy(target, x)
         if list(out_a) != list(out_b):
             raise AssertionError(f"layer names differ: {list(out_a)} vs {list(out_b)}")
@@ -170,14 +176,21 @@ def run_case(variant: Variant, direction: str, dtype: str, batches: list[Batch],
         res.argmax_total += len(pick_a)
         res.argmax_decisive_disagreements += int(((pick_a != pick_b) & ~near_tie).sum())
 
-        loss_a, grads_a = src_io.grads_numpy(source, x, b.labels)
-        loss_b, grads_b = dst_io.grads_numpy(target, x, b.labels)
-        grads_b = convert(grads_b, variant, dst, src)
+        masks = dropout_masks(variant, seed, 0, i, len(x))  # as a training step draws them
+        if variant.stateful:
+            train_stateful(res, variant, src_io, source, dst_io, target, x, masks, spec_params, (src, dst))
+
+        loss_a, grads_a = src_io.grads_numpy(source, x, b.labels, masks)
+        loss_b, grads_b = dst_io.grads_numpy(target, x, b.labels, masks)
+        grads_b = convert(grads_b, variant, dst, src, params_only=True)
         res.loss_diff = max(res.loss_diff, abs(loss_a - loss_b))
         flips = decision_flips(variant, out_a, out_b)
         res.decision_flips += flips
         for pname, g in grads_a.items():
-            _, rel = rel_diff(g, grads_b[pname])
+            if pname in zero_grads:  # zero but for rounding: measured against its layer's weight gradient
+                rel = float(np.abs(g - grads_b[pname]).max()) / max(float(np.abs(grads_a[zero_grads[pname]]).max()), np.finfo(g.dtype).tiny)
+            else:
+                _, rel = rel_diff(g, grads_b[pname])
             if flips:
                 res.grad_max_rel_diff_with_flips = max(res.grad_max_rel_diff_with_flips, rel)
             elif rel > res.grad_max_rel_diff or not res.worst_grad:
@@ -193,10 +206,41 @@ def run_case(variant: Variant, direction: str, dtype: str, batches: list[Batch],
         res.problems.append(f"logits differ from the NumPy reference by {res.reference_max_rel_diff:.2e} > {REFERENCE_TOL[dtype]:.0e}")
     if res.argmax_decisive_disagreements:
         res.problems.append(f"{res.argmax_decisive_disagreements} predictions differ where the reference is not a tie")
+    if res.train_max_rel_diff > LAYER_TOL[dtype]:
+        res.problems.append(f"in training mode, layer {res.train_worst_layer} differs by {res.train_max_rel_diff:.2e} > {LAYER_TOL[dtype]:.0e}")
+    if res.buffer_max_rel_diff > LAYER_TOL[dtype]:
+        res.problems.append(f"the running statistics after a training pass differ by {res.buffer_max_rel_diff:.2e} > {LAYER_TOL[dtype]:.0e}")
+    if res.train_reference_max_rel_diff > REFERENCE_TOL[dtype]:
+        res.problems.append(f"in training mode, logits or running statistics differ from the NumPy reference by {res.train_reference_max_rel_diff:.2e} > {REFERENCE_TOL[dtype]:.0e}")
     if not res.roundtrip_exact:
         res.problems.append("weights are not bit-identical after the round trip")
     res.passed = not res.problems
     return res
+
+
+def train_stateful(res: CaseResult, variant: Variant, src_io, source, dst_io, target, x: np.ndarray, masks, spec_params: dict, sides: tuple[str, str]) -> None:
+    """A training-mode pass through both models (BatchNorm on batch statistics, Dropout with the
+    spec's masks): every layer's output, the running statistics it leaves, and both against the
+    NumPy reference's training pass from the same state."""
+    src, dst = sides
+    out_a = src_io.forward_numpy(source, x, train=True, masks=masks)
+    out_b = dst_io.forward_numpy(target, x, train=True, masks=masks)
+    for name in out_a:
+        rel = rel_diff(out_a[name], out_b[name])[1]
+        if rel > res.train_max_rel_diff or not res.train_worst_layer:
+            res.train_worst_layer, res.train_max_rel_diff = name, rel
+    state_a = src_io.state_numpy(source)
+    state_b = convert(dst_io.state_numpy(target), variant, dst, src)
+    buffers = {e.names[src]: e.names["spec"] for e in table(variant) if e.buffer}
+    for k in buffers:
+        res.buffer_max_rel_diff = max(res.buffer_max_rel_diff, rel_diff(state_a[k], state_b[k])[1])
+    updated: dict = {}
+    ref = reference.forward(variant, spec_params, x.astype(np.float64), train=True, masks=masks, updated=updated)
+    logits = list(out_a)[-1]
+    worst = max(rel_diff(ref[logits], out_a[logits])[1], rel_diff(ref[logits], out_b[logits])[1])
+    for k, spec_name in buffers.items():
+        worst = max(worst, rel_diff(updated[spec_name], state_a[k])[1], rel_diff(updated[spec_name], state_b[k])[1])
+    res.train_reference_max_rel_diff = max(res.train_reference_max_rel_diff, worst)
 
 
 # Training parity: after every step, max over parameters of max|w_torch - w_paddle| / max|w_torch|.
@@ -222,6 +266,7 @@ class TrainResult:
     worst_param: str = ""
     first_step_over: int | None = None  # 1-based step where the drift first exceeded the tolerance
     loss_diff: float = 0.0  # |mean training loss torch - paddle| over the run
+    eval_rel_diff: float = 0.0  # logits in evaluation mode after the run (BatchNorm: the running statistics)
     drift: list[float] = field(default_factory=list)  # per step
     passed: bool = False
 
@@ -253,11 +298,11 @@ def run_training_case(variant: Variant, dtype: str, steps: int, seed: int, mnist
     tol = TRAIN_TOL.get(dtype, TRAIN_UNRELATED)
     step = 0
     for epoch in range(recipe.epochs * 1000):
-        for index, lr, theta in epoch_steps(len(labels), recipe, seed, epoch, augment, images.shape[-1]):  # the trainers' own schedule
+        for train_step in epoch_steps(len(labels), recipe, seed, epoch, augment, images.shape[-1], variant):  # the trainers' own schedule
             if step == steps:
                 break
             for b in backends:
-                b.train_step(index, lr, theta)
+                b.train_step(*train_step)
             step += 1
             a, p = backends[0].weights(), convert(backends[1].weights(), variant, "paddle", "torch")
             worst = max(((rel_diff(a[k], p[k])[1], k) for k in a), key=lambda t: t[0])
@@ -270,18 +315,20 @@ def run_training_case(variant: Variant, dtype: str, steps: int, seed: int, mnist
             break
     res.final_max_rel_diff = res.drift[-1]
     res.loss_diff = abs(backends[0].running()[0] - backends[1].running()[0])
-    res.passed = bool(res.first_step_over is None and np.isfinite(res.max_rel_diff))
+    res.eval_rel_diff = rel_diff(*(b.predict(images[:256]) for b in backends))[1]  # what the trained models answer
+    res.passed = bool(res.first_step_over is None and np.isfinite(res.max_rel_diff) and res.eval_rel_diff <= tol)
     return res
 
 
-TRAIN_HEADER = f"{'variant':<12} {'dtype':<8} {'steps':>5} {'data':<7} {'final rel':>9} {'max rel':>9} {'worst param':<16} {'over at':>7} {'loss diff':>9} result"
+WIDTH = max(12, *(len(v) for v in VARIANTS))  # of the variant column
+TRAIN_HEADER = f"{'variant':<{WIDTH}} {'dtype':<8} {'steps':>5} {'data':<7} {'final rel':>9} {'max rel':>9} {'worst param':<22} {'over at':>7} {'loss diff':>9} {'eval rel':>9} result"
 
 
 def format_train_row(r: TrainResult) -> str:
     over = "-" if r.first_step_over is None else str(r.first_step_over)
     return (
-        f"{r.variant:<12} {r.dtype:<8} {r.steps:>5} {r.data:<7} {r.final_max_rel_diff:>9.1e} {r.max_rel_diff:>9.1e} "
-        f"{r.worst_param:<16} {over:>7} {r.loss_diff:>9.1e} {('PASS' if r.dtype in TRAIN_TOL else 'report') if r.passed else 'FAIL'}"
+        f"{r.variant:<{WIDTH}} {r.dtype:<8} {r.steps:>5} {r.data:<7} {r.final_max_rel_diff:>9.1e} {r.max_rel_diff:>9.1e} "
+        f"{r.worst_param:<22} {over:>7} {r.loss_diff:>9.1e} {r.eval_rel_diff:>9.1e} {('PASS' if r.dtype in TRAIN_TOL else 'report') if r.passed else 'FAIL'}"
     )
 
 
@@ -292,17 +339,20 @@ LEGEND = """\
   grad rel       worst parameter gradient difference (relative), on batches without flips
   flips          ReLU / max-pool decisions made differently (float32 near-ties; never in float64)
   ref rel        both frameworks' logits against the NumPy float64 reference (relative)
-  rt             ok: the weights moved back are bit-identical (round trip)"""
+  train rel      stateful variants (BatchNorm, dropout), training mode with the spec's masks: layer
+                 outputs, the running statistics left behind, and both against the reference (worst)
+  rt             ok: the weights and buffers moved back are bit-identical (round trip)"""
 
-HEADER = f"{'variant':<12} {'direction':<13} {'dtype':<8} {'logit abs':>9} {'logit rel':>9} {'worst layer':<20} {'argmax':>9} {'grad rel':>9} {'flips':>5} {'ref rel':>9} {'rt':<3} result"
+HEADER = f"{'variant':<{WIDTH}} {'direction':<13} {'dtype':<8} {'logit abs':>9} {'logit rel':>9} {'worst layer':<20} {'argmax':>9} {'grad rel':>9} {'flips':>5} {'ref rel':>9} {'train rel':>9} {'rt':<3} result"
 
 
 def format_row(r: CaseResult) -> str:
     layer = f"{r.worst_layer} {r.worst_layer_rel_diff:.1e}"
     grad = f"{r.grad_max_rel_diff:.1e}" if r.worst_grad else "n/a"  # n/a: every batch had a flip
+    train = f"{max(r.train_max_rel_diff, r.buffer_max_rel_diff, r.train_reference_max_rel_diff):.1e}" if r.train_worst_layer else "-"
     return (
-        f"{r.variant:<12} {r.direction:<13} {r.dtype:<8} {r.max_abs_diff:>9.1e} {r.max_rel_diff:>9.1e} {layer:<20} "
-        f"{f'{r.argmax_agree}/{r.argmax_total}':>9} {grad:>9} {r.decision_flips:>5} {r.reference_max_rel_diff:>9.1e} "
+        f"{r.variant:<{WIDTH}} {r.direction:<13} {r.dtype:<8} {r.max_abs_diff:>9.1e} {r.max_rel_diff:>9.1e} {layer:<20} "
+        f"{f'{r.argmax_agree}/{r.argmax_total}':>9} {grad:>9} {r.decision_flips:>5} {r.reference_max_rel_diff:>9.1e} {train:>9} "
         f"{'ok' if r.roundtrip_exact else 'NO':<3} {'PASS' if r.passed else 'FAIL'}"
     )
 

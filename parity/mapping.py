@@ -9,9 +9,18 @@ Layouts, per parameter role:
     dense.bias              (out,)              (out,)              (out,)
     subsample.coefficient   (maps,)             (maps,)             (maps,)
     subsample.bias          (maps,)             (maps,)             (maps,)
+    batchnorm.weight        (C,)                (C,)                (C,)
+    batchnorm.bias          (C,)                (C,)                (C,)
+    batchnorm.running_mean  (C,) running_mean   (C,) running_mean   (C,) _mean        <- renamed (a buffer)
+    batchnorm.running_var   (C,) running_var    (C,) running_var    (C,) _variance    <- renamed (a buffer)
+    batchnorm.num_batches_tracked  () int64     () int64            () int64          (a buffer)
 
-Names are the same on every side: both models register their layers under the spec's
-layer names, and their parameters under the spec's attribute names.
+Both models register their layers under the spec's layer names, and their parameters and
+buffers under the spec's attribute names except where a framework names a buffer its own way
+(RENAMED: paddle's BatchNorm keeps `_mean` and `_variance`). Buffers travel like parameters, so
+a round trip is bit-exact for the whole state. `num_batches_tracked` is torch's count of
+training batches; paddle's BatchNorm has none, and the project's paddle model keeps one so that
+nothing of a torch checkpoint is lost (no computation reads it: momentum is always set).
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from typing import Mapping
 
 import numpy as np
 
-from lenet_spec import Variant, get_variant
+from lenet_spec import BufferSpec, Variant, get_variant
 from lenet_spec.checkpoint import state_mismatch
 
 SIDES = ("spec", "torch", "paddle")
@@ -34,7 +43,10 @@ TRANSPOSED = {
     "dense.bias": {"spec": False, "torch": False, "paddle": False},
     "subsample.coefficient": {"spec": False, "torch": False, "paddle": False},
     "subsample.bias": {"spec": False, "torch": False, "paddle": False},
+    **{f"batchnorm.{attr}": {"spec": False, "torch": False, "paddle": False} for attr in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")},
 }
+# role -> a side's attribute name where it is not the spec's
+RENAMED = {"batchnorm.running_mean": {"paddle": "_mean"}, "batchnorm.running_var": {"paddle": "_variance"}}
 
 
 class MappingError(ValueError):
@@ -43,27 +55,30 @@ class MappingError(ValueError):
 
 @dataclass(frozen=True)
 class Entry:
-    """One parameter: its name and shape on each side, and whether each side transposes it."""
+    """One parameter or buffer: its name and shape on each side, and whether each side transposes it."""
 
     role: str
     names: dict[str, str]
     shapes: dict[str, tuple[int, ...]]
     transposed: dict[str, bool]
+    buffer: bool = False
 
 
 def table(variant: Variant | str) -> tuple[Entry, ...]:
-    """The mapping table of `variant`, one entry per trainable parameter, in spec order."""
+    """The mapping table of `variant`, one entry per parameter and buffer, in spec order."""
     if isinstance(variant, str):
         variant = get_variant(variant)
     entries = []
-    for p in variant.params():
+    for p in variant.state():
         flips = TRANSPOSED[p.role]
+        layer, attr = p.name.rsplit(".", 1)
         entries.append(
             Entry(
                 role=p.role,
-                names={side: p.name for side in SIDES},
+                names={side: f"{layer}.{RENAMED.get(p.role, {}).get(side, attr)}" for side in SIDES},
                 shapes={side: p.shape[::-1] if flips[side] else p.shape for side in SIDES},
                 transposed=dict(flips),
+                buffer=isinstance(p, BufferSpec),
             )
         )
     return tuple(entries)
@@ -74,13 +89,14 @@ def expected_shapes(variant: Variant | str, side: str) -> dict[str, tuple[int, .
     return {e.names[side]: e.shapes[side] for e in table(variant)}
 
 
-def convert(state: Mapping[str, np.ndarray], variant: Variant | str, src: str, dst: str) -> dict[str, np.ndarray]:
+def convert(state: Mapping[str, np.ndarray], variant: Variant | str, src: str, dst: str, params_only: bool = False) -> dict[str, np.ndarray]:
     """Re-express `state` from `src`'s names and layouts in `dst`'s.
 
     Args:
         state: name -> array on side `src`.
         variant: the network the state belongs to.
         src, dst: "spec", "torch" or "paddle".
+        params_only: `state` holds the parameters alone (gradients, say), no buffers.
     Returns:
         A new dict of contiguous arrays (values and dtypes unchanged: bit-exact).
     Raises:
@@ -91,7 +107,7 @@ def convert(state: Mapping[str, np.ndarray], variant: Variant | str, src: str, d
     for side in (src, dst):
         if side not in SIDES:
             raise ValueError(f"unknown side {side!r}; choose from {SIDES}")
-    entries = table(variant)
+    entries = [e for e in table(variant) if not (params_only and e.buffer)]
     problem = state_mismatch({e.names[src]: e.shapes[src] for e in entries}, state)
     if problem:
         raise MappingError(f"{variant.name}: {src} state does not match the variant: {problem}")
@@ -101,7 +117,7 @@ def convert(state: Mapping[str, np.ndarray], variant: Variant | str, src: str, d
         if e.transposed[src] != e.transposed[dst]:
             array = array.T
         assert array.shape == e.shapes[dst], (e.names[dst], array.shape, e.shapes[dst])
-        out[e.names[dst]] = np.ascontiguousarray(array)
+        out[e.names[dst]] = np.array(array, order="C")  # a C-ordered copy; np.ascontiguousarray would make a 0-d count 1-d
     return out
 
 

@@ -16,8 +16,8 @@ from lenet_spec.__main__ import main as spec_main
 PUBLISHED_COUNTS = {"lenet5": 61_706, "lenet5-1998": 60_000, "d2l": 61_706, "lenet-caffe": 431_080, "cifar-net": 62_006}
 
 
-def test_exactly_the_five_variants():
-    assert list(VARIANTS) == ["lenet5", "lenet5-1998", "d2l", "lenet-caffe", "cifar-net"]
+def test_exactly_the_seven_variants():
+    assert list(VARIANTS) == ["lenet5", "lenet5-1998", "d2l", "lenet-caffe", "cifar-net", "lenet5-bn", "lenet-caffe-dropout"]
 
 
 @pytest.mark.parametrize("name", PUBLISHED_COUNTS)
@@ -67,10 +67,17 @@ def test_rbf_bitmaps():
 def test_init_is_seeded_and_within_bounds(name):
     v = get_variant(name)
     a, b, c = init_params(v, 0), init_params(v, 0), init_params(v, 1)
-    assert list(a) == [p.name for p in v.params()]
+    assert list(a) == [s.name for s in v.state()]
     assert all(np.array_equal(a[k], b[k]) for k in a)
-    assert not any(np.array_equal(a[k], c[k]) for k in a)
+    constant = {p.name for p in v.params() if p.role.startswith("batchnorm.")} | {b.name for b in v.buffers()}  # BatchNorm starts as the identity
+    assert not any(np.array_equal(a[k], c[k]) for k in a if k not in constant)
+    assert all(np.array_equal(a[k], c[k]) for k in constant)
+    for b in v.buffers():
+        assert a[b.name].dtype == (np.int64 if b.dtype == "int64" else np.float32) and np.all(a[b.name] == b.initial)
     for p in v.params():
+        if p.name in constant:
+            assert np.all(a[p.name] == (1.0 if p.role == "batchnorm.weight" else 0.0))
+            continue
         assert a[p.name].dtype == np.float32 and a[p.name].shape == p.shape
         if v.init == "lecun-1998":
             assert np.abs(a[p.name]).max() <= 2.4 / p.fan_in

@@ -30,9 +30,9 @@ class Recorder:
     def __getattr__(self, name):
         return getattr(self.backend, name)
 
-    def train_step(self, index, lr, theta=None):
+    def train_step(self, index, lr, theta=None, masks=None):
         self.calls.append((index.copy(), lr, None if theta is None else theta.copy()))
-        self.backend.train_step(index, lr, theta)
+        self.backend.train_step(index, lr, theta, masks)
 
 
 def test_both_frameworks_get_identical_batches():
