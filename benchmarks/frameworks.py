@@ -109,11 +109,53 @@ def tutorial_loop(framework: str, images: np.ndarray, labels: np.ndarray, steps:
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def plain_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndarray, batch_size: int):
+def native_batchnorm(framework: str, model):
+    """`model` with each of the project's BatchNorm layers replaced by the framework's own
+    (nn.BatchNorm2d/1d, nn.BatchNorm2D/1D at their default conventions) and the layer's
+    activation: what a plain port writes, the peer of the layers that keep the spec's
+    conventions (benchmarks' BatchNorm rows). The weights are not carried over."""
+    shapes = dict(model.variant.shapes())
+    spatial = lambda layer: len(shapes[layer.spec.name]) == 3  # noqa: E731 (C, H, W): over channels
+    if framework == "torch":
+        import torch.nn as nn
+
+        from lenet_torch.model import BatchNorm, activate
+
+        class Native(nn.Module):
+            def __init__(self, layer):
+                super().__init__()
+                self.activation = layer.spec.activation
+                self.bn = (nn.BatchNorm2d if spatial(layer) else nn.BatchNorm1d)(layer.spec.features, eps=layer.spec.eps, momentum=layer.spec.momentum)
+
+            def forward(self, x):
+                return activate(self.bn(x), self.activation)
+
+    else:
+        import paddle.nn as nn
+
+        from lenet_paddle.model import BatchNorm, activate
+
+        class Native(nn.Layer):
+            def __init__(self, layer):
+                super().__init__()
+                self.activation = layer.spec.activation
+                self.bn = (nn.BatchNorm2D if spatial(layer) else nn.BatchNorm1D)(layer.spec.features, epsilon=layer.spec.eps, momentum=1 - layer.spec.momentum)
+
+            def forward(self, x):
+                return activate(self.bn(x), self.activation)
+
+    for name, layer in list(model.named_children()):
+        if isinstance(layer, BatchNorm):
+            setattr(model, name, Native(layer))
+    return model
+
+
+def plain_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndarray, batch_size: int, own_batchnorm: bool = False):
     """The shortest loop a framework's user writes for the same work as the trainer: the whole
     training set as one float tensor, a random batch of indices, forward, the mean
     cross-entropy, backward, Adam's step. The peer the trainer's own bookkeeping (schedule,
     running loss and accuracy, the recipe's loss and optimizer) is measured against.
+    With `own_batchnorm`, the model's BatchNorm layers are the framework's own (native_batchnorm).
 
     Returns:
         run(steps) -> images/s over that many steps (synchronised before and after).
@@ -129,6 +171,7 @@ def plain_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndar
         x_all = x_all.unsqueeze(1) if x_all.ndim == 3 else x_all
         y_all = torch.from_numpy(labels)
         model = lenet_torch.build(variant)
+        model = native_batchnorm(framework, model) if own_batchnorm else model
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
         def step(index):
@@ -150,6 +193,7 @@ def plain_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndar
         x_all = x_all.unsqueeze(1) if x_all.ndim == 3 else x_all
         y_all = paddle.to_tensor(labels)
         model = lenet_paddle.build(variant)
+        model = native_batchnorm(framework, model) if own_batchnorm else model
         opt = paddle.optimizer.Adam(learning_rate=1e-3, parameters=model.parameters())
 
         def step(index):

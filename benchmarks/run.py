@@ -8,6 +8,8 @@
 - beside each trainer figure, its peers measured in the same run: the plain loop a framework's
   user writes for the same work (same framework, variant and batch), and the tutorial-style
   loop (per-sample Dataset, DataLoader, batch 16);
+- for variants with BatchNorm, the plain loop with the project's BatchNorm layers (the spec's
+  conventions) against the same loop with the framework's own nn.BatchNorm, in turns;
 - inference at batch 1,024 and single-image latency (p50, p99) for torch, paddle and
   onnxruntime running each framework's ONNX file, beside a plain onnxruntime session (defaults)
   on a plain `torch.onnx.export` file;
@@ -52,6 +54,7 @@ JUDGED = {
     "trainer / tutorial loop": 1.0,  # lenet5: the project's trainer is no slower than the loop the tutorials write
     "onnxruntime, our file / plain file, batch": 0.9,  # our clean-up and session options lose nothing at batch 1,024
     "onnxruntime, plain file / our file, latency p50": 0.9,  # nor for one image (plain p50 / ours: higher is better)
+    "our BatchNorm / the framework's own": 0.9,  # keeping the spec's conventions (paddle: its own running statistics) costs at most 10%
 }
 
 
@@ -339,6 +342,17 @@ def main(argv: list[str] | None = None) -> int:
                 result["training"].append(r)
                 print(f"training {variant:12} {framework:7} batch {r['batch_size']:4}: {r['images_per_s']:9,.0f} images/s, {r['vs_plain_loop']:4.2f}x the plain loop ({plain:,.0f}), "
                       f"{r['vs_tutorial']:4.1f}x the tutorial loop, {100 * r['flop_fraction']:4.1f}% of the FLOP bound ({bound:,.0f} images/s)", flush=True)  # fmt: skip
+    result["batchnorm"] = []
+    for variant in [v for v in variants if any(layer.kind == "batchnorm" for layer in lenet_spec.get_variant(v).layers)]:
+        size = default_recipe(variant).batch_size
+        for framework in frameworks:  # the project's layers against the framework's own, in the same plain loop, in turns
+            n = steps // 3
+            rates = interleaved({"ours": plain_loop(framework, variant, data.train_images, data.train_labels, size),
+                                 "own": plain_loop(framework, variant, data.train_images, data.train_labels, size, own_batchnorm=True)}, min(warmup, n), n)  # fmt: skip
+            r = {"framework": framework, "variant": variant, "batch_size": size, "steps": n, "ours_images_per_s": rates["ours"], "own_images_per_s": rates["own"], "ratio": rates["ours"] / rates["own"]}
+            result["batchnorm"].append(r)
+            print(f"BatchNorm   {variant:12} {framework:7} batch {size:4}: {1e3 * size / r['ours_images_per_s']:6.1f} ms a step with the project's layers, "
+                  f"{1e3 * size / r['own_images_per_s']:6.1f} ms with {framework}'s own ({r['ratio']:4.2f}x its speed)", flush=True)  # fmt: skip
     result["inference"] = inference("lenet5", args.quick, frameworks)
     bound = gemm["gflops"] * 1e9 / forward_flops(lenet_spec.get_variant("lenet5"))
     for r in result["inference"]:
@@ -388,6 +402,8 @@ def judge(result: dict) -> list[dict]:
         add(f"{r['framework']} trainer, {r['variant']}, batch {r['batch_size']}: / the plain loop", "trainer / plain loop", r["vs_plain_loop"])
         if r["variant"] == "lenet5" and r["recipe_batch"]:
             add(f"{r['framework']} trainer, lenet5, batch {r['batch_size']}: / the tutorial loop", "trainer / tutorial loop", r["vs_tutorial"])
+    for r in result.get("batchnorm", []):
+        add(f"{r['framework']} plain loop, {r['variant']}: the project's BatchNorm / {r['framework']}'s own", "our BatchNorm / the framework's own", r["ratio"])
     plain = next((r for r in result["inference"] if r["runtime"] == PLAIN_ONNX), None)
     if plain is not None:
         for r in result["inference"]:

@@ -48,7 +48,11 @@ def layer_forward(layer, x: np.ndarray, params: dict[str, np.ndarray], train: bo
         shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
         mean_key, var_key, count_key = (f"{layer.name}.{k}" for k in ("running_mean", "running_var", "num_batches_tracked"))
         if train:
-            mean, var = x.mean(axis=axes), x.var(axis=axes)
+            # each channel's values copied into one contiguous row, which NumPy sums pairwise; a
+            # conv's output here is laid out channel-fastest, and summed as it lies the variance
+            # is 1.2e-12 off (lenet5-bn's c1 on 256 MNIST images; math.fsum as the exact sum)
+            rows = np.ascontiguousarray(np.moveaxis(x, 1, 0).reshape(x.shape[1], -1))
+            mean, var = rows.mean(axis=1), rows.var(axis=1)
             n = x.size // x.shape[1]
             params[mean_key] = (1 - layer.momentum) * params[mean_key] + layer.momentum * mean
             params[var_key] = (1 - layer.momentum) * params[var_key] + layer.momentum * var * n / (n - 1)

@@ -45,6 +45,11 @@ DIRECTIONS = ("torch2paddle", "paddle2torch")
 LAYER_TOL = {"float32": 1e-5, "float64": 1e-12}
 GRAD_TOL = {"float32": 2e-4, "float64": 1e-11}
 REFERENCE_TOL = {"float32": 1e-5, "float64": 1e-12}  # float32 models vs the float64 reference
+# Training mode (BatchNorm on the batch's statistics): layer outputs and logits, between the
+# frameworks and against the reference. Its floor is torch's own float64 kernel, whose batch
+# statistics are 3.6e-12 off the exact ones on 256 MNIST images (c1 of lenet5-bn, normalised;
+# NumPy's reference and paddle's layer: 6e-15), which later layers carry; worst measured below.
+TRAIN_MODE_TOL = {"float32": 5e-5, "float64": 5e-12}
 
 
 def rel_diff(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -206,12 +211,12 @@ def run_case(variant: Variant, direction: str, dtype: str, batches: list[Batch],
         res.problems.append(f"logits differ from the NumPy reference by {res.reference_max_rel_diff:.2e} > {REFERENCE_TOL[dtype]:.0e}")
     if res.argmax_decisive_disagreements:
         res.problems.append(f"{res.argmax_decisive_disagreements} predictions differ where the reference is not a tie")
-    if res.train_max_rel_diff > LAYER_TOL[dtype]:
-        res.problems.append(f"in training mode, layer {res.train_worst_layer} differs by {res.train_max_rel_diff:.2e} > {LAYER_TOL[dtype]:.0e}")
+    if res.train_max_rel_diff > TRAIN_MODE_TOL[dtype]:
+        res.problems.append(f"in training mode, layer {res.train_worst_layer} differs by {res.train_max_rel_diff:.2e} > {TRAIN_MODE_TOL[dtype]:.0e}")
     if res.buffer_max_rel_diff > LAYER_TOL[dtype]:
         res.problems.append(f"the running statistics after a training pass differ by {res.buffer_max_rel_diff:.2e} > {LAYER_TOL[dtype]:.0e}")
-    if res.train_reference_max_rel_diff > REFERENCE_TOL[dtype]:
-        res.problems.append(f"in training mode, logits or running statistics differ from the NumPy reference by {res.train_reference_max_rel_diff:.2e} > {REFERENCE_TOL[dtype]:.0e}")
+    if res.train_reference_max_rel_diff > TRAIN_MODE_TOL[dtype]:
+        res.problems.append(f"in training mode, logits or running statistics differ from the NumPy reference by {res.train_reference_max_rel_diff:.2e} > {TRAIN_MODE_TOL[dtype]:.0e}")
     if not res.roundtrip_exact:
         res.problems.append("weights are not bit-identical after the round trip")
     res.passed = not res.problems

@@ -92,7 +92,7 @@ def test_parity_check_compares_training_mode(name, dtype):
     batches = check.make_batches(variant, 16, 0, None)
     r = check.run_case(variant, "torch2paddle", dtype, batches, 0)
     assert r.passed, r.problems
-    assert r.train_worst_layer and r.train_max_rel_diff <= check.LAYER_TOL[dtype] and r.train_reference_max_rel_diff > 0  # compared, not skipped
+    assert r.train_worst_layer and r.train_max_rel_diff <= check.TRAIN_MODE_TOL[dtype] and r.train_reference_max_rel_diff > 0  # compared, not skipped
 
 
 def wrong(monkeypatch, what):
