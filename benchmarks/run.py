@@ -207,9 +207,9 @@ def inference(variant: str, quick: bool, frameworks: tuple[str, ...]) -> list[di
             batch_fns[PLAIN_ONNX] = one_fns[PLAIN_ONNX] = plain_onnx_session(variant, str(Path(d) / "plain.onnx"))
         lat = latencies(one_fns, x1, lat_reps)  # the files and the plain one in turns: their ratio is the figure judged
         rates = dict.fromkeys(batch_fns, 0.0)
-        for _ in range(2):  # batch throughput: the best of `reps` calls, in turns too
-            for name, fn in batch_fns.items():
-                rates[name] = max(rates[name], throughput(fn, x, max(1, reps // 2)))
+        for _ in range(5):  # batch throughput: the best call, in five turns of a few calls each (each turn
+            for name, fn in batch_fns.items():  # warms up first: another session's threads may still spin)
+                rates[name] = max(rates[name], throughput(fn, x, max(1, reps // 5)))
         rows += [{"runtime": n, "variant": variant, "batch_images_per_s": rates[n], "latency_p50_us": lat[n][0], "latency_p99_us": lat[n][1]} for n in batch_fns]
     for r in rows:
         r["flops_per_image"] = forward_flops(spec)
