@@ -6,29 +6,84 @@ once; this file holds only what PaddlePaddle does: the device, the optimizer, on
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run as a file (paddle.distributed.launch runs files, not modules): run the module
+    import runpy
+    import sys
+    from pathlib import Path
+
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+    runpy.run_module("lenet_paddle.train", run_name="__main__", alter_sys=True)
+    raise SystemExit(0)
+
 import os
 from typing import Any
 
 import numpy as np
 import paddle
+import paddle.distributed as dist
 import paddle.nn.functional as F
 
 import lenet_spec
 from lenet_spec.checkpoint import CheckpointError, atomic_write, envelope
 from lenet_spec.recipe import Recipe
+from lenet_train.distributed import DEFAULT_TIMEOUT_S, World, lost
 
 from .bridge import load_state_numpy, state_numpy
 from .checkpoint import FRAMEWORK, load
 from .model import LeNet, build
 
 
-def pick_device(name: str) -> str:
-    """'cpu', 'gpu' or 'auto' -> paddle's device ('cpu', 'gpu:0'), made current; ValueError when a GPU is asked for and absent."""
-    has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
-    if name == "gpu" and not has_gpu:
+def has_gpu() -> bool:
+    return paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+
+
+def pick_device(name: str, world: World = World()) -> str:
+    """'cpu', 'gpu' or 'auto' -> paddle's device ('cpu', 'gpu:0'; in a job, the GPU of the
+    process's local rank), made current; ValueError when a GPU is asked for and absent."""
+    if name == "gpu" and not has_gpu():
         raise ValueError("--device gpu: paddle sees no CUDA device (is paddlepaddle-gpu installed?); use --device cpu or auto")
-    paddle.set_device("gpu" if name in ("gpu", "auto") and has_gpu else "cpu")
+    if name in ("gpu", "auto") and has_gpu():
+        paddle.set_device(f"gpu:{world.local_rank % paddle.device.cuda.device_count()}")
+    else:
+        paddle.set_device("cpu")
     return paddle.device.get_device()
+
+
+def init_distributed(device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> World:
+    """Join the job paddle.distributed.launch (or spawn) started (its PADDLE_TRAINER_ID/
+    PADDLE_TRAINERS_NUM/PADDLE_MASTER variables): paddle.distributed over nccl for GPUs, gloo for
+    the CPU. One process: World().
+
+    The timeout: paddle takes it from PADDLE_PG_TIMEOUT (milliseconds), for nccl; its gloo
+    process group takes none (a process that dies is still noticed at once: its sockets close)."""
+    world = World.from_env("paddle")
+    if world.size > 1:
+        gpu = device in ("gpu", "auto") and has_gpu()
+        os.environ.setdefault("PADDLE_PG_TIMEOUT", str(int(timeout_s * 1000)))
+        os.environ["PADDLE_DISTRI_BACKEND"] = "nccl" if gpu else "gloo"  # paddle's 'auto' takes nccl whenever compiled with CUDA
+        pick_device(device, world)
+        dist.init_parallel_env()
+    return world
+
+
+def all_sum(world: World, values) -> np.ndarray:
+    """`values` summed over the job's processes (paddle.distributed.all_reduce, float64), which
+    also makes it the job's barrier; as they are with one process.
+
+    Raises:
+        PeerLost: another process ended, or hung past the timeout."""
+    if world.size == 1:
+        return np.asarray(values, np.float64)
+    t = paddle.to_tensor(np.asarray(values, np.float64))
+    try:
+        dist.all_reduce(t)
+    except (RuntimeError, OSError) as e:
+        raise lost(world, e) from None
+    return t.numpy()
+
+
+def end_distributed() -> None:
+    """Nothing to do: paddle's process group ends with the process."""
 
 
 def make_optimizer(model: LeNet, recipe: Recipe) -> paddle.optimizer.Optimizer:
@@ -63,15 +118,22 @@ class Backend:
     framework = FRAMEWORK
     suffix = ".pdparams"
 
-    def __init__(self, variant: lenet_spec.Variant, recipe: Recipe, seed: int, device: str = "cpu", dtype: str = "float32"):
-        self.variant, self.recipe, self.dtype = variant, recipe, dtype
-        self.device = pick_device(device)
+    def __init__(self, variant: lenet_spec.Variant, recipe: Recipe, seed: int, device: str = "cpu", dtype: str = "float32", world: World = World()):
+        """In a job (`world`, from init_distributed), the model trains wrapped in
+        paddle.DataParallel, which averages the ranks' gradients in backward; `self.model`
+        stays the plain layer (checkpoints, evaluation)."""
+        self.variant, self.recipe, self.dtype, self.world = variant, recipe, dtype, world
+        self.device = pick_device(device, world)
         self.model = build(variant, seed=seed, dtype=dtype)
+        self.net = self.model
+        if world.size > 1:
+            self.net = paddle.DataParallel(self.model)
         self.optimizer = make_optimizer(self.model, recipe)
         self.reset_running()
 
     def describe(self) -> str:
-        return f"paddle {paddle.__version__} on {self.device}"
+        job = f", {self.world.size} processes ({os.environ.get('PADDLE_DISTRI_BACKEND')})" if self.world.size > 1 else ""
+        return f"paddle {paddle.__version__} on {self.device}{job}"
 
     def set_train_data(self, images: np.ndarray, labels: np.ndarray) -> None:
         """Hold the whole training set (uint8 (N, H, W) or (N, C, H, W)) on the device as the models' input: float in [0, 1]."""
@@ -85,12 +147,34 @@ class Backend:
         self.seen = 0
 
     def running(self) -> tuple[float, float]:
-        """Mean loss and accuracy since the last reset (one device sync)."""
+        """Mean loss and accuracy since the last reset, of this process's shards (one device sync)."""
         return float(self.loss_sum) / max(1, self.seen), int(self.correct) / max(1, self.seen)
+
+    def totals(self) -> np.ndarray:
+        """(loss sum, correct, images) since the last reset, of this process's shards."""
+        return np.array([float(self.loss_sum), int(self.correct), self.seen], np.float64)
+
+    def all_sum(self, values) -> np.ndarray:
+        """`values` summed over the job's processes; as they are with one process."""
+        return all_sum(self.world, values)
 
     def train_step(self, index: np.ndarray, lr: float, theta: np.ndarray | None = None, masks: dict[str, np.ndarray] | None = None) -> None:
         """One optimizer step on the training images `index`, distorted by `theta` if given, its
-        Dropout layers keeping the units of `masks` (lenet_spec.data.dropout_masks)."""
+        Dropout layers keeping the units of `masks` (lenet_spec.data.dropout_masks). In a job,
+        `index` is the global batch and this process trains on its shard (lenet_train.distributed).
+
+        Raises:
+            PeerLost: in a job, another process ended or hung past the timeout."""
+        if self.world.size == 1:
+            return self._step(index, lr, theta, masks, 1.0)
+        part = self.world.shard(len(index))
+        shard = None if masks is None else {k: v[part] for k, v in masks.items()}
+        try:
+            self._step(index[part], lr, None if theta is None else theta[part], shard, self.world.weight(len(index)))
+        except (RuntimeError, OSError) as e:
+            raise lost(self.world, e) from None
+
+    def _step(self, index: np.ndarray, lr: float, theta: np.ndarray | None, masks: dict[str, np.ndarray] | None, weight: float) -> None:
         idx = paddle.to_tensor(index)
         x, y = paddle.index_select(self.images, idx, 0), paddle.index_select(self.labels, idx, 0)
         if theta is not None:
@@ -100,10 +184,10 @@ class Backend:
         self.optimizer.set_lr(lr)
         self.model.train()
         self.model.set_dropout_masks(masks)
-        logits = self.model(x)
+        logits = self.net(x)
         loss = loss_fn(logits, y, self.recipe)
         self.optimizer.clear_grad(set_to_zero=False)
-        loss.backward()
+        (loss * weight if weight != 1.0 else loss).backward()  # DataParallel averages the ranks' gradients
         self.optimizer.step()
         with paddle.no_grad():
             self.loss_sum += loss.detach().astype("float64") * len(index)

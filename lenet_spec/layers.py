@@ -420,6 +420,11 @@ class Variant:
         """Everything a checkpoint holds: each layer's parameters, then its buffers."""
         return tuple(s for layer in self.layers for s in (*layer.params(), *getattr(layer, "buffers", tuple)()))
 
+    @property
+    def has_batchnorm(self) -> bool:
+        """Whether training depends on the batch beyond each image (BatchNorm's statistics)."""
+        return any(isinstance(layer, BatchNorm) for layer in self.layers)
+
     def biases_before_batchnorm(self) -> dict[str, str]:
         """bias -> its layer's weight, for each convolution or dense layer whose output goes
         straight into a BatchNorm: in training the BatchNorm subtracts the batch's mean, shift

@@ -6,27 +6,77 @@ once; this file holds only what PyTorch does: the device, the optimizer, one ste
 
 from __future__ import annotations
 
+if __name__ == "__main__" and not __package__:  # run as a file (paddle.distributed.launch runs files, not modules): run the module
+    import runpy
+    import sys
+    from pathlib import Path
+
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+    runpy.run_module("lenet_torch.train", run_name="__main__", alter_sys=True)
+    raise SystemExit(0)
+
 import os
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 import lenet_spec
 from lenet_spec.checkpoint import CheckpointError, atomic_write, envelope
 from lenet_spec.recipe import Recipe
+from lenet_train.distributed import DEFAULT_TIMEOUT_S, World, lost
 
 from .bridge import load_state_numpy, state_numpy
 from .checkpoint import FRAMEWORK, load
 from .model import LeNet, build
 
 
-def pick_device(name: str) -> torch.device:
-    """'cpu', 'gpu' or 'auto' -> a torch device; ValueError when a GPU is asked for and absent."""
+def pick_device(name: str, world: World = World()) -> torch.device:
+    """'cpu', 'gpu' or 'auto' -> a torch device (in a job, the GPU of the process's local rank);
+    ValueError when a GPU is asked for and absent."""
     if name == "gpu" and not torch.cuda.is_available():
         raise ValueError("--device gpu: torch sees no CUDA device; use --device cpu or auto")
-    return torch.device("cuda" if name in ("gpu", "auto") and torch.cuda.is_available() else "cpu")
+    if name in ("gpu", "auto") and torch.cuda.is_available():
+        return torch.device("cuda", world.local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def init_distributed(device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> World:
+    """Join the job torchrun started (its RANK/WORLD_SIZE/MASTER_* variables): torch.distributed
+    over nccl for GPUs, gloo for the CPU, with a timeout on every collective. One process: World()."""
+    world = World.from_env("torch")
+    if world.size > 1:
+        backend = "nccl" if pick_device(device, world).type == "cuda" else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(pick_device(device, world))
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+    return world
+
+
+def all_sum(world: World, values, device: torch.device | None = None) -> np.ndarray:
+    """`values` summed over the job's processes (torch.distributed.all_reduce, float64), which
+    also makes it the job's barrier; as they are with one process.
+
+    Raises:
+        PeerLost: another process ended, or hung past the timeout."""
+    if world.size == 1:
+        return np.asarray(values, np.float64)
+    device = device or (torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu"))
+    t = torch.tensor(np.asarray(values, np.float64), device=device)
+    try:
+        dist.all_reduce(t)
+    except RuntimeError as e:  # gloo and nccl raise DistBackendError, a RuntimeError
+        raise lost(world, e) from None
+    return t.cpu().numpy()
+
+
+def end_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def make_optimizer(model: LeNet, recipe: Recipe) -> torch.optim.Optimizer:
@@ -63,15 +113,22 @@ class Backend:
     framework = FRAMEWORK
     suffix = ".pt"
 
-    def __init__(self, variant: lenet_spec.Variant, recipe: Recipe, seed: int, device: str = "cpu", dtype: str = "float32"):
-        self.variant, self.recipe, self.dtype = variant, recipe, getattr(torch, dtype)
-        self.device = pick_device(device)
+    def __init__(self, variant: lenet_spec.Variant, recipe: Recipe, seed: int, device: str = "cpu", dtype: str = "float32", world: World = World()):
+        """In a job (`world`, from init_distributed), the model trains wrapped in
+        DistributedDataParallel, which averages the ranks' gradients in backward; `self.model`
+        stays the plain module (checkpoints, evaluation)."""
+        self.variant, self.recipe, self.dtype, self.world = variant, recipe, getattr(torch, dtype), world
+        self.device = pick_device(device, world)
         self.model = build(variant, seed=seed, dtype=dtype).to(self.device)
+        self.net = self.model
+        if world.size > 1:
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = make_optimizer(self.model, recipe)
         self.reset_running()
 
     def describe(self) -> str:
-        return f"torch {torch.__version__} on {self.device}"
+        job = f", {self.world.size} processes ({dist.get_backend()})" if self.world.size > 1 else ""
+        return f"torch {torch.__version__} on {self.device}{job}"
 
     def set_train_data(self, images: np.ndarray, labels: np.ndarray) -> None:
         """Hold the whole training set (uint8 (N, H, W) or (N, C, H, W)) on the device as the models' input: float in [0, 1]."""
@@ -85,12 +142,34 @@ class Backend:
         self.seen = 0
 
     def running(self) -> tuple[float, float]:
-        """Mean loss and accuracy since the last reset (one device sync)."""
+        """Mean loss and accuracy since the last reset, of this process's shards (one device sync)."""
         return float(self.loss_sum) / max(1, self.seen), int(self.correct) / max(1, self.seen)
+
+    def totals(self) -> np.ndarray:
+        """(loss sum, correct, images) since the last reset, of this process's shards."""
+        return np.array([float(self.loss_sum), int(self.correct), self.seen], np.float64)
+
+    def all_sum(self, values) -> np.ndarray:
+        """`values` summed over the job's processes; as they are with one process."""
+        return all_sum(self.world, values, self.device)
 
     def train_step(self, index: np.ndarray, lr: float, theta: np.ndarray | None = None, masks: dict[str, np.ndarray] | None = None) -> None:
         """One optimizer step on the training images `index`, distorted by `theta` if given, its
-        Dropout layers keeping the units of `masks` (lenet_spec.data.dropout_masks)."""
+        Dropout layers keeping the units of `masks` (lenet_spec.data.dropout_masks). In a job,
+        `index` is the global batch and this process trains on its shard (lenet_train.distributed).
+
+        Raises:
+            PeerLost: in a job, another process ended or hung past the timeout."""
+        if self.world.size == 1:
+            return self._step(index, lr, theta, masks, 1.0)
+        part = self.world.shard(len(index))
+        shard = None if masks is None else {k: v[part] for k, v in masks.items()}
+        try:
+            self._step(index[part], lr, None if theta is None else theta[part], shard, self.world.weight(len(index)))
+        except RuntimeError as e:  # gloo and nccl raise DistBackendError, a RuntimeError
+            raise lost(self.world, e) from None
+
+    def _step(self, index: np.ndarray, lr: float, theta: np.ndarray | None, masks: dict[str, np.ndarray] | None, weight: float) -> None:
         idx = torch.from_numpy(index).to(self.device)
         x, y = self.images.index_select(0, idx), self.labels.index_select(0, idx)
         if theta is not None:
@@ -101,10 +180,10 @@ class Backend:
             group["lr"] = lr
         self.model.train()
         self.model.set_dropout_masks(masks)
-        logits = self.model(x)
+        logits = self.net(x)
         loss = loss_fn(logits, y, self.recipe)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * weight if weight != 1.0 else loss).backward()  # DDP averages the ranks' gradients
         self.optimizer.step()
         with torch.no_grad():
             self.loss_sum += loss.detach().double() * len(index)

@@ -19,7 +19,8 @@ from lenet_spec.recipe import OPTIMIZERS, SCHEDULES, Recipe, default_recipe, des
 from lenet_spec.variants import DATASET_CLASSES
 
 from . import plots
-from .loop import Data, Diverged, confusion, evaluate, fit, run_files
+from .distributed import DEFAULT_TIMEOUT_S, LaunchError, PeerLost, World
+from .loop import Data, Diverged, Stopped, confusion, evaluate, fit, run_files
 
 # What a resumed run takes from its checkpoint; giving another value on the command line is an error.
 RUN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "seed", "augment", "dtype", "limit")
@@ -59,6 +60,7 @@ def train_parser(framework: str) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint; with a larger --epochs, extend it (cosine and onecycle schedules restart over the added epochs)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (without it, a finished or started run there is never replaced)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, only the per-epoch lines")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="under a launcher (torchrun, paddle.distributed.launch): seconds a process waits for the others before the job fails")
     return p
 
 
@@ -75,8 +77,37 @@ def load_data(dataset: str, data_dir: str | None, framework: str, limit: int | N
     return Data(train_x, train_y, test_x, test_y)
 
 
-def _error(framework: str, message: str) -> int:
-    print(f"lenet_{framework}.train: error: {message}", file=sys.stderr)
+def load_data_in_turn(dataset: str, data_dir: str | None, framework: str, limit: int | None, world: World, backend_module) -> Data:
+    """load_data; in a job, process 0 first (it may download), then the others, so that no two
+    download into one folder. A process that fails says why; the others end quietly.
+
+    Raises:
+        DataError: this process could not load the data.
+        LaunchError: another process could not (it printed why).
+    """
+    data, error = None, None
+    for turn in (True, False) if world.size > 1 else (world.lead,):
+        if turn == world.lead:
+            try:
+                data = load_data(dataset, data_dir, framework, limit)
+            except DataError as e:
+                error = e
+        if world.size > 1 and backend_module.all_sum(world, [float(error is not None)])[0]:
+            if error is not None:
+                raise error
+            raise LaunchError("another process of the job could not load the data (it says why)")
+    if error is not None:
+        raise error
+    return data
+
+
+def _error(framework: str, message: str, world: World = World(), every: bool = False) -> int:
+    """Print the one line of a failed run (in a job: from process 0 only, unless `every` process
+    may fail on its own, then prefixed with which); return the exit status."""
+    if world.size > 1 and every:
+        message = f"process {world.rank} of {world.size}: {message}"
+    if world.lead or every:
+        print(f"lenet_{framework}.train: error: {message}", file=sys.stderr)
     return 2
 
 
@@ -103,35 +134,50 @@ def _stored_settings(meta: dict, last: Path) -> dict:
 
 
 def train_main(framework: str, argv: list[str] | None = None) -> int:
+    """The trainer, in one process or in each process of a job its framework's launcher started
+    (lenet_train.distributed): every process checks the command line the same way, so a wrong
+    one ends them all with process 0's one line."""
     args = train_parser(framework).parse_args(argv)
+    try:
+        world = World.from_env(framework)
+    except LaunchError as e:
+        return _error(framework, str(e))
+    status = _train(framework, args, world)
+    importlib.import_module(f"lenet_{framework}.train").end_distributed()
+    return status
+
+
+def _train(framework: str, args: argparse.Namespace, world: World) -> int:
     out = Path(args.out or f"runs/{framework}-{args.variant or 'lenet5'}")
     given = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k) is not None}
     backend_module = importlib.import_module(f"lenet_{framework}.train")
     suffix = backend_module.Backend.suffix
     if args.resume and args.overwrite:
-        return _error(framework, "--resume continues the run in --out and --overwrite replaces it; give one of them")
+        return _error(framework, "--resume continues the run in --out and --overwrite replaces it; give one of them", world)
+    if not args.timeout > 0:
+        return _error(framework, f"--timeout must be a positive number of seconds, got {args.timeout}", world)
     try:
         check_output_folder(out, "--out")
     except UsageError as e:
-        return _error(framework, str(e))
+        return _error(framework, str(e), world)
     existing = run_files(out)
     if args.resume:
         last = out / f"last{suffix}"
         if not last.exists():
             others = [p.name for p in existing if p.stem == "last"]
             hint = f"it holds {others[0]}, which another trainer wrote: resume it with that framework's trainer" if others else "start the run without --resume"
-            return _error(framework, f"--resume: {last} does not exist; {hint}")
+            return _error(framework, f"--resume: {last} does not exist; {hint}", world)
         try:
             meta = importlib.import_module(f"lenet_{framework}").load(last).meta
             stored = _stored_settings(meta, last)
         except CheckpointError as e:
-            return _error(framework, str(e))
+            return _error(framework, str(e), world)
         extend_to = given.pop("epochs", None)  # more epochs: the one setting a run can take on resuming
         conflicts = [f"--{k.replace('_', '-')} {v} (run has {stored.get(k)})" for k, v in given.items() if k in stored and stored.get(k) != v]
         if args.variant is not None and meta.get("variant") != args.variant:
             conflicts.append(f"--variant {args.variant} (run has {meta.get('variant')})")
         if conflicts:
-            return _error(framework, f"--resume continues {out} as it was started; drop {', '.join(conflicts)} or use another --out")
+            return _error(framework, f"--resume continues {out} as it was started; drop {', '.join(conflicts)} or use another --out", world)
         args.variant = meta["variant"]
         for k in RUN_FLAGS:
             setattr(args, k, stored.get(k))
@@ -140,12 +186,14 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
             try:
                 recipe, note = extend(recipe, extend_to)
             except ValueError as e:
-                return _error(framework, str(e))
+                return _error(framework, str(e), world)
             print(note)
     elif existing and not args.overwrite:
         names = ", ".join(p.name for p in existing)
-        return _error(framework, f"{out} already holds a run ({names}); continue it with --resume, replace it with --overwrite, or choose another --out")
+        return _error(framework, f"{out} already holds a run ({names}); continue it with --resume, replace it with --overwrite, or choose another --out", world)
     variant = get_variant(args.variant or "lenet5")
+    if world.size > 1 and variant.has_batchnorm:
+        return _error(framework, f"{variant.name} has BatchNorm, whose statistics would be each process's shard's alone (synchronised BatchNorm is not built yet); train it in one process", world)
     if not args.resume:
         try:
             recipe = default_recipe(variant.name, bool(args.augment)).with_overrides(
@@ -153,35 +201,47 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
                 weight_decay=args.weight_decay,
             )
         except ValueError as e:
-            return _error(framework, str(e))
+            return _error(framework, str(e), world)
     if IMAGE_SHAPES[recipe.dataset] != variant.input.shape:
         shapes = "x".join(map(str, variant.input.shape)), "x".join(map(str, IMAGE_SHAPES[recipe.dataset]))
-        return _error(framework, f"{variant.name} takes {shapes[0]} images and {recipe.dataset}'s are {shapes[1]}; choose a data set of its size")
+        return _error(framework, f"{variant.name} takes {shapes[0]} images and {recipe.dataset}'s are {shapes[1]}; choose a data set of its size", world)
     seed, dtype, augment = args.seed or 0, args.dtype or "float32", bool(args.augment)
     last = out / f"last{suffix}"
+    say = print if world.lead else lambda *a, **k: None
     try:
         try:
-            data = load_data(recipe.dataset, args.data_dir, framework, args.limit)
-            backend = backend_module.Backend(variant, recipe, seed, args.device, dtype)
+            backend_module.init_distributed(args.device, args.timeout)
+        except (RuntimeError, ValueError) as e:  # the rendezvous failed: a port in use, a wrong world size, an unreachable master
+            return _error(framework, f"cannot join the job ({' '.join(str(e).split())[:200]})", world, every=True)
+        try:
+            data = load_data_in_turn(recipe.dataset, args.data_dir, framework, args.limit, world, backend_module)
+            world.check_batches(len(data.train_labels), recipe.batch_size)
+            backend = backend_module.Backend(variant, recipe, seed, args.device, dtype, world)
+        except LaunchError as e:
+            return _error(framework, str(e), world)
         except (DataError, ValueError) as e:
-            return _error(framework, str(e))
-        print(f"{variant.name} on {recipe.dataset} ({len(data.train_labels):,} train / {len(data.test_labels):,} test), {backend.describe()}, {dtype}")
-        print(f"recipe: {json.dumps(recipe.to_dict())}")
-        if args.overwrite:
+            return _error(framework, str(e), world, every=world.size > 1)
+        say(f"{variant.name} on {recipe.dataset} ({len(data.train_labels):,} train / {len(data.test_labels):,} test), {backend.describe()}, {dtype}")
+        say(f"recipe: {json.dumps(recipe.to_dict())}")
+        if args.overwrite and world.lead:
             for path in existing:
                 path.unlink()
             if existing:
                 print(f"--overwrite: removed the run that was in {out} ({', '.join(p.name for p in existing)})")
         settings = {"dataset": recipe.dataset, "limit": args.limit, "dtype": dtype}
         history = fit(backend, recipe, data, out, seed, augment, progress=not args.no_progress, resume=args.resume, settings=settings)
-    except (CheckpointError, Diverged, OSError) as e:
-        return _error(framework, str(e))
+    except Stopped:
+        return 2  # process 0 printed why
+    except (CheckpointError, Diverged, OSError, PeerLost) as e:
+        return _error(framework, str(e), world, every=isinstance(e, PeerLost))
     except KeyboardInterrupt:
         if last.exists():
             print(f"\ninterrupted; continue with: python -m lenet_{framework}.train --resume --out {out}", file=sys.stderr)
         else:
             print("\ninterrupted before the first epoch ended; nothing was saved", file=sys.stderr)
         return 130
+    if not world.lead:
+        return 0
     try:
         test = evaluate(backend, data.test_images, data.test_labels, recipe)
         classes = DATASET_CLASSES[recipe.dataset]

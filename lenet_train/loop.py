@@ -17,20 +17,29 @@ from lenet_spec import Variant
 from lenet_spec.data import affine_thetas, batch_slices, dropout_masks, epoch_order
 from lenet_spec.recipe import Recipe, lr_at
 
+from .distributed import World
+
 
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite; nothing of that epoch was saved."""
+
+
+class Stopped(Diverged):
+    """In a job, process 0 stopped the run (it says why); the other processes stop quietly."""
 
 
 class Backend(Protocol):
     framework: str
     suffix: str
     variant: Variant
+    world: World
 
     def describe(self) -> str: ...
     def set_train_data(self, images: np.ndarray, labels: np.ndarray) -> None: ...
     def reset_running(self) -> None: ...
     def running(self) -> tuple[float, float]: ...
+    def totals(self) -> np.ndarray: ...
+    def all_sum(self, values: np.ndarray) -> np.ndarray: ...
     def train_step(self, index: np.ndarray, lr: float, theta: np.ndarray | None = None, masks: dict[str, np.ndarray] | None = None) -> None: ...
     def predict(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray: ...
     def save(self, path: str | Path, **extra: Any) -> None: ...
@@ -92,7 +101,8 @@ def epoch_steps(n: int, recipe: Recipe, seed: int, epoch: int, augment: bool, si
 
 
 def run_epoch(backend: Backend, data: Data, recipe: Recipe, seed: int, epoch: int, augment: bool, progress: bool = False) -> tuple[float, float]:
-    """One pass over the training set in the order of (seed, epoch); returns mean loss and accuracy."""
+    """One pass over the training set in the order of (seed, epoch); returns mean loss and
+    accuracy, of the whole job's shards in a job (the progress bar shows process 0's)."""
     n = len(data.train_labels)
     spe = steps_per_epoch(n, recipe.batch_size)
     bar = None
@@ -110,7 +120,8 @@ def run_epoch(backend: Backend, data: Data, recipe: Recipe, seed: int, epoch: in
                 bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.4f}")
     if bar is not None:
         bar.close()
-    return backend.running()
+    loss_sum, correct, seen = (float(v) for v in backend.all_sum(backend.totals()))  # Python floats: checkpoints hold no NumPy scalars
+    return loss_sum / max(1.0, seen), correct / max(1.0, seen)
 
 
 # What a run writes into its --out folder (checkpoints: last<suffix>, best<suffix>).
@@ -158,6 +169,10 @@ def fit(backend: Backend, recipe: Recipe, data: Data, out: Path, seed: int, augm
     far, each atomically. A run killed anywhere in between resumes correctly: metrics beyond
     `last`'s epoch are dropped, and a `best` that missed the last epoch is written again.
 
+    In a job (backend.world), every process trains its shards and restores `last` on resuming;
+    process 0 alone evaluates, logs and writes files, while the others wait for it at the end
+    of each epoch (one collective, which also tells them whether it stopped the run).
+
     Args:
         settings: what else defines the run (dataset, limit, dtype...), stored in checkpoints.
     Returns:
@@ -167,9 +182,14 @@ def fit(backend: Backend, recipe: Recipe, data: Data, out: Path, seed: int, augm
             the epoch before).
         CheckpointError: `last`, or the metrics.jsonl beside it, cannot be resumed.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    for orphan in remove_orphans(out):
-        log(f"removed {orphan.name}, left by a write that was killed")
+    world = backend.world
+    if not world.lead:
+        log = _quiet
+        progress = False
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for orphan in remove_orphans(out):
+            log(f"removed {orphan.name}, left by a write that was killed")
     last, best = out / f"last{backend.suffix}", out / f"best{backend.suffix}"
     metrics_path = out / "metrics.jsonl"
     history: list[dict] = []
@@ -179,37 +199,60 @@ def fit(backend: Backend, recipe: Recipe, data: Data, out: Path, seed: int, augm
         start = int(meta["epoch"])
         history = read_history(metrics_path, start)
         log(f"resumed from {last} after epoch {start}")
-        repair_best(history, last, best, log)
+        if world.lead:
+            repair_best(history, last, best, log)
     backend.set_train_data(data.train_images, data.train_labels)
     best_acc = max((r["test_acc"] for r in history), default=-1.0)
-    atomic_write(metrics_path, lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in history)))
-    n = len(data.train_labels)
-    spe = steps_per_epoch(n, recipe.batch_size)
+    if world.lead:
+        atomic_write(metrics_path, lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in history)))
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
         train_loss, train_acc = run_epoch(backend, data, recipe, seed, epoch, augment, progress)
         elapsed = time.perf_counter() - t0
-        test = evaluate(backend, data.test_images, data.test_labels, recipe)
-        if not (math.isfinite(train_loss) and math.isfinite(test["loss"])):
-            kept = f"{last.name} and {best.name} hold epoch {epoch} and before" if epoch else "nothing was saved"
-            raise Diverged(f"epoch {epoch + 1}: the loss became {train_loss if not math.isfinite(train_loss) else test['loss']} (training diverged); stopped, {kept}; lower --lr")
-        record = {
-            "epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test["loss"], "test_acc": test["acc"],
-            "images_per_s": n / elapsed, "epoch_s": elapsed, "lr_end": lr_at(recipe, (epoch + 1) * spe - 1, spe),
-        }  # fmt: skip
-        history.append(record)
-        with metrics_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        extra = {"recipe": recipe.to_dict(), "epoch": epoch + 1, "seed": seed, "augment": augment, "rng": {"order": "numpy default_rng([seed, epoch])", "next_epoch": epoch + 1}, "metrics": record, **(settings or {})}
-        backend.save(last, **extra)
-        if test["acc"] > best_acc:
-            best_acc = test["acc"]
-            backend.save(best, **extra)
-        log(
-            f"epoch {epoch + 1:>2}/{recipe.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
-            f"test loss {test['loss']:.4f} acc {test['acc']:.4f}  {record['images_per_s']:,.0f} img/s  {elapsed:.1f}s"
-        )
+        stop = ""
+        if world.lead:
+            stop = finish_epoch(backend, recipe, data, out, seed, augment, epoch, train_loss, train_acc, elapsed, history, best_acc, settings, log)
+            best_acc = max(best_acc, history[-1]["test_acc"]) if not stop else best_acc
+        if world.size > 1 and backend.all_sum(np.array([float(bool(stop))]))[0]:  # the others wait here for process 0
+            raise Diverged(stop) if stop else Stopped("process 0 stopped the run")
+        if stop:
+            raise Diverged(stop)
     return history
+
+
+def _quiet(*args, **kwargs) -> None:
+    """The log of processes other than 0: they print nothing of the run."""
+
+
+def finish_epoch(backend: Backend, recipe: Recipe, data: Data, out: Path, seed: int, augment: bool, epoch: int, train_loss: float, train_acc: float,
+                 elapsed: float, history: list[dict], best_acc: float, settings: dict | None, log) -> str:  # fmt: skip
+    """Process 0's end of an epoch: evaluate, append the metrics record to `history` and
+    metrics.jsonl, write `last` and (when better than `best_acc`) `best`, log the line.
+    Returns why the run must stop (the loss diverged; nothing is written), or "" to go on."""
+    last, best, metrics_path = out / f"last{backend.suffix}", out / f"best{backend.suffix}", out / "metrics.jsonl"
+    n = len(data.train_labels)
+    spe = steps_per_epoch(n, recipe.batch_size)
+    test = evaluate(backend, data.test_images, data.test_labels, recipe)
+    if not (math.isfinite(train_loss) and math.isfinite(test["loss"])):
+        kept = f"{last.name} and {best.name} hold epoch {epoch} and before" if epoch else "nothing was saved"
+        return f"epoch {epoch + 1}: the loss became {train_loss if not math.isfinite(train_loss) else test['loss']} (training diverged); stopped, {kept}; lower --lr"
+    record = {
+        "epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test["loss"], "test_acc": test["acc"],
+        "images_per_s": n / elapsed, "epoch_s": elapsed, "lr_end": lr_at(recipe, (epoch + 1) * spe - 1, spe), "world_size": backend.world.size,
+    }  # fmt: skip
+    history.append(record)
+    with metrics_path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    extra = {"recipe": recipe.to_dict(), "epoch": epoch + 1, "seed": seed, "augment": augment, "rng": {"order": "numpy default_rng([seed, epoch])", "next_epoch": epoch + 1},
+             "metrics": record, "world_size": backend.world.size, **(settings or {})}  # fmt: skip
+    backend.save(last, **extra)
+    if test["acc"] > best_acc:
+        backend.save(best, **extra)
+    log(
+        f"epoch {epoch + 1:>2}/{recipe.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
+        f"test loss {test['loss']:.4f} acc {test['acc']:.4f}  {record['images_per_s']:,.0f} img/s  {elapsed:.1f}s"
+    )
+    return ""
 
 
 def repair_best(history: list[dict], last: Path, best: Path, log=print) -> None:

@@ -394,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="folder holding MNIST (or mnist/); default: $LENET_DATA/mnist")
     parser.add_argument("--train", type=int, default=None, metavar="STEPS", help="instead: train both frameworks STEPS steps side by side and compare every weight after each step")
     parser.add_argument("--augment", action="store_true", help="with --train: apply the random distortions too")
+    parser.add_argument("--world-size", type=int, default=1, metavar="N", help="with --train: train data-parallel in N processes of each framework (their own launch APIs, gloo on loopback) and compare with one process and across the frameworks")
     parser.add_argument("--onnx", action="store_true", help="instead: export each variant from both frameworks and compare torch, paddle and both ONNX files in onnxruntime (4x4 matrix)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as a JSON list to PATH")
     args = parser.parse_args(argv)
@@ -458,6 +459,8 @@ def train_main(args: argparse.Namespace, names: list[str], dtypes: tuple[str, ..
         print(f"parity.check: error: {e}", file=sys.stderr)
         return 2
     print(f"MNIST: training images from {folder}" if folder else "MNIST: training set not found; random images")
+    if args.world_size != 1:
+        return distributed_main(args, names, dtypes, mnist_train)
     print(TRAIN_HEADER)
     results = []
     for name in names:
@@ -469,6 +472,38 @@ def train_main(args: argparse.Namespace, names: list[str], dtypes: tuple[str, ..
                 return 2
             results.append(r)
             print(format_train_row(r), flush=True)
+    return finish(results, args.json)
+
+
+def distributed_main(args: argparse.Namespace, names: list[str], dtypes: tuple[str, ...], mnist_train) -> int:
+    from . import distributed
+
+    if args.world_size < 2:
+        print(f"parity.check: error: --world-size must be at least 2 (1 is the plain training check), got {args.world_size}", file=sys.stderr)
+        return 2
+    variants = [get_variant(n) for n in names]
+    skipped = [v.name for v in variants if v.has_batchnorm]
+    if skipped and len(names) == 1:
+        print(f"parity.check: error: {names[0]} has BatchNorm, which the trainers do not train data-parallel (its statistics would be each process's shard's); choose another --variant", file=sys.stderr)
+        return 2
+    if skipped:
+        print(f"skipped (BatchNorm, trained in one process only): {', '.join(skipped)}")
+    print(f"each case: {args.world_size} processes of each framework (torch.multiprocessing, paddle.distributed.spawn; gloo on loopback), "
+          f"each training its shard of every global batch, against one process and across the frameworks")  # fmt: skip
+    print(distributed.HEADER)
+    results = []
+    for variant in variants:
+        if variant.has_batchnorm:
+            continue
+        for dtype in dtypes:
+            try:
+                rows = distributed.run_distributed_case(variant, dtype, args.train, args.seed, args.world_size, mnist_train, args.augment)
+            except (FrameworkMissing, RuntimeError) as e:
+                print(f"parity.check: error: {e}", file=sys.stderr)
+                return 2
+            for r in rows:
+                results.append(r)
+                print(distributed.format_row(r), flush=True)
     return finish(results, args.json)
 
 
