@@ -159,7 +159,7 @@ def test_parity_check_world_size_two(capsys):
     assert main(["--variant", "lenet5", "--dtype", "float64", "--train", "3", "--world-size", "2"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("lenet5 ")]
     assert len(rows) == 3 and all(row.endswith("PASS") for row in rows)
-    assert {"torch x2 / torch x1", "paddle x2 / paddle x1", "torch x2 / paddle x2"} == {" ".join(row.split()[3:7]) for row in rows}
+    assert {"torch x2 / torch x1", "paddle x2 / paddle x1", "torch x2 / paddle x2"} == {" ".join(row.split()[3:8]) for row in rows}
 
 
 def _summing_worker(rank, *args):
