@@ -1,0 +1,68 @@
+"""python -m benchmarks.distributed: training images/s of the trainers in one process with 2
+threads against 2 processes with 1 thread each (torchrun, paddle.distributed.launch; gloo on
+loopback), both frameworks, `lenet5` at its recipe's batch and at 256. Each configuration runs
+the real command line for 3 epochs on the first N training images; the figure is the best of
+epochs 2 and 3 (`images_per_s` in metrics.jsonl: the global images of an epoch over its
+seconds), so start-up and the first epoch's warm-up are left out. The configurations run one
+after the other, each pair (1x2, 2x1) back to back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def command(framework: str, processes: int, out: Path, args: list[str]) -> list[str]:
+    if processes == 1:
+        return [sys.executable, "-m", f"lenet_{framework}.train", *args, "--out", str(out)]
+    if framework == "torch":
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), "-m", "lenet_torch.train", *args, "--out", str(out)]
+    return [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(processes), "--log_dir", str(out.parent / f"{out.name}-logs"), "lenet_paddle/train.py", *args, "--out", str(out)]
+
+
+def measure(framework: str, processes: int, threads: int, batch: int, limit: int, folder: Path) -> dict:
+    out = folder / f"{framework}-{processes}x{threads}-{batch}"
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    args = ["--variant", "lenet5", "--epochs", "3", "--batch-size", str(batch), "--limit", str(limit), "--no-progress", "--device", "cpu"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(command(framework, processes, out, args), cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmarks.distributed: error: {framework} {processes}x{threads} failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {"framework": framework, "processes": processes, "threads": threads, "batch_size": batch, "images": limit,
+            "images_per_s": max(r["images_per_s"] for r in records[1:]), "wall_s": wall, "test_acc": records[-1]["test_acc"]}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.distributed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--limit", type=int, default=12800, help="training images per epoch (default: 12800)")
+    p.add_argument("--frameworks", default="torch,paddle")
+    p.add_argument("--json", default=None, help="also write the rows to this file")
+    args = p.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="lenet-dist-bench-") as d:
+        for framework in args.frameworks.split(","):
+            for batch in (64, 256):
+                pair = [measure(framework, n, t, batch, args.limit, Path(d)) for n, t in ((1, 2), (2, 1))]
+                for r in pair:
+                    r["vs_one_process"] = r["images_per_s"] / pair[0]["images_per_s"]
+                    rows.append(r)
+                    print(f"{framework:6} batch {batch:4}: {r['processes']} process(es) x {r['threads']} thread(s): {r['images_per_s']:8,.0f} images/s "
+                          f"({r['vs_one_process']:.2f}x one process), {r['wall_s']:.0f} s wall for 3 epochs of {args.limit:,}", flush=True)  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
