@@ -119,7 +119,9 @@ def test_a_killed_process_ends_the_job_with_one_line(framework, mnist_test, tmp_
     """kill -9 of process 1 mid-run: the launcher ends the job non-zero within seconds (measured:
     about 1 s in both), not at the timeout, and process 0 says so in one line. Paddle's one
     exception: a peer lost inside backward (DataParallel's C++ reducer) makes paddle's runtime
-    abort the process with gloo's TimeoutException or IoException, which Python cannot catch."""
+    abort the process with gloo's TimeoutException or IoException, which Python cannot catch;
+    and paddle's launcher, seeing process 1 fail, may end process 0 before it prints (the
+    launcher then names the failed process: "Container rank 1 status failed ... code -9")."""
     out = tmp_path / "run"
     rank_var = {"torch": "RANK", "paddle": "PADDLE_TRAINER_ID"}[framework]
     proc = _launch(framework, ["--variant", "lenet5", "--epochs", "20", "--limit", "20000", "--no-progress", "--device", "cpu", "--out", str(out)], tmp_path)
@@ -145,9 +147,10 @@ def test_a_killed_process_ends_the_job_with_one_line(framework, mnist_test, tmp_
     assert time.monotonic() - killed < 60
     assert proc.returncode != 0
     ours = [line for line in output.splitlines() if line.startswith(f"lenet_{framework}.train: error:")]
-    if framework == "paddle" and not ours:
-        assert "terminate called after throwing an instance of 'gloo::" in output, output[-3000:]  # TimeoutException or IoException
+    if framework == "paddle" and not ours:  # paddle's runtime aborted process 0, or its launcher ended it first
+        assert "terminate called after throwing an instance of 'gloo::" in output or "Container rank 1 status failed" in output, output[-3000:]
         return
+    ours = sorted(set(ours))  # paddle's launcher repeats the tail of process 0's log after it fails
     assert len(ours) == 1 and "process 0 of 2: a collective failed" in ours[0] and "another process of the job ended" in ours[0], output[-3000:]
 
 
