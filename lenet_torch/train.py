@@ -162,10 +162,9 @@ class Backend:
             PeerLost: in a job, another process ended or hung past the timeout."""
         if self.world.size == 1:
             return self._step(index, lr, theta, masks, 1.0)
-        part = self.world.shard(len(index))
-        shard = None if masks is None else {k: v[part] for k, v in masks.items()}
+        index, theta, masks, weight = self.world.take_shard(index, theta, masks)
         try:
-            self._step(index[part], lr, None if theta is None else theta[part], shard, self.world.weight(len(index)))
+            self._step(index, lr, theta, masks, weight)
         except RuntimeError as e:  # gloo and nccl raise DistBackendError, a RuntimeError
             raise lost(self.world, e) from None
 

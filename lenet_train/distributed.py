@@ -77,6 +77,13 @@ class World:
         part = self.shard(n)
         return (part.stop - part.start) * self.size / n
 
+    def take_shard(self, index, theta=None, masks=None) -> tuple:
+        """This rank's part of one global step (lenet_train.loop.Step's index, theta, masks)
+        and the weight of its mean loss: (index, theta, masks, weight)."""
+        part = self.shard(len(index))
+        shard = None if masks is None else {k: v[part] for k, v in masks.items()}
+        return index[part], None if theta is None else theta[part], shard, self.weight(len(index))
+
     def check_batches(self, n: int, batch_size: int) -> None:
         """Every global batch of an epoch of `n` images gives each rank at least one image.
 
