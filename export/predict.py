@@ -26,6 +26,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -45,6 +46,10 @@ NPY_HEADER_MAX = 10_000  # bytes of a .npy header: NumPy's own limit for reading
 
 class InputError(ValueError):
     """One input that cannot be classified; the others still are."""
+
+
+class Unreadable(InputError):
+    """Bytes that are not a picture or array at all (the service answers 400; other InputErrors 422)."""
 
 
 def _first_line(e: BaseException) -> str:
@@ -76,15 +81,15 @@ def load(path: Path, colour: bool) -> np.ndarray:
         raise InputError(f"{size:,} bytes, more than the {MAX_FILE_BYTES:,} this reader accepts")
     kind = _kind(path)
     if kind == "npy":
-        return _as_images(_read_npy(path), colour)
+        return as_images(_read_npy(path), colour)
     if kind == "idx":
         from lenet_spec.data import DataError, read_idx
 
         try:
-            return _as_images(read_idx(path), colour)
+            return as_images(read_idx(path), colour)
         except DataError as e:
             raise InputError(str(e).removeprefix(f"{path}: ")) from None
-    return _read_picture(path, colour)[None]
+    return read_picture(path, colour)[None]
 
 
 def _check_pixels(height: int, width: int) -> None:
@@ -92,15 +97,17 @@ def _check_pixels(height: int, width: int) -> None:
         raise InputError(f"{width}x{height} pixels, more than the {MAX_PIXELS:,} this reader accepts")
 
 
-def _read_picture(path: Path, colour: bool) -> np.ndarray:
-    """A picture as uint8 (H, W) or (H, W, 3), its size checked before it is decoded."""
+def read_picture(source: Path | BinaryIO, colour: bool) -> np.ndarray:
+    """A picture (a file, or bytes in a file object) as uint8 (H, W) or (H, W, 3), its size
+    checked before it is decoded: a small PNG that claims 50,000 x 50,000 pixels is refused
+    from its header."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():  # a damaged file's warnings would add lines to its one-line error
             warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=PICTURE_FORMATS) as im:  # reads the header only
+            with Image.open(source, formats=PICTURE_FORMATS) as im:  # reads the header only
                 _check_pixels(im.height, im.width)
                 im.load()
                 if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
@@ -113,9 +120,9 @@ def _read_picture(path: Path, colour: bool) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InputError(f"too large to decode ({e})") from None
     except UnidentifiedImageError:
-        raise InputError(f"not an image Pillow can read (UnidentifiedImageError; formats read: {', '.join(PICTURE_FORMATS)})") from None
+        raise Unreadable(f"not an image Pillow can read (UnidentifiedImageError; formats read: {', '.join(PICTURE_FORMATS)})") from None
     except Exception as e:  # a damaged file makes Pillow's plugins raise OSError, SyntaxError, ValueError, struct.error, ...
-        raise InputError(f"not an image Pillow can read ({type(e).__name__})") from None
+        raise Unreadable(f"not an image Pillow can read ({type(e).__name__})") from None
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -137,7 +144,7 @@ def _read_npy(path: Path) -> np.ndarray:
         except InputError:
             raise
         except Exception as e:  # ValueError for a bad magic, header or dtype; the header is parsed with ast.literal_eval
-            raise InputError(f"not a readable .npy array ({_first_line(e)})") from None
+            raise Unreadable(f"not a readable .npy array ({_first_line(e)})") from None
         if dtype.kind not in "uif":  # bool, complex, object, structured, strings, dates: refused before any byte is read
             raise InputError(f"holds {dtype} values, not pixels")
         if any(d < 0 for d in shape):
@@ -159,9 +166,13 @@ def _read_npy(path: Path) -> np.ndarray:
         raise InputError(f"not a readable .npy array (shape {shape}: {e})") from None
 
 
-def _as_images(array: np.ndarray, colour: bool) -> np.ndarray:
+def as_images(array: np.ndarray, colour: bool) -> np.ndarray:
     """A 2-D array is one image, a 3-D one (N, H, W) a stack; uint8 is 0-255, other numbers 0-1.
-    Checks the values without copying them."""
+    Checks the values without copying them.
+
+    Raises:
+        InputError: one line, for values that are not pixels, or a shape that is not images.
+    """
     if np.issubdtype(array.dtype, np.number) and not np.issubdtype(array.dtype, np.complexfloating):
         if array.dtype != np.uint8 and array.size:
             lo, hi = array.min(), array.max()
@@ -170,7 +181,7 @@ def _as_images(array: np.ndarray, colour: bool) -> np.ndarray:
             with np.errstate(over="ignore"):  # huge values become inf: still out of range
                 lo, hi = np.float32(lo), np.float32(hi)
             if lo < 0 or hi > 1:
-                raise InputError(f"float values must lie in [0, 1], found [{lo:.3g}, {hi:.3g}]; save uint8 0-255 or scale them")
+                raise InputError(f"values must lie in [0, 1], found [{lo:.3g}, {hi:.3g}]; scale them (uint8 arrays are read as 0-255)")
     else:
         raise InputError(f"holds {array.dtype} values, not pixels")
     if colour:
@@ -269,6 +280,23 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
+def model_inputs(images: np.ndarray, info: ModelInfo, from_picture: bool) -> np.ndarray:
+    """A slice of `load`'s stack -> the model's input batch (N, C, H, W) float32 in [0, 1].
+    export.serve prepares its requests with this function too."""
+    return np.stack([prepare(im, info, from_picture) for im in pixels(images)])
+
+
+def ranked(logits: np.ndarray, info: ModelInfo, top: int) -> list[list[tuple[int, str, float]]]:
+    """Per image, its `top` classes as (class, label, probability), most probable first.
+
+    Raises:
+        InputError: when the model's scores do not have the shape its metadata promises.
+    """
+    if logits.ndim != 2 or logits.shape[1] != len(info.classes):
+        raise InputError(f"the model gave scores of shape {logits.shape} for images of {len(info.classes)} classes")
+    return [[(int(k), info.classes[k], float(p[k])) for k in np.argsort(-p, kind="stable")[:top]] for p in softmax(logits.astype(np.float64))]
+
+
 def predict_file(sess, info: ModelInfo, path: Path, top: int) -> list[dict]:
     """One record per image in the file: its top classes and probabilities.
 
@@ -283,16 +311,15 @@ def predict_file(sess, info: ModelInfo, path: Path, top: int) -> list[dict]:
     step = max(1, CHUNK_PIXELS // math.prod(images.shape[1:]))
     records = []
     for start in range(0, len(images), step):
-        batch = np.stack([prepare(im, info, picture) for im in pixels(images[start : start + step])])
+        batch = model_inputs(images[start : start + step], info, picture)
         try:
             logits = run(sess, batch)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidArgument/... types
             raise InputError(f"onnxruntime failed on it ({_first_line(e)})") from None
-        if logits.shape != (len(batch), len(info.classes)):
-            raise InputError(f"the model gave scores of shape {logits.shape} for {len(batch)} images of {len(info.classes)} classes")
-        for i, p in enumerate(softmax(logits.astype(np.float64)), start):
-            order = np.argsort(-p)[:top]
-            record = {"file": str(path), "top": [{"class": int(k), "label": info.classes[k], "probability": float(p[k])} for k in order]}
+        if len(logits) != len(batch):
+            raise InputError(f"the model gave scores of shape {logits.shape} for {len(batch)} images")
+        for i, classes in enumerate(ranked(logits, info, top), start):
+            record = {"file": str(path), "top": [{"class": k, "label": label, "probability": p} for k, label, p in classes]}
             if len(images) > 1:
                 record["index"] = i
             records.append(record)

@@ -504,7 +504,7 @@ def test_npy_reader_reads_what_np_load_reads_and_refuses_the_rest(tmp_path, monk
     assert predict.load(tmp_path / "colour.npy", colour=True).shape == (1, 2, 5, 3)
     cases = {
         "inf.npy": (np.full((2, 2), np.inf), "holds NaN or infinite values"),
-        "wide.npy": (np.full((2, 2), 2.0), "float values must lie in [0, 1], found [2, 2]"),
+        "wide.npy": (np.full((2, 2), 2.0), "values must lie in [0, 1], found [2, 2]"),
         "record.npy": (np.zeros(3, dtype=[("a", "<i4")]), "values, not pixels"),
         "strings.npy": (np.array(["a", "b"]), "holds <U1 values, not pixels"),
         "bools.npy": (np.zeros((2, 2), bool), "holds bool values, not pixels"),

@@ -1,0 +1,545 @@
+"""python -m export.serve model.onnx [more.onnx ...]: the exported models as an HTTP service,
+with a page to draw digits on.
+
+    GET  /              the draw-a-digit page (plain HTML/CSS/JS from export/static, nothing from the internet)
+    POST /v1/predict    a picture (PNG/JPEG/... body, or a multipart upload) or a JSON array
+                        ([H][W] or [N][H][W], values in [0, 1]) -> {"model", "predictions"}
+    GET  /v1/models     what each loaded file says about itself (variant, data set, labels, hashes)
+    GET  /healthz       {"status": "ok"} while the service answers
+    GET  /docs          the API, rendered from /openapi.json by the package (no CDN)
+
+Built on FastAPI and uvicorn, the Python ecosystem's usual pair: FastAPI checks the query
+parameters and writes the OpenAPI description; uvicorn is the ASGI server. Neither torch nor
+paddle is imported: a request goes through export.predict's own reading and preprocessing
+(`read_picture`, `as_images`, `model_inputs`, `ranked`), so a file gets the same answer here
+as from `python -m export.predict`.
+
+Requests that arrive together are answered by one onnxruntime call (`Batcher`): the first
+waits at most --max-wait-ms for others, up to --max-batch images. --max-batch 1 turns that off:
+each request then runs its own call, concurrently. Reading and preprocessing run in a pool of
+one thread per core, so one large picture does not stop the server from answering others.
+
+Bounds: a body over --max-body bytes gets 413 before it is read; a picture is refused from its
+header when it claims more than export.predict's MAX_PIXELS (a 50,000 x 50,000 PNG bomb is a
+few kilobytes); at most --limit-concurrency requests are taken at once (503 beyond).
+"""
+
+# no `from __future__ import annotations`: FastAPI reads the endpoints' annotations (Request, Query) at run time
+import argparse
+import asyncio
+import collections
+import hashlib
+import io
+import ipaddress
+import json
+import math
+import os
+import re
+import socket
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lenet_spec.cli import HelpFormatter, UsageError
+
+from .metadata import MetadataError, ModelInfo
+from .predict import InputError, Unreadable, as_images, model_inputs, ranked, read_picture
+from .runtime import DEVICES, RuntimeUnavailable, info_of, provider_of, run, session
+
+STATIC = Path(__file__).resolve().parent / "static"
+DEFAULT_MAX_BODY = 4 * 2**20  # bytes: a 12 MP phone JPEG is 3-5 MB; a drawn digit's PNG is 2-10 KB
+DEFAULT_MAX_BATCH = 64  # images in one onnxruntime call
+DEFAULT_MAX_WAIT_MS = 2.0  # how long the first request of a batch waits for others
+DEFAULT_LIMIT_CONCURRENCY = 64  # requests held at once (each at most --max-body): bounds memory; 503 beyond
+MAX_TOP = 1000
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+JSON_TYPES = ("application/json",)
+PICTURE_TYPES = ("image/",)  # image/png, image/jpeg, ...: Pillow identifies the format from the bytes
+SNIFFED_TYPES = ("", "application/octet-stream", "application/x-www-form-urlencoded")  # curl --data-binary's default; told apart by the first byte
+
+
+class StartError(ValueError):
+    """The service cannot start as asked; the message is the one line to print."""
+
+
+class RequestError(Exception):
+    """A request answered with an error: `status` and one line naming the problem."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class Batcher:
+    """One model's onnxruntime calls. Requests that arrive while others wait are run together:
+    the first waits at most `max_wait_s` for more, a call takes at most `max_batch` images, a
+    request's images are never split between calls unless it alone has more than `max_batch`.
+    With max_batch 1, each request runs its own call, concurrently in `pool`."""
+
+    def __init__(self, sess, max_batch: int, max_wait_s: float, pool: ThreadPoolExecutor):
+        self.sess, self.max_batch, self.max_wait_s, self.pool = sess, max_batch, max_wait_s, pool
+        self.pending: collections.deque[tuple[np.ndarray, asyncio.Future]] = collections.deque()
+        self.queued = 0  # images in `pending`
+        self.calls = 0  # onnxruntime calls made, and the images they took: mean batch = images / calls
+        self.images = 0
+        self._count = threading.Lock()
+        self.runner = ThreadPoolExecutor(1, thread_name_prefix="onnxruntime")  # one call at a time; it uses every core itself
+        self._wake: asyncio.Event | None = None
+        self._full: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self.max_batch > 1:
+            self._wake, self._full = asyncio.Event(), asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self.runner.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        with self._count:
+            self.calls += 1
+            self.images += len(batch)
+        return run(self.sess, batch)
+
+    async def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Logits (N, classes) for a request's images (N, C, H, W)."""
+        loop = asyncio.get_running_loop()
+        if self.max_batch <= 1:
+            return await loop.run_in_executor(self.pool, self._run, batch)
+        futures = []
+        for start in range(0, len(batch), self.max_batch):
+            future = loop.create_future()
+            part = batch[start : start + self.max_batch]
+            self.pending.append((part, future))
+            self.queued += len(part)
+            futures.append(future)
+        self._wake.set()
+        if self.queued >= self.max_batch:
+            self._full.set()
+        return np.concatenate(await asyncio.gather(*futures))
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self.pending:
+                self._wake.clear()
+                await self._wake.wait()
+            if self.queued < self.max_batch and self.max_wait_s > 0:
+                self._full.clear()
+                try:
+                    await asyncio.wait_for(self._full.wait(), self.max_wait_s)
+                except TimeoutError:
+                    pass
+            taken, count = [], 0
+            while self.pending and (not taken or count + len(self.pending[0][0]) <= self.max_batch):
+                part, future = self.pending.popleft()
+                self.queued -= len(part)
+                if future.cancelled():  # the client went away while it waited
+                    continue
+                taken.append((part, future))
+                count += len(part)
+            if not taken:
+                continue
+            try:
+                logits = await loop.run_in_executor(self.runner, self._run, np.concatenate([part for part, _ in taken]))
+            except Exception as e:  # onnxruntime's own error types; each waiting request gets it
+                for _, future in taken:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            start = 0
+            for part, future in taken:
+                if not future.done():
+                    future.set_result(logits[start : start + len(part)])
+                start += len(part)
+
+
+@dataclass
+class Served:
+    """One loaded model file."""
+
+    name: str
+    path: Path
+    sha256: str
+    sess: object
+    info: ModelInfo
+    batcher: Batcher | None = field(default=None, repr=False)
+
+    def describe(self, default: bool) -> dict:
+        i = self.info
+        return {
+            "name": self.name,
+            "default": default,
+            "file": str(self.path),
+            "sha256": self.sha256,
+            "variant": i.variant,
+            "dataset": i.dataset,
+            "labels": list(i.classes),
+            "input": {"channels": i.channels, "height": i.height, "width": i.width},
+            "source_framework": i.framework,
+            "source_framework_version": i.framework_version,
+            "spec_version": i.spec_version,
+            "source": i.source,
+            "checkpoint_sha256": i.checkpoint_sha256 or None,
+            "provider": provider_of(self.sess),
+            "runs": {"calls": self.batcher.calls, "images": self.batcher.images} if self.batcher else None,
+        }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_models(specs: list[str], device: str = "auto", threads: int | None = None) -> dict[str, Served]:
+    """The model files named on the command line (FILE or NAME=FILE; a file's name is its stem).
+
+    Raises:
+        StartError: one line, for a file that is missing, not ONNX, or not exported by this
+            project, and for two models of the same name.
+    """
+    models: dict[str, Served] = {}
+    for spec in specs:
+        name, _, file = spec.rpartition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
+        path = Path(file)
+        name = name or path.stem
+        if not NAME.fullmatch(name):
+            raise StartError(f"{spec}: {name!r} cannot name a model (letters, digits, '.', '_', '-'); give one as NAME={file}")
+        if name in models:
+            raise StartError(f"{spec}: two models are named {name!r} ({models[name].path} and {path}); name one as OTHER={file}")
+        if not path.is_file():
+            raise StartError(f"{file}: no such file; export one with `python -m export CKPT --out {file}`")
+        try:
+            sess = session(path, device, threads)
+            info = info_of(sess, str(path))
+        except (MetadataError, RuntimeUnavailable, ValueError) as e:
+            raise StartError(str(e)) from None
+        models[name] = Served(name, path, _sha256(path), sess, info)
+    return models
+
+
+def _content_kind(content_type: str, body: bytes) -> str:
+    """'json', 'picture' or 'multipart' for a request's Content-Type (and, for curl's defaults, its first byte)."""
+    kind = content_type.split(";")[0].strip().lower()
+    if kind in JSON_TYPES or kind.endswith("+json"):
+        return "json"
+    if kind.startswith(PICTURE_TYPES):
+        return "picture"
+    if kind == "multipart/form-data":
+        return "multipart"
+    if kind in SNIFFED_TYPES:
+        return "json" if body.lstrip()[:1] in (b"[", b"{") else "picture"
+    raise RequestError(415, f"Content-Type {kind!r} is not taken: send a picture (image/png, image/jpeg, ...), multipart/form-data with a file, or application/json")
+
+
+def decode(body: bytes, kind: str, info: ModelInfo) -> tuple[np.ndarray, bool]:
+    """A request body -> the model's input batch (N, C, H, W), and whether the request held one
+    image (a picture, or a JSON [H][W]) rather than a stack. Runs in a worker thread.
+
+    Raises:
+        RequestError: 400 for bytes that are not a picture or JSON; 422 for a picture or array
+            that cannot be classified (shape, values, no ink, too many pixels).
+    """
+    colour = info.channels == 3
+    try:
+        if kind == "json":
+            try:
+                value = json.loads(body)
+            except (ValueError, RecursionError) as e:  # RecursionError: arrays nested thousands deep
+                raise RequestError(400, f"the body is not JSON ({type(e).__name__}: {str(e)[:120]})") from None
+            if not isinstance(value, list):
+                raise RequestError(422, f"expected a JSON array of images ([H][W] or [N][H][W] numbers in [0, 1]), got a JSON {type(value).__name__}")
+            try:
+                array = np.asarray(value)
+            except (ValueError, OverflowError):  # ragged rows
+                raise RequestError(422, "the JSON array is not rectangular: every image needs the same number of rows, every row the same length") from None
+            if array.dtype.kind not in "uif":
+                raise RequestError(422, f"the JSON array holds {'booleans' if array.dtype.kind == 'b' else 'values that are not all numbers'}; send numbers in [0, 1]")
+            if array.dtype.kind in "iu":
+                array = array.astype(np.float64)  # JSON's integers are numbers on [0, 1] like its floats, never 0-255
+            single = array.ndim == (3 if colour else 2)
+            images, picture = as_images(array, colour), False
+        else:
+            images, picture, single = read_picture(io.BytesIO(body), colour)[None], True, True
+        if not len(images):
+            raise RequestError(422, "the JSON array holds no images")
+        return model_inputs(images, info, picture), single
+    except Unreadable as e:
+        raise RequestError(400, str(e)) from None
+    except InputError as e:
+        raise RequestError(422, str(e)) from None
+
+
+def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_batch: int = DEFAULT_MAX_BATCH, max_wait_ms: float = DEFAULT_MAX_WAIT_MS, workers: int | None = None):
+    """The FastAPI application serving `models` (the first is the default)."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI, Query, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse
+    from starlette.datastructures import UploadFile
+    from starlette.exceptions import HTTPException
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    if not models:
+        raise StartError("no model to serve")
+    default = next(iter(models))
+    pool = ThreadPoolExecutor(workers or os.cpu_count() or 1, thread_name_prefix="prepare")
+    for served in models.values():
+        served.batcher = Batcher(served.sess, max_batch, max_wait_ms / 1000, pool)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        for served in models.values():
+            served.batcher.start()
+        yield
+        for served in models.values():
+            await served.batcher.stop()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="lenet-parity",
+        summary="LeNet models exported to ONNX, served with onnxruntime",
+        version="1",
+        docs_url=None,  # FastAPI's Swagger UI loads from a CDN; /docs is served by the package instead
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.exception_handler(RequestError)
+    async def request_error(request, e: RequestError):
+        return error(e.status, str(e))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, e: HTTPException):
+        if e.status_code == 404:
+            return error(404, f"no such page: {request.url.path}; the API is POST /v1/predict, GET /v1/models, GET /healthz (see /docs)")
+        return error(e.status_code, str(e.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, e: RequestValidationError):
+        first = e.errors()[0]
+        where = " ".join(str(part) for part in first.get("loc", ()))
+        return error(422, f"{where}: {first.get('msg', 'invalid')}".strip())
+
+    def pick(name: str | None) -> Served:
+        served = models.get(name or default)
+        if served is None:
+            raise RequestError(404, f"no model named {name!r}; loaded: {', '.join(models)} (GET /v1/models)")
+        return served
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body:
+            raise RequestError(413, f"the body is {int(declared):,} bytes, more than the {max_body:,} this service takes (--max-body)")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body:  # a chunked body, which declares no length
+                raise RequestError(413, f"the body is more than the {max_body:,} bytes this service takes (--max-body)")
+            chunks.append(chunk)
+        if not size:
+            raise RequestError(400, "the body is empty: send a picture or a JSON array")
+        return b"".join(chunks)
+
+    async def multipart_file(request: Request, body: bytes) -> bytes:
+        async def stream():
+            yield body
+
+        try:
+            form = await MultiPartParser(request.headers, stream(), max_files=1, max_fields=16).parse()
+        except MultiPartException as e:
+            raise RequestError(400, f"the multipart body cannot be read ({e.message})") from None
+        files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+        if not files:
+            raise RequestError(400, "the multipart body holds no file: upload one, e.g. curl -F file=@digit.png")
+        data = await files[0].read()
+        await form.close()
+        if not data:
+            raise RequestError(400, "the uploaded file is empty")
+        return data
+
+    example = {"model": default, "predictions": [{"class": 7, "label": "7", "prob": 0.9981}, {"class": 3, "label": "3", "prob": 0.0012}, {"class": 2, "label": "2", "prob": 0.0004}]}
+    errors = {
+        status: {"description": text, "content": {"application/json": {"example": {"error": "one line naming the problem"}}}}
+        for status, text in [
+            (400, "the body is not a picture or JSON"),
+            (404, "no model of that name"),
+            (413, "the body is larger than --max-body"),
+            (415, "an unsupported Content-Type"),
+            (422, "a picture or array that cannot be classified: wrong shape, values outside [0, 1], no ink, too many pixels"),
+        ]
+    }
+    body_doc = {
+        "required": True,
+        "content": {
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+            "application/json": {
+                "schema": {"type": "array", "items": {"type": "array"}, "description": "[H][W] (one image) or [N][H][W] numbers in [0, 1], ink high"},
+                "example": [[0.0] * 4] * 2,
+            },
+        },
+    }
+
+    @app.post(
+        "/v1/predict",
+        summary="Classify a picture or arrays of pixels",
+        description=(
+            "A picture (PNG, JPEG, BMP, GIF, TIFF, WebP, PPM; any size up to 16.7 MP, any colours, dark ink on paper or light on dark) goes "
+            "through MNIST's own preprocessing, as in `python -m export.predict`. A JSON array of the model's size with ink high is taken "
+            "as it is. One image gives `predictions` as a list of classes; an [N][H][W] stack gives a list of such lists."
+        ),
+        responses={200: {"description": "the most probable classes, most probable first", "content": {"application/json": {"example": example}}}, **errors},
+        openapi_extra={"requestBody": body_doc},
+    )
+    async def predict(
+        request: Request,
+        model: str | None = Query(None, description=f"a loaded model's name (default: {default}); GET /v1/models lists them"),
+        top: int = Query(3, ge=1, le=MAX_TOP, description="how many classes to return per image (at most the model's classes)"),
+    ):
+        served = pick(model)
+        body = await read_body(request)
+        kind = _content_kind(request.headers.get("content-type", ""), body)
+        if kind == "multipart":
+            body, kind = await multipart_file(request, body), "picture"
+        batch, single = await asyncio.get_running_loop().run_in_executor(pool, decode, body, kind, served.info)
+        try:
+            logits = await served.batcher(batch)
+        except Exception as e:  # onnxruntime's own error types
+            raise RequestError(500, f"onnxruntime failed: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
+        top = min(top, len(served.info.classes))
+        predictions = [[{"class": k, "label": label, "prob": p} for k, label, p in classes] for classes in ranked(logits, served.info, top)]
+        return {"model": served.name, "predictions": predictions[0] if single else predictions}
+
+    @app.get("/v1/models", summary="The loaded models and what their files say about themselves")
+    async def list_models():
+        return {"default": default, "models": [served.describe(name == default) for name, served in models.items()]}
+
+    @app.get("/healthz", summary="Whether the service answers")
+    async def healthz():
+        return {"status": "ok", "models": list(models)}
+
+    security = {
+        "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-cache",
+    }
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC / "index.html", headers=security)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return FileResponse(STATIC / "docs.html", headers=security)
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str):
+        path = STATIC / name
+        if "/" in name or name.startswith(".") or not path.is_file():
+            raise RequestError(404, f"no such file: /static/{name}")
+        return FileResponse(path, headers=security)
+
+    return app
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0: a free one).
+
+    Raises:
+        StartError: one line, when the address cannot be used.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise StartError(f"--host {host}: not an address of this machine ({e.strerror}); use 127.0.0.1, or 0.0.0.0 for every interface") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        hint = "pass another --port (or 0 for a free one)" if e.errno == 98 else "pass another --host or --port"
+        raise StartError(f"cannot listen on {host}:{port} ({e.strerror}); {hint}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _reach(host: str) -> str:
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback:
+        return "only this machine can reach it; --host 0.0.0.0 listens on every interface (put a reverse proxy with TLS in front before exposing it)"
+    return "it listens beyond this machine: anyone who can reach this address can use it"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m export.serve", description="Serve exported ONNX files over HTTP, with a page to draw digits on.", formatter_class=HelpFormatter)
+    p.add_argument("models", nargs="+", metavar="MODEL", help="ONNX files written by `python -m export`, each as FILE or NAME=FILE (the first is the default; a file's name is its stem)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for every interface")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on; 0 for a free one (printed)")
+    p.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="images in one onnxruntime call; 1 turns micro-batching off")
+    p.add_argument("--max-wait-ms", type=float, default=DEFAULT_MAX_WAIT_MS, help="how long a request waits for others to share its onnxruntime call")
+    p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body in bytes (413 beyond)")
+    p.add_argument("--limit-concurrency", type=int, default=DEFAULT_LIMIT_CONCURRENCY, help="requests taken at once (503 beyond)")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime's threads per call (default: one per core)")
+    p.add_argument("--device", default="auto", choices=list(DEVICES), help="onnxruntime provider: CUDA when available (auto), or forced")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"], help="uvicorn's log level")
+    p.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    args = p.parse_args(argv)
+    prog = "export.serve"
+    try:
+        for flag, value, low in [("--max-batch", args.max_batch, 1), ("--max-body", args.max_body, 1024), ("--limit-concurrency", args.limit_concurrency, 1)]:
+            if value < low:
+                raise UsageError(f"{flag} {value}: must be at least {low}")
+        if not (0 <= args.port <= 65535):
+            raise UsageError(f"--port {args.port}: must be 0 to 65535")
+        if not (math.isfinite(args.max_wait_ms) and 0 <= args.max_wait_ms <= 1000):
+            raise UsageError(f"--max-wait-ms {args.max_wait_ms}: must be 0 to 1000")
+        if args.threads is not None and args.threads < 1:
+            raise UsageError(f"--threads {args.threads}: must be at least 1")
+        try:
+            import fastapi  # noqa: F401
+            import uvicorn
+        except ImportError as e:
+            raise StartError(f"{e.name} is not installed: pip install -e \".[serve]\"") from None
+        models = load_models(args.models, args.device, args.threads)
+        app = create_app(models, args.max_body, args.max_batch, args.max_wait_ms)
+        sock = listen(args.host, args.port)
+    except (UsageError, StartError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    names = ", ".join(f"{name} ({served.info.variant}, {served.info.dataset}, {provider_of(served.sess)})" for name, served in models.items())
+    batching = f"micro-batching up to {args.max_batch} images, {args.max_wait_ms:g} ms wait" if args.max_batch > 1 else "no micro-batching"
+    print(f"{prog}: serving {names}; {batching}", flush=True)
+    print(f"{prog}: http://{shown}:{port}/ ({_reach(args.host)})", flush=True)
+    config = uvicorn.Config(app, log_level=args.log_level, access_log=not args.no_access_log, limit_concurrency=args.limit_concurrency, timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    from lenet_spec.cli import run as run_cli
+
+    run_cli(main, "export.serve")
