@@ -25,6 +25,7 @@ import paddle.nn.functional as F
 
 import lenet_spec
 from lenet_spec.checkpoint import CheckpointError, atomic_write, envelope
+from lenet_spec.cli import no_gpu
 from lenet_spec.recipe import Recipe
 from lenet_train.distributed import DEFAULT_TIMEOUT_S, World, lost
 
@@ -37,11 +38,18 @@ def has_gpu() -> bool:
     return paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
 
 
+def gpu_problem() -> str | None:
+    """None when paddle sees a CUDA GPU, else the project's one line saying why not."""
+    if has_gpu():
+        return None
+    return no_gpu("paddle", paddle.__version__, paddle.version.cuda() if paddle.is_compiled_with_cuda() else None)
+
+
 def pick_device(name: str, world: World = World()) -> str:
     """'cpu', 'gpu' or 'auto' -> paddle's device ('cpu', 'gpu:0'; in a job, the GPU of the
     process's local rank), made current; ValueError when a GPU is asked for and absent."""
-    if name == "gpu" and not has_gpu():
-        raise ValueError("--device gpu: paddle sees no CUDA device (is paddlepaddle-gpu installed?); use --device cpu or auto")
+    if name == "gpu" and gpu_problem():
+        raise ValueError(gpu_problem())
     if name in ("gpu", "auto") and has_gpu():
         paddle.set_device(f"gpu:{world.local_rank % paddle.device.cuda.device_count()}")
     else:

@@ -25,6 +25,23 @@ class UsageError(ValueError):
     """A command line that cannot be carried out as given; the message is the line to print."""
 
 
+ENV_CHECK = "python -m parity.check --env"  # what this machine has for the project, in one screen
+
+
+def no_gpu(framework: str, version: str, cuda: str | None, why: str | None = None) -> str:
+    """The one line of every command given `--device gpu` where `framework` (torch, paddle,
+    onnxruntime) sees no GPU; the caller puts "<prog>: error: " before it.
+
+    Args:
+        version: the framework's version, as it reports it.
+        cuda: the CUDA version the framework was built for; None for a CPU build.
+        why: instead of the reason worked out from `cuda`.
+    """
+    if why is None:
+        why = f"{framework} {version} is a CPU build" if not cuda else f"{framework} {version} is built for CUDA {cuda} but cannot use a GPU here"
+    return f"--device gpu: {framework} sees no CUDA GPU ({why}); see what this machine has with `{ENV_CHECK}`, or use --device cpu"
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)

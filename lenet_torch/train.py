@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 import lenet_spec
 from lenet_spec.checkpoint import CheckpointError, atomic_write, envelope
+from lenet_spec.cli import no_gpu
 from lenet_spec.recipe import Recipe
 from lenet_train.distributed import DEFAULT_TIMEOUT_S, World, lost
 
@@ -35,11 +36,18 @@ from .checkpoint import FRAMEWORK, load
 from .model import LeNet, build
 
 
+def gpu_problem() -> str | None:
+    """None when torch sees a CUDA GPU, else the project's one line saying why not."""
+    if torch.cuda.is_available():
+        return None
+    return no_gpu("torch", torch.__version__, torch.version.cuda)
+
+
 def pick_device(name: str, world: World = World()) -> torch.device:
     """'cpu', 'gpu' or 'auto' -> a torch device (in a job, the GPU of the process's local rank);
     ValueError when a GPU is asked for and absent."""
-    if name == "gpu" and not torch.cuda.is_available():
-        raise ValueError("--device gpu: torch sees no CUDA device; use --device cpu or auto")
+    if name == "gpu" and gpu_problem():
+        raise ValueError(gpu_problem())
     if name in ("gpu", "auto") and torch.cuda.is_available():
         return torch.device("cuda", world.local_rank % torch.cuda.device_count())
     return torch.device("cpu")

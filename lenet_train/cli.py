@@ -209,6 +209,10 @@ def _train(framework: str, args: argparse.Namespace, world: World) -> int:
     last = out / f"last{suffix}"
     say = print if world.lead else lambda *a, **k: None
     try:
+        backend_module.pick_device(args.device, world)  # a missing GPU is one line at once, before any data is read
+    except ValueError as e:
+        return _error(framework, str(e), world)
+    try:
         try:
             backend_module.init_distributed(args.device, args.timeout)
         except (RuntimeError, ValueError) as e:  # the rendezvous failed: a port in use, a wrong world size, an unreachable master
@@ -269,6 +273,8 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
     from parity.mapping import convert
 
     try:
+        backend_module = importlib.import_module(f"lenet_{framework}.train")
+        backend_module.pick_device(args.device)  # a missing GPU is one line at once, before any data is read
         ckpt = load_checkpoint(args.checkpoint, args.variant)
         source = ckpt.framework
         state = convert(ckpt.state, ckpt.variant, source, framework)
@@ -285,7 +291,7 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
         if IMAGE_SHAPES[dataset] != variant.input.shape:
             raise DataError(f"{variant.name} takes {'x'.join(map(str, variant.input.shape))} images and {dataset}'s are {'x'.join(map(str, IMAGE_SHAPES[dataset]))}")
         data = load_data(dataset, args.data_dir, framework)
-        backend = importlib.import_module(f"lenet_{framework}.train").Backend(variant, recipe, 0, args.device, ckpt.dtype)
+        backend = backend_module.Backend(variant, recipe, 0, args.device, ckpt.dtype)
         importlib.import_module(f"lenet_{framework}.bridge").load_state_numpy(backend.model, state)
     except (CheckpointError, DataError, FrameworkMissing, ValueError) as e:
         print(f"lenet_{framework}.evaluate: error: {e}", file=sys.stderr)

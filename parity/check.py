@@ -8,6 +8,9 @@ other framework through the mapping table, feed both the same images and compare
   4. the weights after moving them back: the round trip must be bit-exact.
 Differences are relative to the largest magnitude in the source tensor: max|a - b| / max|a|.
 Exit status 0 only if every case passes.
+
+--device gpu compares torch and paddle on the GPU, with each other and with both on the CPU
+(parity/gpu.py); --env says what this machine has for the project (parity/env.py).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from lenet_spec.cli import UsageError, check_output, run
 from lenet_spec.data import DataError, dataset_dirs, dropout_masks, find_dataset, load_split, to_model_input
 from lenet_spec.recipe import Recipe, default_recipe
 
-from .frameworks import FrameworkMissing, bridge, load_checkpoint, package
+from .frameworks import FRAMEWORKS, FrameworkMissing, bridge, gpu_problem, load_checkpoint, package
 from .mapping import MappingError, convert, table
 
 DTYPES = ("float32", "float64")
@@ -86,6 +89,29 @@ def decision_flips(variant: Variant, out_a: dict[str, np.ndarray], out_b: dict[s
         if isinstance(layer, AdaptivePool) or (isinstance(layer, Pool) and layer.mode == "max"):
             flips += int((_pool_winners(layer, out_a[prev]) != _pool_winners(layer, out_b[prev])).sum())
     return flips
+
+
+def grad_rel_diffs(variant: Variant, grads_a: dict[str, np.ndarray], grads_b: dict[str, np.ndarray]) -> dict[str, float]:
+    """Parameter -> relative difference of its gradients (both sides in one layout). A bias whose
+    gradient is zero by construction (before a BatchNorm) is zero but for rounding: it is
+    measured against its layer's weight gradient."""
+    zero_grads = variant.biases_before_batchnorm()  # bias -> its layer's weight
+    out = {}
+    for pname, g in grads_a.items():
+        if pname in zero_grads:
+            out[pname] = float(np.abs(g - grads_b[pname]).max()) / max(float(np.abs(grads_a[zero_grads[pname]]).max()), np.finfo(g.dtype).tiny)
+        else:
+            out[pname] = rel_diff(g, grads_b[pname])[1]
+    return out
+
+
+def argmax_agreement(logits_a: np.ndarray, logits_b: np.ndarray, reference: np.ndarray, abs_diff: float) -> tuple[int, int]:
+    """(images whose predicted class agrees, disagreements where the float64 reference's top two
+    classes are further apart than twice the logits' difference: not a near-tie)."""
+    pick_a, pick_b = logits_a.argmax(1), logits_b.argmax(1)
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    near_tie = (top2[:, 1] - top2[:, 0]) <= 2 * abs_diff
+    return int((pick_a == pick_b).sum()), int(((pick_a != pick_b) & ~near_tie).sum())
 
 
 @dataclass
@@ -153,7 +179,6 @@ def run_case(variant: Variant, direction: str, dtype: str, batches: list[Batch],
     dst_io.load_state_numpy(target, convert(state, variant, src, dst))
     back = convert(dst_io.state_numpy(target), variant, dst, src)
     res.roundtrip_exact = all(np.array_equal(back[k], state[k]) and back[k].dtype == state[k].dtype for k in state)
-    zero_grads = variant.biases_before_batchnorm()  # bias -> its layer's weight
 
     for i, b in enumerate(batches):
         x = b.images.astype(dtype)
@@ -174,12 +199,10 @@ def run_case(variant: Variant, direction: str, dtype: str, batches: list[Batch],
         ref = reference.forward(variant, spec_params, b.images.astype(dtype).astype(np.float64))[name]
         res.reference_max_rel_diff = max(res.reference_max_rel_diff, rel_diff(ref, logits_a)[1], rel_diff(ref, logits_b)[1])
 
-        pick_a, pick_b = logits_a.argmax(1), logits_b.argmax(1)
-        top2 = np.sort(ref, axis=1)[:, -2:]
-        near_tie = (top2[:, 1] - top2[:, 0]) <= 2 * abs_diff
-        res.argmax_agree += int((pick_a == pick_b).sum())
-        res.argmax_total += len(pick_a)
-        res.argmax_decisive_disagreements += int(((pick_a != pick_b) & ~near_tie).sum())
+        agree, decisive = argmax_agreement(logits_a, logits_b, ref, abs_diff)
+        res.argmax_agree += agree
+        res.argmax_total += len(logits_a)
+        res.argmax_decisive_disagreements += decisive
 
         masks = dropout_masks(variant, seed, 0, i, len(x))  # as a training step draws them
         if variant.stateful:
@@ -191,11 +214,7 @@ def run_case(variant: Variant, direction: str, dtype: str, batches: list[Batch],
         res.loss_diff = max(res.loss_diff, abs(loss_a - loss_b))
         flips = decision_flips(variant, out_a, out_b)
         res.decision_flips += flips
-        for pname, g in grads_a.items():
-            if pname in zero_grads:  # zero but for rounding: measured against its layer's weight gradient
-                rel = float(np.abs(g - grads_b[pname]).max()) / max(float(np.abs(grads_a[zero_grads[pname]]).max()), np.finfo(g.dtype).tiny)
-            else:
-                _, rel = rel_diff(g, grads_b[pname])
+        for pname, rel in grad_rel_diffs(variant, grads_a, grads_b).items():
             if flips:
                 res.grad_max_rel_diff_with_flips = max(res.grad_max_rel_diff_with_flips, rel)
             elif rel > res.grad_max_rel_diff or not res.worst_grad:
@@ -396,10 +415,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--augment", action="store_true", help="with --train: apply the random distortions too")
     parser.add_argument("--world-size", type=int, default=1, metavar="N", help="with --train: train data-parallel in N processes of each framework (their own launch APIs, gloo on loopback) and compare with one process and across the frameworks")
     parser.add_argument("--onnx", action="store_true", help="instead: export each variant from both frameworks and compare torch, paddle and both ONNX files in onnxruntime (4x4 matrix)")
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as a JSON list to PATH")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="where the models run; gpu: torch and paddle on the GPU, compared with each other and with both on the CPU (default: cpu)")
+    parser.add_argument("--env", action="store_true", help="instead: what this machine has for the project (Python, the frameworks and the GPUs they see, onnxruntime's providers, the data sets), one line with the fix for each problem; exit 1 if there is one")
+    parser.add_argument("--json", default=None, nargs="?", const="-", metavar="PATH", help="also write the results as JSON to PATH; with --env and no PATH: print JSON instead of the report")
     args = parser.parse_args(argv)
+    if args.env:
+        from .env import env_main
+
+        return env_main(None if args.json == "-" else args.json, as_json=args.json == "-")
+    if args.json == "-":
+        parser.error("--json needs a PATH (only --env prints JSON without one)")
     if args.batch < 1:
         parser.error("--batch must be at least 1")
+    if args.device == "gpu" and (args.train is not None or args.onnx):
+        parser.error("--device gpu compares the forward and backward passes (the default mode); --train and --onnx run on the CPU")
 
     try:
         if args.json is not None:
@@ -421,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
         return train_main(args, names, dtypes)
     if args.onnx:
         return onnx_main(args, names, weights, mnist, note)
+    if args.device == "gpu":
+        return gpu_main(args, names, dtypes, weights, mnist, note)
     print(note)
     if weights is not None:
         print(f"weights: {args.weights} ({names[0]})")
@@ -442,6 +473,39 @@ def main(argv: list[str] | None = None) -> int:
                 print(format_row(r), flush=True)
                 for problem in r.problems:
                     print(f"    {problem}")
+    return finish(results, args.json)
+
+
+def gpu_main(args: argparse.Namespace, names: list[str], dtypes: tuple[str, ...], weights: dict[str, np.ndarray] | None, mnist, note: str) -> int:
+    from . import gpu
+
+    try:
+        problem = next(filter(None, (gpu_problem(framework) for framework in FRAMEWORKS)), None)
+    except FrameworkMissing as e:
+        problem = str(e)
+    if problem:
+        print(f"parity.check: error: {problem}", file=sys.stderr)
+        return 2
+    print(note)
+    for line in gpu.prepare_gpu():
+        print(f"GPU: {line}")
+    if weights is not None:
+        print(f"weights: {args.weights} ({names[0]})")
+    images = f"{args.batch} random images" + (f" + {min(args.batch, len(mnist[1]))} MNIST test images (1x28x28 variants)" if mnist is not None else "")
+    print(f"each case: {images}, same weights, TF32 off, deterministic cuDNN\n{gpu.LEGEND}")
+    print(gpu.HEADER)
+    results = []
+    for name in names:
+        variant = get_variant(name)
+        batches = make_batches(variant, args.batch, args.seed, mnist)
+        for dtype in dtypes:
+            for r in gpu.run_device_case(variant, dtype, batches, args.seed, weights):
+                results.append(r)
+                print(gpu.format_row(r), flush=True)
+                for problem in r.problems:
+                    print(f"    {problem}")
+    if any(r.layer_tol is None or r.grad_tol is None for r in results):
+        print("GPU tolerance not measured yet (parity/gpu.py GPU_LAYER_TOL, GPU_GRAD_TOL): the differences above are reported, not judged")
     return finish(results, args.json)
 
 

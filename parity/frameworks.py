@@ -31,6 +31,13 @@ def bridge(framework: str) -> ModuleType:
     return importlib.import_module(f"lenet_{framework}.bridge")
 
 
+def gpu_problem(framework: str) -> str | None:
+    """None when `framework` sees a CUDA GPU, else the project's one line saying why not
+    (lenet_spec.cli.no_gpu: the same words for every command and framework)."""
+    package(framework)
+    return importlib.import_module(f"lenet_{framework}.train").gpu_problem()
+
+
 def load_checkpoint(path: str | os.PathLike, variant: str | None = None, expected_sha256: str | None = None) -> Checkpoint:
     """Any checkpoint a user gives (.pt, .pdparams, .safetensors; either framework's), read by the
     one safe reader of its format: torch.load(weights_only=True) for .pt (needs torch), the
