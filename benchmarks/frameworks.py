@@ -1,6 +1,6 @@
 """The framework-specific pieces the benchmarks time: inference calls and the tutorial-style
 baseline loop (DataLoader over per-sample tensors, batch 16), each importing its framework
-where it is needed."""
+where it is needed, each on the CPU or the GPU (`device`: 'cpu' or 'gpu')."""
 
 from __future__ import annotations
 
@@ -14,25 +14,45 @@ import numpy as np
 
 
 def synchronize(framework: str) -> None:
+    """Wait for the GPU's queued work (no-op on the CPU): a clock read before it measures the queueing only."""
     if framework == "torch":
         import torch
 
         if torch.cuda.is_available():
             torch.cuda.synchronize()
+    else:
+        import paddle
+
+        if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count():
+            paddle.device.synchronize()
 
 
-def inference_fn(framework: str, variant: str):
+def on(framework: str, device: str):
+    """torch's device for 'cpu'/'gpu'; for paddle, which places new tensors on its current
+    device, that device made current."""
+    if framework == "torch":
+        import torch
+
+        return torch.device("cuda" if device == "gpu" else "cpu")
+    import paddle
+
+    paddle.set_device("gpu:0" if device == "gpu" else "cpu")
+    return paddle.device.get_device()
+
+
+def inference_fn(framework: str, variant: str, device: str = "cpu"):
     """(images float32 (N, C, H, W) -> logits as NumPy) for a freshly built model in eval mode."""
+    where = on(framework, device)
     if framework == "torch":
         import torch
 
         import lenet_torch
 
-        model = lenet_torch.build(variant).eval()
+        model = lenet_torch.build(variant).eval().to(where)
 
         def run(x: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                return model(torch.from_numpy(x)).numpy()
+                return model(torch.from_numpy(x).to(where)).cpu().numpy()
 
         return run
     import paddle
@@ -49,9 +69,10 @@ def inference_fn(framework: str, variant: str):
     return run
 
 
-def tutorial_loop(framework: str, images: np.ndarray, labels: np.ndarray, steps: int, warmup: int, batch_size: int = 16) -> float:
+def tutorial_loop(framework: str, images: np.ndarray, labels: np.ndarray, steps: int, warmup: int, batch_size: int = 16, device: str = "cpu") -> float:
     """Images/s of the loop the tutorials write: a Dataset converting one uint8 image at a time,
     a shuffling DataLoader at batch 16, lenet5, Adam. Steps after `warmup` are timed."""
+    where = on(framework, device)
     if framework == "torch":
         import torch
         import torch.nn.functional as F
@@ -65,12 +86,12 @@ def tutorial_loop(framework: str, images: np.ndarray, labels: np.ndarray, steps:
             def __getitem__(self, i):
                 return torch.tensor(images[i], dtype=torch.float32).div(255).unsqueeze(0), int(labels[i])
 
-        model = lenet_torch.build("lenet5")
+        model = lenet_torch.build("lenet5").to(where)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         loader = torch.utils.data.DataLoader(Images(), batch_size=batch_size, shuffle=True)
 
         def step(x, y):
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(model(x.to(where)), y.to(where))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -106,6 +127,7 @@ def tutorial_loop(framework: str, images: np.ndarray, labels: np.ndarray, steps:
             done += 1
             if done == warmup + steps:
                 break
+    synchronize(framework)
     return steps * batch_size / (time.perf_counter() - start)
 
 
@@ -150,7 +172,7 @@ def native_batchnorm(framework: str, model):
     return model
 
 
-def plain_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndarray, batch_size: int, own_batchnorm: bool = False):
+def plain_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndarray, batch_size: int, own_batchnorm: bool = False, device: str = "cpu"):
     """The shortest loop a framework's user writes for the same work as the trainer: the whole
     training set as one float tensor, a random batch of indices, forward, the mean
     cross-entropy, backward, Adam's step. The peer the trainer's own bookkeeping (schedule,
@@ -161,28 +183,29 @@ def plain_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndar
         run(steps) -> images/s over that many steps (synchronised before and after).
     """
     rng = np.random.default_rng(0)
+    where = on(framework, device)
     if framework == "torch":
         import torch
         import torch.nn.functional as F
 
         import lenet_torch
 
-        x_all = torch.from_numpy(images).float().div_(255)
+        x_all = torch.from_numpy(images).to(where).float().div_(255)
         x_all = x_all.unsqueeze(1) if x_all.ndim == 3 else x_all
-        y_all = torch.from_numpy(labels)
+        y_all = torch.from_numpy(labels).to(where)
         model = lenet_torch.build(variant)
-        model = native_batchnorm(framework, model) if own_batchnorm else model
+        model = (native_batchnorm(framework, model) if own_batchnorm else model).to(where)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
         def step(index):
-            idx = torch.from_numpy(index)
+            idx = torch.from_numpy(index).to(where)
             loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             return loss
 
-        sync = lambda loss: None  # noqa: E731 (CPU: the step has finished when it returns)
+        sync = (lambda loss: float(loss)) if device == "gpu" else (lambda loss: None)  # noqa: E731 (CPU: the step has finished when it returns)
     else:
         import paddle
         import paddle.nn.functional as F
@@ -217,14 +240,15 @@ def plain_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndar
     return run
 
 
-def plain_onnx_session(variant: str, path: str):
-    """An onnxruntime session, every option at its default, on what a plain
+def plain_onnx_session(variant: str, path: str, device: str = "cpu"):
+    """An onnxruntime session, every option at its default but the providers, on what a plain
     `torch.onnx.export(model, x, path)` writes for the variant (no clean-up of ours): the peer of
     the project's exported file and its tuned session."""
     import onnxruntime as ort
     import torch
 
     import lenet_torch
+    from export.runtime import preload_cuda_libraries, providers
 
     model = lenet_torch.build(variant).eval()
     example = torch.rand(2, *model.variant.input.shape)
@@ -236,5 +260,7 @@ def plain_onnx_session(variant: str, path: str):
             torch.onnx.export(model, (example,), path, input_names=["image"], output_names=["logits"], dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}})
     finally:
         logging.disable(previous)
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    if device == "gpu":
+        preload_cuda_libraries(ort)
+    sess = ort.InferenceSession(path, providers=providers(device))
     return lambda x: sess.run(None, {"image": x})[0]

@@ -18,7 +18,8 @@
 
 A full run judges each figure against its peers, as ratios (JUDGED; machines differ by 2-5x,
 ratios measured in one run do not), and exits 1 when one falls short. --quick judges nothing:
-a few steps on little data say that the code runs, not how fast.
+a few steps on little data say that the code runs, not how fast. Nor does --device gpu: the
+ratios of JUDGED were measured on CPUs, the GPU's are not known yet.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ from pathlib import Path
 import numpy as np
 
 import lenet_spec
+from export.runtime import RuntimeUnavailable
 from lenet_spec.checkpoint import atomic_write
 from lenet_spec.cli import UsageError, check_output
 from lenet_spec.flops import forward_flops, training_flops
 from lenet_spec.recipe import SPEED_RECIPE, default_recipe
+from parity.frameworks import FrameworkMissing
 
 from .frameworks import inference_fn, plain_loop, synchronize, tutorial_loop
 
@@ -86,14 +89,19 @@ def steal_since(start: tuple[int, int] | None) -> float | None:
     return (end[0] - start[0]) / (end[1] - start[1])
 
 
-def gemm_rate(quick: bool) -> dict:
-    """float32 GEMM GFLOP/s with the threads the frameworks use (torch's MKL when installed, else NumPy's BLAS)."""
+def gemm_rate(quick: bool, device: str = "cpu") -> dict:
+    """float32 GEMM GFLOP/s with the threads the frameworks use (torch's MKL when installed, else
+    NumPy's BLAS); on the GPU, torch's cuBLAS."""
     n, reps = (512, 5) if quick else (1024, 20)
     try:
         import torch
 
-        a, b = torch.rand(n, n), torch.rand(n, n)
-        mm, library = (lambda: a @ b), f"torch {torch.__version__} (MKL), {torch.get_num_threads()} threads"
+        if device == "gpu":
+            a, b = torch.rand(n, n, device="cuda"), torch.rand(n, n, device="cuda")
+            mm, library = (lambda: (a @ b, torch.cuda.synchronize())), f"torch {torch.__version__} (cuBLAS) on {torch.cuda.get_device_name(0)}"
+        else:
+            a, b = torch.rand(n, n), torch.rand(n, n)
+            mm, library = (lambda: a @ b), f"torch {torch.__version__} (MKL), {torch.get_num_threads()} threads"
     except ImportError:
         a, b = np.random.rand(n, n).astype(np.float32), np.random.rand(n, n).astype(np.float32)
         mm, library = (lambda: a @ b), "numpy"
@@ -109,7 +117,7 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def trainer_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndarray, batch_size: int | None = None):
+def trainer_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndarray, batch_size: int | None = None, device: str = "cpu"):
     """The framework's trainer (the code `python -m lenet_*.train` runs) on the recipe's batches,
     at `batch_size` instead of the recipe's when given.
 
@@ -120,7 +128,7 @@ def trainer_loop(framework: str, variant: str, images: np.ndarray, labels: np.nd
 
     train = importlib.import_module(f"lenet_{framework}.train")
     recipe = default_recipe(variant).with_overrides(batch_size=batch_size)
-    backend = train.Backend(lenet_spec.get_variant(variant), recipe, 0, "cpu")
+    backend = train.Backend(lenet_spec.get_variant(variant), recipe, 0, device)
     backend.set_train_data(images, labels)
     spec = lenet_spec.get_variant(variant)
     schedule = (step for epoch in itertools.count() for step in epoch_steps(len(labels), recipe, 0, epoch, False, images.shape[-1], spec))
@@ -181,7 +189,7 @@ def throughput(fn, x: np.ndarray, reps: int) -> float:
 PLAIN_ONNX = "onnxruntime (plain torch.onnx.export file, default session)"
 
 
-def inference(variant: str, quick: bool, frameworks: tuple[str, ...]) -> list[dict]:
+def inference(variant: str, quick: bool, frameworks: tuple[str, ...], device: str = "cpu") -> list[dict]:
     """Batch-1,024 throughput and one-image latency: each framework, and onnxruntime on each framework's file."""
     from export.exporter import export, fresh
     from export.runtime import run, session
@@ -195,16 +203,16 @@ def inference(variant: str, quick: bool, frameworks: tuple[str, ...]) -> list[di
     rows = []
     with tempfile.TemporaryDirectory(prefix="lenet-bench-") as d:
         for framework in frameworks:
-            fn = inference_fn(framework, variant)
+            fn = inference_fn(framework, variant, device)
             p50, p99 = latency(fn, x1, lat_reps // 4)
             rows.append({"runtime": framework, "variant": variant, "batch_images_per_s": throughput(fn, x, reps), "latency_p50_us": p50, "latency_p99_us": p99})
         batch_fns, one_fns = {}, {}
         for framework in frameworks:
             path = export(fresh(variant, 0, framework), Path(d) / f"{framework}.onnx").path
-            sess = session(path, "cpu")
+            sess = session(path, device)
             batch_fns[f"onnxruntime ({framework}'s file)"] = one_fns[f"onnxruntime ({framework}'s file)"] = lambda im, s=sess: run(s, im)
         if "torch" in frameworks:
-            batch_fns[PLAIN_ONNX] = one_fns[PLAIN_ONNX] = plain_onnx_session(variant, str(Path(d) / "plain.onnx"))
+            batch_fns[PLAIN_ONNX] = one_fns[PLAIN_ONNX] = plain_onnx_session(variant, str(Path(d) / "plain.onnx"), device)
         lat = latencies(one_fns, x1, lat_reps)  # the files and the plain one in turns: their ratio is the figure judged
         rates = dict.fromkeys(batch_fns, 0.0)
         for _ in range(5):  # batch throughput: the best call, in five turns of a few calls each (each turn
@@ -216,7 +224,7 @@ def inference(variant: str, quick: bool, frameworks: tuple[str, ...]) -> list[di
     return rows
 
 
-def time_to_accuracy(framework: str, target: float, data, evals_per_epoch: int, max_epochs: int | None = None, import_s: float = 0.0) -> dict:
+def time_to_accuracy(framework: str, target: float, data, evals_per_epoch: int, max_epochs: int | None = None, import_s: float = 0.0, device: str = "cpu") -> dict:
     """Train lenet5 with lenet_spec.recipe.SPEED_RECIPE, evaluating on the test set
     `evals_per_epoch` times an epoch and after the last step, with the clock stopped; the
     training seconds until the first evaluation at or above `target`."""
@@ -226,7 +234,7 @@ def time_to_accuracy(framework: str, target: float, data, evals_per_epoch: int, 
     recipe = SPEED_RECIPE
     if max_epochs is not None:
         recipe = recipe.with_overrides(epochs=max_epochs)
-    backend = train.Backend(lenet_spec.get_variant("lenet5"), recipe, 0, "cpu")
+    backend = train.Backend(lenet_spec.get_variant("lenet5"), recipe, 0, device)
     t = time.perf_counter()
     backend.set_train_data(data.train_images, data.train_labels)
     load_s = time.perf_counter() - t
@@ -280,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frameworks", default="torch,paddle", help="comma-separated (default: torch,paddle)")
     p.add_argument("--variants", default=None, help="comma-separated training variants (default: all; lenet5 with --quick)")
     p.add_argument("--data-dir", default=None, help="folder holding MNIST (default: the usual places; never downloads)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="where the frameworks and onnxruntime run; gpu: reported, not judged (default: cpu)")
     args = p.parse_args(argv)
     frameworks = tuple(f for f in args.frameworks.split(",") if f)
     variants = args.variants.split(",") if args.variants else (["lenet5"] if args.quick else list(lenet_spec.VARIANTS))
@@ -289,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         out = check_output(args.json, "--json")
-    except UsageError as e:
+        if args.device == "gpu":
+            require_gpu(frameworks)
+    except (UsageError, FrameworkMissing, RuntimeUnavailable) as e:
         print(f"benchmarks: error: {e}", file=sys.stderr)
         return 2
     started, cpu_start = time.perf_counter(), cpu_times()
@@ -303,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "quick": args.quick,
+        "device": args.device,
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "data": data_note,
     }
@@ -313,12 +325,12 @@ def main(argv: list[str] | None = None) -> int:
             result["machine"][name] = version(dist)
         except PackageNotFoundError:
             result["machine"][name] = None
-    result["gemm"] = gemm = gemm_rate(args.quick)
+    result["gemm"] = gemm = gemm_rate(args.quick, args.device)
     print(f"GEMM: {gemm['gflops']:.0f} GFLOP/s ({gemm['library']}, {gemm['size']}x{gemm['size']} float32)", flush=True)
     warmup, steps = (3, 10) if args.quick else (30, 300)
     tutorial = {}
     for framework in frameworks:
-        tutorial[framework] = tutorial_loop(framework, data.train_images, data.train_labels, 20 if args.quick else 400, 5 if args.quick else 50)
+        tutorial[framework] = tutorial_loop(framework, data.train_images, data.train_labels, 20 if args.quick else 400, 5 if args.quick else 50, device=args.device)
         print(f"tutorial loop, {framework}: {tutorial[framework]:,.0f} images/s", flush=True)
     result["tutorial"] = [{"framework": f, "images_per_s": v, "batch_size": 16, "variant": "lenet5"} for f, v in tutorial.items()]
     result["training"] = []
@@ -333,8 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         for batch in [None, *sweep]:
             for framework in frameworks:
                 n = steps if batch is None else max(6, steps * recipe_batch // batch)
-                size, trainer = trainer_loop(framework, variant, images, labels, batch)
-                rates = interleaved({"trainer": trainer, "plain": plain_loop(framework, variant, images, labels, size)}, min(warmup, n), n)
+                size, trainer = trainer_loop(framework, variant, images, labels, batch, args.device)
+                rates = interleaved({"trainer": trainer, "plain": plain_loop(framework, variant, images, labels, size, device=args.device)}, min(warmup, n), n)
                 r = {"framework": framework, "variant": variant, "batch_size": size, "images_per_s": rates["trainer"], "steps": n}
                 r.update(flop_bound=bound, flop_fraction=r["images_per_s"] / bound, vs_tutorial=r["images_per_s"] / tutorial[framework], recipe_batch=batch is None,
                          plain_loop_images_per_s=rates["plain"], vs_plain_loop=rates["trainer"] / rates["plain"])  # fmt: skip
@@ -347,13 +359,17 @@ def main(argv: list[str] | None = None) -> int:
         size = default_recipe(variant).batch_size
         for framework in frameworks:  # the project's layers against the framework's own, in the same plain loop, in turns
             n = steps // 3
-            rates = interleaved({"ours": plain_loop(framework, variant, data.train_images, data.train_labels, size),
-                                 "own": plain_loop(framework, variant, data.train_images, data.train_labels, size, own_batchnorm=True)}, min(warmup, n), n)  # fmt: skip
+            rates = interleaved({"ours": plain_loop(framework, variant, data.train_images, data.train_labels, size, device=args.device),
+                                 "own": plain_loop(framework, variant, data.train_images, data.train_labels, size, own_batchnorm=True, device=args.device)}, min(warmup, n), n)  # fmt: skip
             r = {"framework": framework, "variant": variant, "batch_size": size, "steps": n, "ours_images_per_s": rates["ours"], "own_images_per_s": rates["own"], "ratio": rates["ours"] / rates["own"]}
             result["batchnorm"].append(r)
             print(f"BatchNorm   {variant:12} {framework:7} batch {size:4}: {1e3 * size / r['ours_images_per_s']:6.1f} ms a step with the project's layers, "
                   f"{1e3 * size / r['own_images_per_s']:6.1f} ms with {framework}'s own ({r['ratio']:4.2f}x its speed)", flush=True)  # fmt: skip
-    result["inference"] = inference("lenet5", args.quick, frameworks)
+    try:
+        result["inference"] = inference("lenet5", args.quick, frameworks, args.device)
+    except RuntimeUnavailable as e:  # onnxruntime-gpu listing a CUDA provider it cannot start
+        print(f"benchmarks: error: {e}", file=sys.stderr)
+        return 2
     bound = gemm["gflops"] * 1e9 / forward_flops(lenet_spec.get_variant("lenet5"))
     for r in result["inference"]:
         r.update(flop_bound=bound, flop_fraction=r["batch_images_per_s"] / bound)
@@ -368,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runs = [(f, 0.99, data, 4, None) for f in frameworks]  # an evaluation every quarter epoch
     for framework, target, d, evals, epochs in runs:
-        r = time_to_accuracy(framework, target, d, evals, epochs, import_s[framework])
+        r = time_to_accuracy(framework, target, d, evals, epochs, import_s[framework], args.device)
         r["data_s"] += data_s
         result["time_to_accuracy"].append(r)
         print(f"time to {100 * target:.1f}% ({framework}): " + (f"{r['train_s']:.1f} s training" if r["reached"] else f"not reached in {r['train_s']:.1f} s")
@@ -376,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         result["judged"] = []
         print("quick run: a few steps on little data, to show the code runs; nothing is judged (run without --quick for that)")
+    elif args.device == "gpu":
+        result["judged"] = []
+        print("GPU run: the figures are reported, not judged (the ratios of JUDGED were measured on CPUs; the GPU's are not known yet)")
     else:
         result["judged"] = judge(result)
         print("judged against the peers measured in this run (ratios; docs/BENCHMARKS.md):")
@@ -389,6 +408,18 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write(out, lambda tmp: Path(tmp).write_text(text))
     print(f"wrote {out} ({result['seconds']:.0f} s)")
     return 0 if all(j["ok"] for j in result["judged"]) else 1
+
+
+def require_gpu(frameworks: tuple[str, ...]) -> None:
+    """Raises the project's one line (lenet_spec.cli.no_gpu) for the first of `frameworks`, or
+    onnxruntime, that sees no GPU."""
+    from export.runtime import providers
+    from parity.frameworks import gpu_problem
+
+    problem = next(filter(None, (gpu_problem(framework) for framework in frameworks)), None)
+    if problem:
+        raise UsageError(problem)
+    providers("gpu")
 
 
 def judge(result: dict) -> list[dict]:

@@ -1,13 +1,17 @@
 """onnxruntime sessions for the exported files: CUDA when it is there, the CPU otherwise.
 
-Imports onnxruntime and numpy only (export.predict runs with nothing else).
+Imports onnxruntime, numpy and lenet_spec.cli (standard library) only: export.predict runs with nothing else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
 import numpy as np
+
+from lenet_spec.cli import no_gpu
 
 from .metadata import BATCH, INPUT_NAME, OUTPUT_NAME, MetadataError, ModelInfo
 
@@ -18,6 +22,13 @@ class RuntimeUnavailable(RuntimeError):
     pass
 
 
+def cuda_build() -> str | None:
+    """The CUDA version onnxruntime was built for ('12.x'), None for the CPU package."""
+    from onnxruntime.capi import build_and_package_info
+
+    return getattr(build_and_package_info, "cuda_version", None) or None
+
+
 def providers(device: str = "auto") -> list[str]:
     """Execution providers for `device`: CUDA first when asked for or available, then the CPU."""
     import onnxruntime as ort
@@ -25,8 +36,18 @@ def providers(device: str = "auto") -> list[str]:
     available = ort.get_available_providers()
     cuda = "CUDAExecutionProvider" in available
     if device == "gpu" and not cuda:
-        raise RuntimeUnavailable(f"--device gpu: onnxruntime has no CUDAExecutionProvider (it has {', '.join(available)}); install onnxruntime-gpu or use --device cpu")
+        raise RuntimeUnavailable(no_gpu("onnxruntime", ort.__version__, None, f"onnxruntime {ort.__version__} has no CUDAExecutionProvider: it is the CPU package, not onnxruntime-gpu"))
     return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda and device != "cpu" else ["CPUExecutionProvider"]
+
+
+def preload_cuda_libraries(ort) -> None:
+    """Have onnxruntime-gpu load the CUDA and cuDNN libraries from the nvidia-* wheels in
+    site-packages (those torch's CUDA build installed) before its CUDA provider needs them:
+    onnxruntime.preload_dlls, onnxruntime 1.21 and later. What it prints goes to stderr; a
+    failure here shows when the session falls back to the CPU (`session` says so for --device gpu)."""
+    if hasattr(ort, "preload_dlls"):
+        with contextlib.redirect_stdout(sys.stderr), contextlib.suppress(OSError, RuntimeError):
+            ort.preload_dlls()
 
 
 def session(path: str | os.PathLike, device: str = "auto", threads: int | None = None):
@@ -39,13 +60,18 @@ def session(path: str | os.PathLike, device: str = "auto", threads: int | None =
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
         options.intra_op_num_threads = threads
+    chosen = providers(device)
+    if "CUDAExecutionProvider" in chosen:
+        preload_cuda_libraries(ort)
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=providers(device))
-    except RuntimeUnavailable:
-        raise
+        sess = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
         first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
         raise ValueError(f"{path}: onnxruntime cannot load it ({first[:200]})") from None
+    if device == "gpu" and provider_of(sess) != "CUDAExecutionProvider":  # onnxruntime falls back to the CPU without a word
+        why = f"onnxruntime {ort.__version__} lists CUDAExecutionProvider but could not start it: no GPU, or the CUDA and cuDNN libraries it needs are not found"
+        raise RuntimeUnavailable(no_gpu("onnxruntime", ort.__version__, cuda_build(), why))
+    return sess
 
 
 def provider_of(sess) -> str:
