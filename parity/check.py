@@ -422,6 +422,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.env:
         from .env import env_main
 
+        try:
+            if args.json not in (None, "-"):
+                check_output(args.json, "--json")
+        except UsageError as e:
+            print(f"parity.check: error: {e}", file=sys.stderr)
+            return 2
         return env_main(None if args.json == "-" else args.json, as_json=args.json == "-")
     if args.json == "-":
         parser.error("--json needs a PATH (only --env prints JSON without one)")
