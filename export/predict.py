@@ -39,6 +39,7 @@ INK_THRESHOLD = 0.1  # of the ink's range: what counts as ink for the bounding b
 EMPTY = 0.05  # an image whose values span less than this (on [0, 1]) holds nothing to classify
 MAX_FILE_BYTES = 256 * 2**20  # any input file, checked before it is read: a .npy stack of 340,000 MNIST images fits
 MAX_PIXELS = 4096 * 4096  # one image's width x height, checked before a picture is decoded: a 12 MP phone photo (4032x3024) fits
+MAX_DECODED_SIDE = 1024  # a larger picture is reduced (box filter) to at most this side as it is read: the model sees 28 pixels
 CHUNK_PIXELS = 1024 * 28 * 28  # pixels through prepare and onnxruntime at a time (1,024 MNIST images): a stack is never all float at once
 PICTURE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")  # what people give; not EPS (Ghostscript) or the rarer plugins
 NPY_HEADER_MAX = 10_000  # bytes of a .npy header: NumPy's own limit for reading one safely
@@ -109,12 +110,18 @@ def read_picture(source: Path | BinaryIO, colour: bool) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source, formats=PICTURE_FORMATS) as im:  # reads the header only
                 _check_pixels(im.height, im.width)
+                factor = math.ceil(max(im.size) / MAX_DECODED_SIDE)
+                if factor > 1 and im.format == "JPEG":
+                    im.draft(None, (im.width // factor, im.height // factor))  # decoded at 1/2, 1/4 or 1/8 scale: a fraction of the work
                 im.load()
-                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                    im = im.convert("RGBA")
+                transparent = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+                im = im.convert("RGBA" if transparent else "RGB" if colour else "L")
+                if (factor := math.ceil(max(im.size) / MAX_DECODED_SIDE)) > 1:
+                    im = im.reduce(factor)  # box filter: detail this fine is far below the model's input, and would cost time and memory
+                if transparent:
                     background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                    im = Image.alpha_composite(background, im)  # transparent = paper
-                return np.asarray(im.convert("RGB" if colour else "L"))
+                    im = Image.alpha_composite(background, im).convert("RGB" if colour else "L")  # transparent = paper
+                return np.asarray(im)
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

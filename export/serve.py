@@ -15,7 +15,8 @@ paddle is imported: a request goes through export.predict's own reading and prep
 as from `python -m export.predict`.
 
 Requests that arrive together are answered by one onnxruntime call (`Batcher`): the first
-waits at most --max-wait-ms for others, up to --max-batch images. --max-batch 1 turns that off:
+waits at most --max-wait-ms for others that are already being decoded (a request alone does
+not wait), up to --max-batch images. --max-batch 1 turns that off:
 each request then runs its own call, concurrently. Reading and preprocessing run in a pool of
 one thread per core, so one large picture does not stop the server from answering others.
 
@@ -76,25 +77,28 @@ class RequestError(Exception):
 
 class Batcher:
     """One model's onnxruntime calls. Requests that arrive while others wait are run together:
-    the first waits at most `max_wait_s` for more, a call takes at most `max_batch` images, a
-    request's images are never split between calls unless it alone has more than `max_batch`.
-    With max_batch 1, each request runs its own call, concurrently in `pool`."""
+    a call takes at most `max_batch` images, and a request's images are never split between
+    calls unless it alone has more than `max_batch`. The first request waits for others at
+    most `max_wait_s`, and only while others are on their way (`arriving`: read, being
+    decoded): a request alone runs at once. With max_batch 1, each request runs its own call,
+    concurrently in `pool`."""
 
     def __init__(self, sess, max_batch: int, max_wait_s: float, pool: ThreadPoolExecutor):
         self.sess, self.max_batch, self.max_wait_s, self.pool = sess, max_batch, max_wait_s, pool
         self.pending: collections.deque[tuple[np.ndarray, asyncio.Future]] = collections.deque()
         self.queued = 0  # images in `pending`
+        self.arriving = 0  # requests for this model being decoded: the ones worth waiting for
         self.calls = 0  # onnxruntime calls made, and the images they took: mean batch = images / calls
         self.images = 0
         self._count = threading.Lock()
         self.runner = ThreadPoolExecutor(1, thread_name_prefix="onnxruntime")  # one call at a time; it uses every core itself
         self._wake: asyncio.Event | None = None
-        self._full: asyncio.Event | None = None
+        self._more: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
         if self.max_batch > 1:
-            self._wake, self._full = asyncio.Event(), asyncio.Event()
+            self._wake, self._more = asyncio.Event(), asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
@@ -122,9 +126,14 @@ class Batcher:
             self.queued += len(part)
             futures.append(future)
         self._wake.set()
-        if self.queued >= self.max_batch:
-            self._full.set()
+        self._more.set()
         return np.concatenate(await asyncio.gather(*futures))
+
+    def arrived(self) -> None:
+        """A request counted in `arriving` has reached the queue or failed: stop waiting for it."""
+        self.arriving -= 1
+        if self._more is not None:
+            self._more.set()
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -132,12 +141,13 @@ class Batcher:
             while not self.pending:
                 self._wake.clear()
                 await self._wake.wait()
-            if self.queued < self.max_batch and self.max_wait_s > 0:
-                self._full.clear()
+            deadline = loop.time() + self.max_wait_s
+            while self.queued < self.max_batch and self.arriving > 0 and (left := deadline - loop.time()) > 0:
+                self._more.clear()
                 try:
-                    await asyncio.wait_for(self._full.wait(), self.max_wait_s)
+                    await asyncio.wait_for(self._more.wait(), left)
                 except TimeoutError:
-                    pass
+                    break
             taken, count = [], 0
             while self.pending and (not taken or count + len(self.pending[0][0]) <= self.max_batch):
                 part, future = self.pending.popleft()
@@ -418,7 +428,11 @@ def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_
         kind = _content_kind(request.headers.get("content-type", ""), body)
         if kind == "multipart":
             body, kind = await multipart_file(request, body), "picture"
-        batch, single = await asyncio.get_running_loop().run_in_executor(pool, decode, body, kind, served.info)
+        served.batcher.arriving += 1
+        try:
+            batch, single = await asyncio.get_running_loop().run_in_executor(pool, decode, body, kind, served.info)
+        finally:
+            served.batcher.arrived()
         try:
             logits = await served.batcher(batch)
         except Exception as e:  # onnxruntime's own error types

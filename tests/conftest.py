@@ -21,3 +21,16 @@ def mnist_test():
 
 def random_images(variant, n=8, seed=0, dtype=np.float32):
     return np.random.default_rng(seed).random((n, *variant.input.shape)).astype(dtype)
+
+
+@pytest.fixture(scope="session")
+def trained_onnx(tmp_path_factory, mnist_test):
+    """lenet5 trained one epoch on 20,000 MNIST images (about 97% accurate), exported by torch:
+    (the ONNX file, the checkpoint). Made once for every module that asks."""
+    from export import exporter
+    from lenet_train.cli import train_main
+
+    folder = tmp_path_factory.mktemp("trained")
+    assert train_main("torch", ["--variant", "lenet5", "--epochs", "1", "--limit", "20000", "--out", str(folder), "--no-progress"]) == 0
+    report = exporter.export(exporter.from_checkpoint(folder / "last.pt"), folder / "lenet5.onnx")
+    return report.path, folder / "last.pt"

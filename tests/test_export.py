@@ -181,17 +181,6 @@ def test_inference_form_is_the_same_function():
 # prediction from ONNX alone
 
 
-@pytest.fixture(scope="module")
-def trained_onnx(tmp_path_factory, mnist_test):
-    """lenet5 trained one epoch on 20,000 MNIST images (about 97% accurate), exported by torch."""
-    from lenet_train.cli import train_main
-
-    folder = tmp_path_factory.mktemp("trained")
-    assert train_main("torch", ["--variant", "lenet5", "--epochs", "1", "--limit", "20000", "--out", str(folder), "--no-progress"]) == 0
-    report = export(exporter.from_checkpoint(folder / "last.pt"), folder / "lenet5.onnx")
-    return report.path, folder / "last.pt"
-
-
 def framework_classes(ckpt, images):
     import lenet_torch
     from lenet_torch.bridge import forward_numpy
@@ -534,3 +523,25 @@ def test_npy_reader_reads_what_np_load_reads_and_refuses_the_rest(tmp_path, monk
     monkeypatch.setattr(predict, "MAX_FILE_BYTES", 1000)
     with pytest.raises(predict.InputError, match="1,088 bytes, more than the 1,000 this reader accepts"):
         predict.load(tmp_path / "c.npy", colour=False)
+
+
+@pytest.mark.slow
+def test_large_pictures_are_reduced_as_read_and_classified_the_same(trained_onnx, mnist_test, tmp_path, monkeypatch):
+    """A picture larger than MAX_DECODED_SIDE is box-reduced as it is read (a 4096 x 4096 page
+    took 710 MB and 2 s in the service before): the classes are those of the full-size read."""
+    import export.predict as predict
+    from export.runtime import info_of, session
+
+    sess = session(trained_onnx[0])
+    info = info_of(sess, "model")
+    files = []
+    for i, im in enumerate(mnist_test[0][:30]):
+        Image.fromarray(255 - im).resize((3000, 3000), Image.Resampling.BILINEAR).save(tmp_path / f"{i}.png")
+        Image.fromarray(255 - im).resize((2500, 2000), Image.Resampling.BILINEAR).save(tmp_path / f"{i}.jpg", quality=90)
+        files += [tmp_path / f"{i}.png", tmp_path / f"{i}.jpg"]
+    assert max(predict.load(files[0], False).shape[1:]) <= predict.MAX_DECODED_SIDE
+    reduced = [predict.predict_file(sess, info, f, 1)[0]["top"][0]["class"] for f in files]
+    monkeypatch.setattr(predict, "MAX_DECODED_SIDE", 10**6)
+    assert predict.load(files[0], False).shape[1:] == (3000, 3000)
+    full = [predict.predict_file(sess, info, f, 1)[0]["top"][0]["class"] for f in files]
+    assert np.mean(np.array(reduced) == np.array(full)) >= 59 / 60  # measured: 60 of 60 (a pixel of the 20 x 20 digit moves at most 0.47)
