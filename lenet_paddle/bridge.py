@@ -32,8 +32,14 @@ def exact_gpu() -> str:
     """CUDA arithmetic made fit for comparison: float32 stays float32 (no TF32 in cuDNN's
     convolutions; cuBLAS's products follow NVIDIA_TF32_OVERRIDE, which parity.gpu sets) and
     cuDNN takes deterministic algorithms. Returns paddle's build and the GPU, in words."""
-    paddle.set_flags({"FLAGS_cudnn_allow_tf32": False, "FLAGS_cudnn_deterministic": True})  # flags of paddle's CUDA builds
-    return f"paddle {paddle.__version__} (CUDA {paddle.version.cuda()}, cuDNN {paddle.version.cudnn()}) on {paddle.device.cuda.get_device_name(0)}"
+    missing = []
+    for flag, value in (("FLAGS_cudnn_allow_tf32", False), ("FLAGS_cudnn_deterministic", True)):  # flags of paddle's CUDA builds
+        try:
+            paddle.set_flags({flag: value})
+        except ValueError:
+            missing.append(flag)
+    unset = f" ({', '.join(missing)}: not in this build)" if missing else ""
+    return f"paddle {paddle.__version__} (CUDA {paddle.version.cuda()}, cuDNN {paddle.version.cudnn()}) on {paddle.device.cuda.get_device_name(0)}{unset}"
 
 
 @contextlib.contextmanager

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lenet_spec import Variant, init_params, reference
+from lenet_spec import Variant, init_params
 from lenet_spec.data import dropout_masks
 
-from .check import WIDTH, Batch, argmax_agreement, decision_flips, grad_rel_diffs, rel_diff
+from .check import WIDTH, Batch, decision_flips, grad_rel_diffs, rel_diff
 from .frameworks import FRAMEWORKS, bridge, package
 from .mapping import convert
 
@@ -31,8 +31,10 @@ from .mapping import convert
 # check (issue 16's machines had none), and the CPU's bounds (check.LAYER_TOL, GRAD_TOL) are not
 # reused: cuDNN rounds otherwise. Until a run on a GPU sets them from the figures this check
 # prints (README, "Install on a GPU machine"), the differences are reported, not judged; judged
-# is what needs no tolerance: every output and gradient finite, no prediction that differs
-# where the NumPy reference is not a near-tie, no ReLU/max-pool decision made differently in float64.
+# is what needs no tolerance: every output and gradient finite, and in float64 no ReLU/max-pool
+# decision made differently. (Predictions are counted, not judged: a prediction can only change
+# where the two sides' logits differ by half the gap between its top two classes, so whether
+# that is a near-tie is a tolerance too.)
 GPU_LAYER_TOL: dict[str, float | None] = {"float32": None, "float64": None}
 GPU_GRAD_TOL: dict[str, float | None] = {"float32": None, "float64": None}
 
@@ -49,9 +51,8 @@ class DeviceResult:
     worst_layer: str = ""
     layer_rel_diff: float = 0.0  # the worst layer's outputs, logits included
     logit_rel_diff: float = 0.0
-    argmax_agree: int = 0
+    argmax_agree: int = 0  # counted, not judged (see GPU_LAYER_TOL)
     argmax_total: int = 0
-    argmax_decisive_disagreements: int = 0  # where the reference is not a near-tie
     decision_flips: int = 0  # ReLU / max-pool choices made differently
     worst_grad: str = ""
     grad_rel_diff: float = 0.0  # over batches without flips
@@ -85,22 +86,20 @@ def side_outputs(framework: str, device: str, variant: Variant, dtype: str, para
     return list(zip(layers, grads))
 
 
-def compare_sides(variant: Variant, dtype: str, pair: str, runs_a: list, runs_b: list, references: list[np.ndarray], batches: list[Batch]) -> DeviceResult:
+def compare_sides(variant: Variant, dtype: str, pair: str, runs_a: list, runs_b: list, batches: list[Batch]) -> DeviceResult:
     """One pair of sides over every batch, judged by what needs no tolerance, and by the
     tolerances once they are measured."""
     res = DeviceResult(variant.name, dtype, pair, [b.name for b in batches], layer_tol=GPU_LAYER_TOL[dtype], grad_tol=GPU_GRAD_TOL[dtype])
-    for (out_a, grads_a), (out_b, grads_b), ref in zip(runs_a, runs_b, references):
+    for (out_a, grads_a), (out_b, grads_b) in zip(runs_a, runs_b):
         res.finite &= all(np.isfinite(v).all() for side in (out_a, out_b, grads_a, grads_b) for v in side.values())
         for name in out_a:
             rel = rel_diff(out_a[name], out_b[name])[1]
             if rel > res.layer_rel_diff or not res.worst_layer:
                 res.worst_layer, res.layer_rel_diff = name, rel
         logits_a, logits_b = out_a[name], out_b[name]
-        abs_diff, rel = rel_diff(logits_a, logits_b)
-        res.logit_rel_diff = max(res.logit_rel_diff, rel)
-        agree, decisive = argmax_agreement(logits_a, logits_b, ref, abs_diff)
-        res.argmax_agree, res.argmax_total = res.argmax_agree + agree, res.argmax_total + len(logits_a)
-        res.argmax_decisive_disagreements += decisive
+        res.logit_rel_diff = max(res.logit_rel_diff, rel_diff(logits_a, logits_b)[1])
+        res.argmax_agree += int((logits_a.argmax(1) == logits_b.argmax(1)).sum())
+        res.argmax_total += len(logits_a)
         flips = decision_flips(variant, out_a, out_b)
         res.decision_flips += flips
         for pname, rel in grad_rel_diffs(variant, grads_a, grads_b).items():
@@ -108,8 +107,6 @@ def compare_sides(variant: Variant, dtype: str, pair: str, runs_a: list, runs_b:
                 res.worst_grad, res.grad_rel_diff = pname, rel
     if not res.finite:
         res.problems.append("outputs or gradients that are not finite")
-    if res.argmax_decisive_disagreements:
-        res.problems.append(f"{res.argmax_decisive_disagreements} predictions differ where the reference is not a tie")
     if res.decision_flips and dtype == "float64":
         res.problems.append(f"{res.decision_flips} ReLU/max-pool decisions differ, in float64")
     if res.layer_tol is not None and res.layer_rel_diff > res.layer_tol:
@@ -129,9 +126,8 @@ def run_device_case(variant: Variant, dtype: str, batches: list[Batch], seed: in
     """
     params = weights if weights is not None else init_params(variant, seed)
     runs = [side_outputs(framework, device if where == "gpu" else "cpu", variant, dtype, params, batches, seed) for framework, where in SIDES]
-    references = [list(reference.forward(variant, params, b.images.astype(dtype).astype(np.float64)).values())[-1] for b in batches]
     name = lambda i: f"{SIDES[i][0]} {SIDES[i][1]}"  # noqa: E731
-    return [compare_sides(variant, dtype, f"{name(a)} / {name(b)}", runs[a], runs[b], references, batches) for a, b in PAIRS]
+    return [compare_sides(variant, dtype, f"{name(a)} / {name(b)}", runs[a], runs[b], batches) for a, b in PAIRS]
 
 
 HEADER = f"{'variant':<{WIDTH}} {'dtype':<8} {'pair':<24} {'worst layer':<20} {'logit rel':>9} {'argmax':>9} {'grad rel':>9} {'flips':>5} result"
@@ -149,9 +145,8 @@ def format_row(r: DeviceResult) -> str:
 LEGEND = """\
   worst layer  the layer whose outputs differ most (relative), and by how much
   logit rel    max |a - b| over the logits, over max |a|
-  argmax       images whose predicted class agrees, of all images of the case
+  argmax       images whose predicted class agrees, of all images of the case (counted, not judged)
   grad rel     worst parameter gradient difference (relative), on batches without flips
   flips        ReLU / max-pool decisions made differently (float32 near-ties)
   result       report: the GPU tolerance is not measured yet (parity/gpu.py), the figures are
-               shown, not judged; FAIL: a non-finite value, a decisive prediction that differs,
-               or a float64 flip"""
+               shown, not judged; FAIL: a value that is not finite, or a float64 flip"""
