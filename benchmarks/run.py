@@ -13,6 +13,9 @@
 - inference at batch 1,024 and single-image latency (p50, p99) for torch, paddle and
   onnxruntime running each framework's ONNX file, beside a plain onnxruntime session (defaults)
   on a plain `torch.onnx.export` file;
+- the HTTP service (`python -m export.serve`) under load on loopback: requests/s, p50/p99
+  latency and errors for 1 to 32 concurrent clients, with and without micro-batching, beside
+  the same request path in process (benchmarks.serve);
 - wall-clock time to 99.0% MNIST test accuracy for lenet5 with its recipe, in each framework
   (training only; the evaluations, imports and data loading are reported beside it).
 
@@ -57,7 +60,8 @@ JUDGED = {
     "trainer / tutorial loop": 1.0,  # lenet5: the project's trainer is no slower than the loop the tutorials write
     "onnxruntime, our file / plain file, batch": 0.9,  # our clean-up and session options lose nothing at batch 1,024
     "onnxruntime, plain file / our file, latency p50": 0.9,  # nor for one image (plain p50 / ours: higher is better)
-    "our BatchNorm / the framework's own": 0.9,  # keeping the spec's conventions (paddle: its own running statistics) costs at most 10%
+    "our BatchNorm / the framework's own": 0.9,
+    "serving: requests answered right / sent": 1.0,  # no errors under load: every answer 200, with the class the image gets alone  # keeping the spec's conventions (paddle: its own running statistics) costs at most 10%
 }
 
 
@@ -375,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         r.update(flop_bound=bound, flop_fraction=r["batch_images_per_s"] / bound)
         print(f"inference lenet5 {r['runtime']:58}: {r['batch_images_per_s']:10,.0f} images/s at batch 1,024 ({100 * r['flop_fraction']:4.1f}% of the FLOP bound, {bound:,.0f} images/s); "
               f"one image p50 {r['latency_p50_us']:7.1f} us, p99 {r['latency_p99_us']:7.1f} us", flush=True)  # fmt: skip
+    result["serving"] = serving(data.test_images[:256], args.quick, frameworks[0])
     result["time_to_accuracy"] = []
     if args.quick:
         from lenet_train.loop import Data
@@ -422,6 +427,17 @@ def require_gpu(frameworks: tuple[str, ...]) -> None:
     providers("gpu")
 
 
+def serving(images: np.ndarray, quick: bool, framework: str) -> list[dict]:
+    """benchmarks.serve's runs on a freshly built lenet5 (the speed does not depend on the weights)."""
+    from export.exporter import export, fresh
+
+    from .serve import measure
+
+    with tempfile.TemporaryDirectory() as folder:
+        model = export(fresh("lenet5", 0, framework), Path(folder) / "lenet5.onnx").path
+        return measure(str(model), images, (1, 4) if quick else (1, 8, 32), 10 if quick else 250, log=lambda line: print(line, flush=True))
+
+
 def judge(result: dict) -> list[dict]:
     """Each figure against its peers measured in the same run, as ratios held to JUDGED."""
     rows = []
@@ -435,6 +451,8 @@ def judge(result: dict) -> list[dict]:
             add(f"{r['framework']} trainer, lenet5, batch {r['batch_size']}: / the tutorial loop", "trainer / tutorial loop", r["vs_tutorial"])
     for r in result.get("batchnorm", []):
         add(f"{r['framework']} plain loop, {r['variant']}: the project's BatchNorm / {r['framework']}'s own", "our BatchNorm / the framework's own", r["ratio"])
+    for r in result.get("serving", []):
+        add(f"serving {r['body']}, {r['batching']}, {r['clients']} clients: answered right / sent", "serving: requests answered right / sent", max(0.0, 1 - r["errors"] / max(1, r["requests"])))
     plain = next((r for r in result["inference"] if r["runtime"] == PLAIN_ONNX), None)
     if plain is not None:
         for r in result["inference"]:

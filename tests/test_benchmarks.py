@@ -49,6 +49,11 @@ def test_quick_run_writes_every_figure(tmp_path, capsys):
     for t in r["time_to_accuracy"]:
         assert set(t) >= {"train_s", "eval_s", "import_s", "data_s", "reached", "accuracy", "epochs"}
     assert r["batchnorm"] == []  # lenet5 has none
+    assert {(s["body"], s["batching"], s["clients"]) for s in r["serving"]} == {(b, m, c) for b in ("png", "json") for m in ("micro-batching", "none") for c in (1, 4)}
+    for s in r["serving"]:
+        assert s["errors"] == 0 and s["requests"] == 10 * s["clients"] and s["requests_per_s"] > 0 and 0 < s["p50_ms"] <= s["p99_ms"] <= s["max_ms"]
+        assert s["mean_batch"] >= 1 and (s["mean_batch"] == 1 if s["batching"] == "none" or s["clients"] == 1 else True)
+        assert 0 < s["onnxruntime_p50_ms"] < s["request_path_p50_ms"]
     assert r["judged"] == []  # quick figures say the code runs; they judge nothing
     printed = capsys.readouterr().out
     assert "of the FLOP bound" in printed and "x the tutorial loop" in printed and "x the plain loop" in printed and f"wrote {out}" in printed
@@ -58,17 +63,18 @@ def test_quick_run_writes_every_figure(tmp_path, capsys):
 def test_a_full_run_judges_ratios_against_its_peers():
     from benchmarks.run import JUDGED, judge
 
-    def result(trainer, plain, ours_batch, plain_batch, ours_p50, plain_p50, bn):
+    def result(trainer, plain, ours_batch, plain_batch, ours_p50, plain_p50, bn, serving_errors):
         training = [{"framework": "torch", "variant": "lenet5", "batch_size": 64, "recipe_batch": True, "vs_plain_loop": trainer / plain, "vs_tutorial": trainer / 1000}]
         inference = [{"runtime": "onnxruntime (torch's file)", "batch_images_per_s": ours_batch, "latency_p50_us": ours_p50},
                      {"runtime": PLAIN_ONNX, "batch_images_per_s": plain_batch, "latency_p50_us": plain_p50}]  # fmt: skip
         batchnorm = [{"framework": "paddle", "variant": "lenet5-bn", "ratio": bn}]
-        return {"training": training, "batchnorm": batchnorm, "inference": inference}
+        serving = [{"body": "png", "batching": "none", "clients": 8, "requests": 2000 - serving_errors, "errors": serving_errors}]
+        return {"training": training, "batchnorm": batchnorm, "inference": inference, "serving": serving}
 
-    good = judge(result(4000, 4200, 40000, 41000, 60, 58, 0.95))
+    good = judge(result(4000, 4200, 40000, 41000, 60, 58, 0.95, 0))
     assert sorted(j["kind"] for j in good) == sorted(JUDGED) and all(j["ok"] for j in good)
-    slow = judge(result(3000, 4200, 30000, 41000, 80, 58, 0.2))  # 0.71 of the plain loop, 0.73 of its batch rate, p50 0.73 of its speed, BatchNorm 5x slower
-    assert [j["ok"] for j in slow] == [False, True, False, False, False]
+    slow = judge(result(3000, 4200, 30000, 41000, 80, 58, 0.2, 1))  # 0.71 of the plain loop, 0.73 of its batch rate, p50 0.73 of its speed, BatchNorm 5x slower, 1 error
+    assert [j["ok"] for j in slow] == [False, True, False, False, False, False]
 
 
 @pytest.mark.parametrize("framework", ["torch", "paddle"])
