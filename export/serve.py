@@ -502,7 +502,7 @@ def _reach(host: str) -> str:
     except ValueError:
         loopback = host == "localhost"
     if loopback:
-        return "only this machine can reach it; --host 0.0.0.0 listens on every interface (put a reverse proxy with TLS in front before exposing it)"
+        return "only this machine can reach it; --host 0.0.0.0 listens on every interface, for use behind a reverse proxy with TLS"
     return "it listens beyond this machine: anyone who can reach this address can use it"
 
 
