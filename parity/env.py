@@ -122,7 +122,10 @@ def machine_gpus() -> dict:
     if proc.is_dir() and any(proc.iterdir()):
         names = []
         for gpu in sorted(proc.iterdir()):
-            model = re.search(r"Model:\s*(.+)", (gpu / "information").read_text(errors="replace")) if (gpu / "information").is_file() else None
+            try:
+                model = re.search(r"Model:\s*(.+)", (gpu / "information").read_text(errors="replace"))
+            except OSError:  # no such file, or not readable: the bus id names it
+                model = None
             names.append(model.group(1).strip() if model else gpu.name)
         return {"found": names, "source": "/proc/driver/nvidia/gpus", "driver": None, "cuda": None}
     return {"found": [], "source": None}
@@ -187,6 +190,7 @@ def diagnose(report: Report) -> None:
 
 
 def collect() -> Report:
+    """Everything the report says, its problems and notes included."""
     start = time.perf_counter()
     probed = probe_all()
     packages = {name: {"installed": installed(name), **probed[name]} for name in PACKAGES}
@@ -219,6 +223,7 @@ def describe(name: str, info: dict) -> str:
 
 
 def format_report(r: Report) -> str:
+    """The report for people: a line a thing, then the notes, then each problem and its fix."""
     g = r.gpus
     if g["found"]:
         gpu = f"{len(g['found'])}: {g['found'][0]}" + (f" (+{len(g['found']) - 1} more)" if len(g["found"]) > 1 else "")
