@@ -18,6 +18,18 @@ from parity import _probe, env
 pytestmark = pytest.mark.slow  # every report imports torch, paddle and onnxruntime, each in its own process
 
 
+def cpu_stack() -> bool:
+    """This machine as the project's: no GPU, and CPU builds of torch, paddle and onnxruntime."""
+    import onnxruntime
+    import paddle
+    import torch
+
+    return not (env.machine_gpus()["found"] or torch.version.cuda or paddle.is_compiled_with_cuda() or "CUDAExecutionProvider" in onnxruntime.get_available_providers())
+
+
+on_the_cpu_stack = pytest.mark.skipif("not cpu_stack()", reason="the report of a machine with a GPU or a CUDA build says other things")
+
+
 def run_env(*args, extra_path=None, pythonpath=None, data=True):
     environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LENET_DATA")}
     if data and os.environ.get("LENET_DATA"):
@@ -44,6 +56,7 @@ def problems(out: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith("PROBLEM: ")]
 
 
+@on_the_cpu_stack
 def test_the_real_cpu_stack(mnist_test):
     import onnxruntime
     import paddle
@@ -66,6 +79,7 @@ def test_the_real_cpu_stack(mnist_test):
     assert not proc.stderr
 
 
+@on_the_cpu_stack
 def test_json_schema(tmp_path):
     proc = run_env("--json")
     report = json.loads(proc.stdout)
@@ -82,6 +96,7 @@ def test_json_schema(tmp_path):
     assert proc.stdout.startswith("lenet-parity: what this machine has") and set(json.loads((tmp_path / "env.json").read_text())) == set(report)
 
 
+@on_the_cpu_stack
 def test_a_package_that_raises_on_import_is_one_problem_and_hides_nothing(tmp_path):
     fake_package(tmp_path, "paddle", "raise RuntimeError('libpaddle.so: undefined symbol: cudnnCreate')\n")
     proc = run_env(pythonpath=tmp_path)
@@ -94,6 +109,7 @@ def test_a_package_that_raises_on_import_is_one_problem_and_hides_nothing(tmp_pa
     assert f"torch        {torch.__version__} (" in proc.stdout and "paddle2onnx  BROKEN: it imports paddle, which fails" in proc.stdout
 
 
+@on_the_cpu_stack
 def test_an_import_that_hangs_is_stopped(tmp_path, monkeypatch, capsys):
     fake_package(tmp_path, "onnxscript", "import time\ntime.sleep(600)\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
@@ -105,6 +121,7 @@ def test_an_import_that_hangs_is_stopped(tmp_path, monkeypatch, capsys):
     assert "numpy        " in out and "torch        " in out and "CPU build" in out
 
 
+@on_the_cpu_stack
 def test_both_paddle_packages_installed(tmp_path):
     paddle = version("paddlepaddle")
     fake_package(tmp_path, "unused", "", {"paddlepaddle-gpu": paddle})
@@ -136,6 +153,7 @@ class InferenceSession:  # as onnxruntime-gpu does without its CUDA libraries: f
 '''
 
 
+@on_the_cpu_stack
 def test_a_cuda_provider_listed_but_unusable(tmp_path):
     fake_package(tmp_path, "onnxruntime", FAKE_ORT_GPU, {"onnxruntime-gpu": "1.26.0"})
     (tmp_path / "onnxruntime" / "capi").mkdir()
@@ -163,6 +181,7 @@ def fake_nvidia_smi(folder: Path) -> Path:
     return folder
 
 
+@on_the_cpu_stack
 def test_a_gpu_beside_cpu_builds(tmp_path):
     import paddle
     import torch

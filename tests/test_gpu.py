@@ -93,7 +93,16 @@ def test_benchmarks_name_each_framework(tmp_path, capsys):
     assert not (tmp_path / "b.json").exists()
 
 
-@pytest.mark.skipif("'CUDAExecutionProvider' in __import__('onnxruntime').get_available_providers()", reason="onnxruntime has a CUDA provider here")
+def ort_has_cuda():
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+ort_cpu_package = pytest.mark.skipif("ort_has_cuda()", reason="onnxruntime has a CUDA provider here")
+
+
+@ort_cpu_package
 def test_verify_and_predict_with_onnxruntimes_cpu_package(tmp_path, capsys):
     from export.predict import main as predict_main
     from export.verify import main as verify_main
@@ -106,6 +115,7 @@ def test_verify_and_predict_with_onnxruntimes_cpu_package(tmp_path, capsys):
     assert capsys.readouterr().err == f"export.predict: error: {expected('onnxruntime')}\n"
 
 
+@ort_cpu_package
 @pytest.mark.filterwarnings("ignore:Specified provider 'CUDAExecutionProvider' is not in available provider names")
 def test_a_cuda_provider_that_cannot_start_is_not_a_silent_cpu_run(tmp_path, monkeypatch, capsys):
     """onnxruntime-gpu without its CUDA libraries lists the provider, then runs on the CPU without
