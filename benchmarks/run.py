@@ -435,7 +435,7 @@ def serving(images: np.ndarray, quick: bool, framework: str) -> list[dict]:
 
     with tempfile.TemporaryDirectory() as folder:
         model = export(fresh("lenet5", 0, framework), Path(folder) / "lenet5.onnx").path
-        return measure(str(model), images, (1, 4) if quick else (1, 8, 32), 10 if quick else 250, log=lambda line: print(line, flush=True))
+        return measure(str(model), images, (1, 4) if quick else (1, 8, 32), 10 if quick else 150, rounds=1 if quick else 3, log=lambda line: print(line, flush=True))
 
 
 def judge(result: dict) -> list[dict]:
