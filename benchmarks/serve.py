@@ -171,13 +171,13 @@ def bodies(images: np.ndarray, kind: str) -> list[tuple[bytes, str]]:
 
 
 def expected_classes(model: str, payload: list[tuple[bytes, str]]) -> list[int]:
-    """The top class of each body, found in process with the service's own functions."""
+    """The top class of each body (one image each), found in process with the service's own functions."""
     from export.runtime import info_of, run, session
     from export.serve import _content_kind, decode
 
     sess = session(model)
     info = info_of(sess, model)
-    return [int(run(sess, decode(body, _content_kind(kind, body), info)[0]).argmax()) for body, kind in payload]
+    return [int(run(sess, decode(body, _content_kind(kind, body), info)[0]).argmax(1)[0]) for body, kind in payload]
 
 
 def in_process(model: str, payload: list[tuple[bytes, str]], reps: int) -> dict:
