@@ -53,8 +53,16 @@ class Server:
             if time.monotonic() > deadline:
                 self.close()
                 raise RuntimeError(f"export.serve gave no address in {START_TIMEOUT_S} s")
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()  # keep its pipes from filling
-        threading.Thread(target=self.proc.stderr.read, daemon=True).start()
+        self._stderr: list[str] = []
+        self._drains = [threading.Thread(target=self.proc.stdout.read, daemon=True), threading.Thread(target=lambda: self._stderr.append(self.proc.stderr.read()), daemon=True)]
+        for t in self._drains:  # keep its pipes from filling
+            t.start()
+
+    def stderr(self) -> str:
+        """What the server wrote on stderr, once it has ended."""
+        for t in self._drains:
+            t.join(30)
+        return "".join(self._stderr)
 
     def get(self, path: str) -> dict:
         parts = urlsplit(self.url)

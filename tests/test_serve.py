@@ -341,6 +341,27 @@ def test_start_up_failures_are_one_line(models, tmp_path):
         assert f"cannot listen on 127.0.0.1:{taken}" in serve_fails(str(models["digits"]), "--port", str(taken))
 
 
+def test_beyond_limit_concurrency_503_and_ctrl_c_ends_quietly(models):
+    import signal
+
+    with Server([str(models["digits"]), "--limit-concurrency", "2"]) as s:
+        parts = urlsplit(s.url)
+        held = [http.client.HTTPConnection(parts.hostname, parts.port, timeout=30) for _ in range(2)]
+        for conn in held:  # two keep-alive connections, open
+            conn.request("GET", "/healthz")
+            assert conn.getresponse().read()
+        status, _, _ = request(s.url, "GET", "/healthz")
+        assert status == 503  # a third is turned away, not queued without bound
+        for conn in held:
+            conn.close()
+        time.sleep(0.5)
+        assert request(s.url, "GET", "/healthz")[0] == 200
+        s.proc.send_signal(signal.SIGINT)
+        assert s.proc.wait(30) == 130  # as every command of the project on Ctrl-C, after uvicorn's graceful shutdown
+        said = s.stderr()
+        assert said.rstrip().endswith("export.serve: interrupted") and "Traceback" not in said
+
+
 def test_the_service_imports_neither_framework(models):
     code = ("import sys, export.serve as s\n"
             f"app = s.create_app(s.load_models([{str(models['digits'])!r}]))\n"
