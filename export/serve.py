@@ -29,7 +29,6 @@ few kilobytes); at most --limit-concurrency requests are taken at once (503 beyo
 import argparse
 import asyncio
 import collections
-import hashlib
 import io
 import ipaddress
 import json
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lenet_spec.checkpoint import sha256
 from lenet_spec.cli import HelpFormatter, UsageError
 
 from .metadata import MetadataError, ModelInfo
@@ -204,14 +204,6 @@ class Served:
         }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_models(specs: list[str], device: str = "auto", threads: int | None = None) -> dict[str, Served]:
     """The model files named on the command line (FILE or NAME=FILE; a file's name is its stem).
 
@@ -235,7 +227,7 @@ def load_models(specs: list[str], device: str = "auto", threads: int | None = No
             info = info_of(sess, str(path))
         except (MetadataError, RuntimeUnavailable, ValueError) as e:
             raise StartError(str(e)) from None
-        models[name] = Served(name, path, _sha256(path), sess, info)
+        models[name] = Served(name, path, sha256(path.read_bytes()), sess, info)
     return models
 
 
@@ -282,8 +274,6 @@ def decode(body: bytes, kind: str, info: ModelInfo) -> tuple[np.ndarray, bool]:
             images, picture = as_images(array, colour), False
         else:
             images, picture, single = read_picture(io.BytesIO(body), colour)[None], True, True
-        if not len(images):
-            raise RequestError(422, "the JSON array holds no images")
         return model_inputs(images, info, picture), single
     except Unreadable as e:
         raise RequestError(400, str(e)) from None

@@ -63,7 +63,7 @@ def png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def png_of_nothing(width: int, height: int) -> bytes:
+def png_claiming(width: int, height: int) -> bytes:
     """A valid PNG header claiming width x height gray pixels, with a few bytes of data: a bomb's shape."""
 
     def chunk(kind, data):
@@ -193,8 +193,8 @@ BAD = {  # name: (body, Content-Type, query, status, words of the error)
     "strings": (b'[["a", "b"]]', "application/json", "", 422, "not all numbers"),
     "empty image": (json.dumps(np.zeros((28, 28)).tolist()).encode(), "application/json", "", 422, "empty"),
     "blank picture": (png(np.full((50, 50), 255, np.uint8)), "image/png", "", 422, "empty"),
-    "50,000 x 50,000 png": (png_of_nothing(50_000, 50_000), "image/png", "", 422, "too large to decode"),
-    "5,000 x 5,000 png": (png_of_nothing(5_000, 5_000), "image/png", "", 422, "5000x5000 pixels"),
+    "50,000 x 50,000 png": (png_claiming(50_000, 50_000), "image/png", "", 422, "too large to decode"),
+    "5,000 x 5,000 png": (png_claiming(5_000, 5_000), "image/png", "", 422, "5000x5000 pixels"),
     "plain text": (b"7", "text/plain", "", 415, "Content-Type"),
     "multipart without a file": (multipart([("note", None, b"hi")])[0], multipart([])[1], "", 400, "no file"),
     "unknown model": (b"[[0.5]]", "application/json", "?model=resnet", 404, "no model named 'resnet'"),
@@ -241,7 +241,7 @@ def test_bad_input_neither_takes_the_server_down_nor_holds_up_others(server, mod
     # the garbage is fixed: random bytes after "GIF89a" claim a size Pillow refuses (422) about a third of the time
     good = [(png(im), "image/png", c) for im, c in zip(images, expected_classes(str(models["digits"]), [(png(im), "image/png") for im in images]))]
     quiet = load(server.url, good * 2, 4)
-    bad = [(png_of_nothing(50_000, 50_000), "image/png", 422), (b"\x00" * (5 * 2**20), "image/png", 413), (b"GIF89a" + np.random.default_rng(0).bytes(3000), "image/gif", 400),
+    bad = [(png_claiming(50_000, 50_000), "image/png", 422), (b"\x00" * (5 * 2**20), "image/png", 413), (b"GIF89a" + np.random.default_rng(0).bytes(3000), "image/gif", 400),
            (b"[" * 100_000, "application/json", 400), (png(np.full((4096, 4096), 255, np.uint8)), "image/png", 422)]  # fmt: skip
     stop, answered, wrong = threading.Event(), [], []
 
