@@ -65,7 +65,7 @@ DEFAULT_LIMIT_CONCURRENCY = 128  # requests held at once (each at most --max-bod
 # the body; it refuses stacks of tiny ones, each as dear to prepare as a full image (0.23 ms: fitted into 28x28).
 DEFAULT_MAX_IMAGES = 4096
 MAX_JSON_VALUES = 2**22  # numbers in one JSON body: 2.1 M fit in 4 MiB; binds when --max-body is raised
-HEAD_TIMEOUT_S = 5.0  # a connection's request head (line and headers) must arrive whole within this, from its first byte's wait
+HEAD_TIMEOUT_S = 5.0  # s for a request head (line and headers) to arrive whole, from the connection's opening or its last answer
 GRACEFUL_SHUTDOWN_S = 3  # on Ctrl-C, requests in flight get this long to be answered; then they get 503
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")  # Host names always allowed
 MAX_TOP = 1000
@@ -246,7 +246,7 @@ def load_models(specs: list[str], device: str = "auto", threads: int | None = No
 
 
 def _content_kind(content_type: str, body: bytes) -> str:
-    """'json', 'picture' or 'multipart' for a request's Content-Type (and, for curl's defaults, its first byte)."""
+    """'json', 'picture' or 'multipart' for a request's Content-Type (and, with none or octet-stream, its first byte)."""
     kind = content_type.split(";")[0].strip().lower()
     if kind in JSON_TYPES or kind.endswith("+json"):
         return "json"
@@ -256,7 +256,7 @@ def _content_kind(content_type: str, body: bytes) -> str:
         return "multipart"
     if kind in SNIFFED_TYPES:
         return "json" if body.lstrip()[:1] in (b"[", b"{") else "picture"
-    raise RequestError(415, f"Content-Type {kind[:80]!r} is not taken: send a picture (image/png, image/jpeg, ...), multipart/form-data with a file, or application/json")
+    raise RequestError(415, f"Content-Type {kind[:80]!r} is not taken: send a picture (image/png, image/jpeg, ...), multipart/form-data with a file, or application/json (curl: -H 'Content-Type: image/png')")
 
 
 def _json_counts(body: bytes) -> tuple[int, int, int]:
