@@ -437,6 +437,7 @@ def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_
     from starlette.datastructures import UploadFile
     from starlette.exceptions import HTTPException
     from starlette.formparsers import MultiPartException, MultiPartParser
+    from starlette.requests import ClientDisconnect
 
     if not models:
         raise StartError("no model to serve")
@@ -493,11 +494,14 @@ def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_
         if declared is not None and declared.isdigit() and int(declared) > max_body:
             raise RequestError(413, f"the body is {int(declared):,} bytes, more than the {max_body:,} this service takes (--max-body)")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body:  # a chunked body, which declares no length
-                raise RequestError(413, f"the body is more than the {max_body:,} bytes this service takes (--max-body)")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_body:  # a chunked body, which declares no length
+                    raise RequestError(413, f"the body is more than the {max_body:,} bytes this service takes (--max-body)")
+                chunks.append(chunk)
+        except ClientDisconnect:  # it hung up before its body was whole: nobody to answer, nothing to log
+            raise RequestError(400, "the client closed the connection before its body was whole") from None
         if not size:
             raise RequestError(400, "the body is empty: send a picture or a JSON array")
         return b"".join(chunks)
