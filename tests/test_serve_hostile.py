@@ -216,7 +216,7 @@ def test_ctrl_c_under_load_ends_in_seconds_with_one_line(model, tmp_path):
         stop.set()
         for t in clients:
             t.join(40)
-    assert took < 8, took  # measured: 1.6 s alone, 5.2 s beside the test's clients (GRACEFUL_SHUTDOWN_S 3 at most); before: a CancelledError traceback
+    assert took < 8, took  # measured: 1.6 s alone, 3.6 s beside the 12 clients (GRACEFUL_SHUTDOWN_S 3 at most); before the fix: a CancelledError traceback
     assert s.result.returncode == 130, s.result
     lines = s.result.lines
     assert lines[-1] == "export.serve: interrupted" and "Traceback" not in s.result.stderr and "CancelledError" not in s.result.stderr, s.result
