@@ -66,6 +66,7 @@ DEFAULT_LIMIT_CONCURRENCY = 128  # requests held at once (each at most --max-bod
 DEFAULT_MAX_IMAGES = 4096
 MAX_JSON_VALUES = 2**22  # numbers in one JSON body: 2.1 M fit in 4 MiB; binds when --max-body is raised
 HEAD_TIMEOUT_S = 5.0  # s for a request head (line and headers) to arrive whole, from the connection's opening or its last answer
+DEFAULT_BODY_TIMEOUT_S = 60.0  # a body must arrive whole within this of its head: 4 MiB at 0.6 Mbit/s (408 beyond)
 GRACEFUL_SHUTDOWN_S = 3  # on Ctrl-C, requests in flight get this long to be answered; then they get 503
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")  # Host names always allowed
 MAX_TOP = 1000
@@ -426,7 +427,7 @@ def connection_class():
 
 
 def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_batch: int = DEFAULT_MAX_BATCH, max_wait_ms: float = DEFAULT_MAX_WAIT_MS, workers: int | None = None,
-               max_images: int = DEFAULT_MAX_IMAGES, hosts: frozenset[str] | None = frozenset(LOCAL_HOSTS), limit_concurrency: int | None = DEFAULT_LIMIT_CONCURRENCY):  # fmt: skip
+               max_images: int = DEFAULT_MAX_IMAGES, hosts: frozenset[str] | None = frozenset(LOCAL_HOSTS), limit_concurrency: int | None = DEFAULT_LIMIT_CONCURRENCY, body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S):  # fmt: skip
     """The FastAPI application serving `models` (the first is the default), behind `Guard`
     (Host names `hosts`, None for any; at most `limit_concurrency` requests in flight)."""
     from contextlib import asynccontextmanager
@@ -495,11 +496,14 @@ def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_
             raise RequestError(413, f"the body is {int(declared):,} bytes, more than the {max_body:,} this service takes (--max-body)")
         chunks, size = [], 0
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > max_body:  # a chunked body, which declares no length
-                    raise RequestError(413, f"the body is more than the {max_body:,} bytes this service takes (--max-body)")
-                chunks.append(chunk)
+            async with asyncio.timeout(body_timeout_s):  # a body sent a byte at a time would hold its --limit-concurrency slot
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > max_body:  # a chunked body, which declares no length
+                        raise RequestError(413, f"the body is more than the {max_body:,} bytes this service takes (--max-body)")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise RequestError(408, f"the body took more than {body_timeout_s:g} s to arrive (--body-timeout)") from None
         except ClientDisconnect:  # it hung up before its body was whole: nobody to answer, nothing to log
             raise RequestError(400, "the client closed the connection before its body was whole") from None
         if not size:
@@ -529,6 +533,7 @@ def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_
         for status, text in [
             (400, "the body is not a picture or JSON"),
             (404, "no model of that name"),
+            (408, "the body took longer than --body-timeout to arrive"),
             (413, "the body is larger than --max-body, or a JSON stack holds more than --max-images images"),
             (421, "a Host header that is not a name of this service (--allowed-host)"),
             (415, "an unsupported Content-Type"),
@@ -664,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="images in one onnxruntime call; 1 turns micro-batching off")
     p.add_argument("--max-wait-ms", type=float, default=DEFAULT_MAX_WAIT_MS, help="how long a request waits for others to share its onnxruntime call")
     p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body in bytes (413 beyond)")
+    p.add_argument("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT_S, help="seconds for a request's body to arrive whole (408 beyond)")
     p.add_argument("--max-images", type=int, default=DEFAULT_MAX_IMAGES, help="images in one JSON request (413 beyond)")
     p.add_argument("--limit-concurrency", type=int, default=DEFAULT_LIMIT_CONCURRENCY, help="requests in flight at once (503 beyond); idle connections do not count")
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
@@ -682,6 +688,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--port {args.port}: must be 0 to 65535")
         if not (math.isfinite(args.max_wait_ms) and 0 <= args.max_wait_ms <= 1000):
             raise UsageError(f"--max-wait-ms {args.max_wait_ms}: must be 0 to 1000")
+        if not (math.isfinite(args.body_timeout) and args.body_timeout > 0):
+            raise UsageError(f"--body-timeout {args.body_timeout}: must be more than 0")
         if args.threads is not None and args.threads < 1:
             raise UsageError(f"--threads {args.threads}: must be at least 1")
         try:
@@ -692,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
         models = load_models(args.models, args.device, args.threads)
         sock = listen(args.host, args.port)
         hosts = None if "*" in args.allowed_host else frozenset([*LOCAL_HOSTS, host_name(f"[{args.host}]" if ":" in args.host else args.host), *map(host_name, args.allowed_host)])
-        app = create_app(models, args.max_body, args.max_batch, args.max_wait_ms, max_images=args.max_images, hosts=hosts, limit_concurrency=args.limit_concurrency)
+        app = create_app(models, args.max_body, args.max_batch, args.max_wait_ms, max_images=args.max_images, hosts=hosts, limit_concurrency=args.limit_concurrency, body_timeout_s=args.body_timeout)
     except (UsageError, StartError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2

@@ -187,6 +187,21 @@ def test_idle_and_slow_connections_neither_turn_clients_away_nor_stay_open(model
     assert s.result.peak_mb < LIMIT_MB, s.result
 
 
+def test_a_body_sent_slowly_is_cut_at_body_timeout(model, tmp_path):
+    with serving(model, tmp_path, "--body-timeout", "2", "--limit-concurrency", "1") as s:
+        conn = socket.create_connection(("127.0.0.1", s.port))
+        conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[")
+        time.sleep(0.3)
+        assert s.request("GET", "/healthz")[0] == 503  # its request holds the one slot
+        t0 = time.monotonic()
+        conn.settimeout(10)
+        answer = conn.recv(1000)
+        conn.close()
+        assert answer.startswith(b"HTTP/1.1 408") and b"--body-timeout" in answer, answer
+        assert time.monotonic() - t0 < 4  # measured: 1.7 s after the 0.3 s wait: the 2 s bound
+        assert s.request("GET", "/healthz")[0] == 200
+
+
 # case 5: Ctrl-C under load
 
 
