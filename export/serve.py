@@ -20,9 +20,14 @@ not wait), up to --max-batch images. --max-batch 1 turns that off:
 each request then runs its own call, concurrently. Reading and preprocessing run in a pool of
 one thread per core, so one large picture does not stop the server from answering others.
 
-Bounds: a body over --max-body bytes gets 413 before it is read; a picture is refused from its
-header when it claims more than export.predict's MAX_PIXELS (a 50,000 x 50,000 PNG bomb is a
-few kilobytes); at most --limit-concurrency requests are taken at once (503 beyond).
+Bounds: a body over --max-body bytes gets 413 before it is read; a JSON stack of more than
+--max-images images, or of more than MAX_JSON_VALUES numbers, gets 413 from a count of its
+brackets and commas before it is parsed; a picture is refused from its header when it claims
+more than export.predict's MAX_PIXELS (a 50,000 x 50,000 PNG bomb is a few kilobytes); at most
+--limit-concurrency requests are taken at once (503 beyond; a connection counts only while it
+has a request in flight), and a connection that has not sent a whole request head within
+HEAD_TIMEOUT_S is closed (`Connection`). A request whose Host is not a name of this service
+gets 421 (DNS rebinding: a page of evil.example resolved to 127.0.0.1); --allowed-host adds names.
 """
 
 # no `from __future__ import annotations`: FastAPI reads the endpoints' annotations (Request, Query) at run time
@@ -56,11 +61,21 @@ DEFAULT_MAX_BODY = 4 * 2**20  # bytes: a 12 MP phone JPEG is 3-5 MB; a drawn dig
 DEFAULT_MAX_BATCH = 64  # images in one onnxruntime call
 DEFAULT_MAX_WAIT_MS = 2.0  # how long the first request of a batch waits for others
 DEFAULT_LIMIT_CONCURRENCY = 128  # requests held at once (each at most --max-body): bounds memory; 503 beyond
+# A 4 MiB body holds at most 2,675 28x28 images ("0," per value): 4,096 never refuses model-sized images that fit
+# the body; it refuses stacks of tiny ones, each as dear to prepare as a full image (0.23 ms: fitted into 28x28).
+DEFAULT_MAX_IMAGES = 4096
+MAX_JSON_VALUES = 2**22  # numbers in one JSON body: 2.1 M fit in 4 MiB; binds when --max-body is raised
+HEAD_TIMEOUT_S = 5.0  # s for a request head (line and headers) to arrive whole, from the connection's opening or its last answer
+DEFAULT_BODY_TIMEOUT_S = 60.0  # a body must arrive whole within this of its head: 4 MiB at 0.6 Mbit/s (408 beyond)
+GRACEFUL_SHUTDOWN_S = 3  # on Ctrl-C, requests in flight get this long to be answered; then they get 503
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")  # Host names always allowed
 MAX_TOP = 1000
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 JSON_TYPES = ("application/json",)
 PICTURE_TYPES = ("image/",)  # image/png, image/jpeg, ...: Pillow identifies the format from the bytes
-SNIFFED_TYPES = ("", "application/octet-stream", "application/x-www-form-urlencoded")  # curl --data-binary's default; told apart by the first byte
+# no type, or octet-stream (the page's fallback): told apart by the first byte. Not application/x-www-form-urlencoded or
+# text/plain: a web page of any site may send those to this service without the browser asking it first (CORS-simple)
+SNIFFED_TYPES = ("", "application/octet-stream")
 
 
 class StartError(ValueError):
@@ -188,7 +203,7 @@ class Served:
         return {
             "name": self.name,
             "default": default,
-            "file": str(self.path),
+            "file": self.path.name,  # not the server's folders
             "sha256": self.sha256,
             "variant": i.variant,
             "dataset": i.dataset,
@@ -232,7 +247,7 @@ def load_models(specs: list[str], device: str = "auto", threads: int | None = No
 
 
 def _content_kind(content_type: str, body: bytes) -> str:
-    """'json', 'picture' or 'multipart' for a request's Content-Type (and, for curl's defaults, its first byte)."""
+    """'json', 'picture' or 'multipart' for a request's Content-Type (and, with none or octet-stream, its first byte)."""
     kind = content_type.split(";")[0].strip().lower()
     if kind in JSON_TYPES or kind.endswith("+json"):
         return "json"
@@ -242,36 +257,68 @@ def _content_kind(content_type: str, body: bytes) -> str:
         return "multipart"
     if kind in SNIFFED_TYPES:
         return "json" if body.lstrip()[:1] in (b"[", b"{") else "picture"
-    raise RequestError(415, f"Content-Type {kind!r} is not taken: send a picture (image/png, image/jpeg, ...), multipart/form-data with a file, or application/json")
+    raise RequestError(415, f"Content-Type {kind[:80]!r} is not taken: send a picture (image/png, image/jpeg, ...), multipart/form-data with a file, or application/json (curl: -H 'Content-Type: image/png')")
 
 
-def decode(body: bytes, kind: str, info: ModelInfo) -> tuple[np.ndarray, bool]:
+def _json_counts(body: bytes) -> tuple[int, int, int]:
+    """(depth, elements of the outer array, numbers at most) of a JSON array, from its brackets
+    and commas alone, before it is parsed. Exact for arrays of numbers; a string may hold
+    brackets or commas, but an array holding strings is refused whatever its counts."""
+    b = np.frombuffer(body, np.uint8)
+    commas = b == ord(",")
+    depth = np.cumsum((b == ord("[")).view(np.int8) - (b == ord("]")).view(np.int8), dtype=np.int16)  # past 32,767: json.loads refuses it
+    return int(depth.max(initial=0)), int(np.count_nonzero(commas & (depth == 1))) + 1, int(np.count_nonzero(commas)) + 1
+
+
+def json_images(body: bytes, colour: bool, max_images: int = DEFAULT_MAX_IMAGES) -> tuple[np.ndarray, bool]:
+    """A JSON body -> (images as export.predict.as_images gives them, whether it held one image).
+    How many images and numbers it holds is counted before it is parsed, so that a small body
+    of many tiny images is refused before json.loads and preprocessing build anything from it.
+
+    Raises:
+        RequestError: 413 for more than `max_images` images or MAX_JSON_VALUES numbers; 400
+            for a body that is not JSON; 422 for one that is not an array of numbers.
+        InputError: from as_images (values, shape).
+    """
+    depth, outer, values = _json_counts(body)
+    if values > MAX_JSON_VALUES:
+        raise RequestError(413, f"the JSON body holds up to {values:,} numbers, more than the {MAX_JSON_VALUES:,} this service takes; send fewer images per request")
+    if depth >= (4 if colour else 3) and outer > max_images:
+        raise RequestError(413, f"the JSON stack holds {outer:,} images, more than the {max_images:,} this service takes per request (--max-images); send them in several requests")
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError) as e:  # RecursionError: arrays nested thousands deep
+        raise RequestError(400, f"the body is not JSON ({type(e).__name__}: {str(e)[:120]})") from None
+    if not isinstance(value, list):
+        raise RequestError(422, f"expected a JSON array of images ([H][W] or [N][H][W] numbers in [0, 1]), got a JSON {type(value).__name__}")
+    try:
+        array = np.asarray(value)
+    except (ValueError, OverflowError):  # ragged rows
+        raise RequestError(422, "the JSON array is not rectangular: every image needs the same number of rows, every row the same length") from None
+    del value
+    # NumPy makes [true, 1] integers: without strings, "true" and "false" in the text are JSON's booleans
+    booleans = array.dtype.kind == "b" or (array.dtype.kind in "iuf" and (b"true" in body or b"false" in body))
+    if booleans or array.dtype.kind not in "uif":
+        raise RequestError(422, f"the JSON array holds {'booleans' if booleans else 'values that are not all numbers'}; send numbers in [0, 1]")
+    if array.dtype.kind in "iu":
+        array = array.astype(np.float64)  # JSON's integers are numbers on [0, 1] like its floats, never 0-255
+    return as_images(array, colour), array.ndim == (3 if colour else 2)
+
+
+def decode(body: bytes, kind: str, info: ModelInfo, max_images: int = DEFAULT_MAX_IMAGES) -> tuple[np.ndarray, bool]:
     """A request body -> the model's input batch (N, C, H, W), and whether the request held one
     image (a picture, or a JSON [H][W]) rather than a stack. Runs in a worker thread.
 
     Raises:
-        RequestError: 400 for bytes that are not a picture or JSON; 422 for a picture or array
-            that cannot be classified (shape, values, no ink, too many pixels).
+        RequestError: 400 for bytes that are not a picture or JSON; 413 for a JSON stack over
+            `max_images`; 422 for a picture or array that cannot be classified (shape, values,
+            no ink, too many pixels).
     """
     colour = info.channels == 3
     try:
         if kind == "json":
-            try:
-                value = json.loads(body)
-            except (ValueError, RecursionError) as e:  # RecursionError: arrays nested thousands deep
-                raise RequestError(400, f"the body is not JSON ({type(e).__name__}: {str(e)[:120]})") from None
-            if not isinstance(value, list):
-                raise RequestError(422, f"expected a JSON array of images ([H][W] or [N][H][W] numbers in [0, 1]), got a JSON {type(value).__name__}")
-            try:
-                array = np.asarray(value)
-            except (ValueError, OverflowError):  # ragged rows
-                raise RequestError(422, "the JSON array is not rectangular: every image needs the same number of rows, every row the same length") from None
-            if array.dtype.kind not in "uif":
-                raise RequestError(422, f"the JSON array holds {'booleans' if array.dtype.kind == 'b' else 'values that are not all numbers'}; send numbers in [0, 1]")
-            if array.dtype.kind in "iu":
-                array = array.astype(np.float64)  # JSON's integers are numbers on [0, 1] like its floats, never 0-255
-            single = array.ndim == (3 if colour else 2)
-            images, picture = as_images(array, colour), False
+            images, single = json_images(body, colour, max_images)
+            picture = False
         else:
             images, picture, single = read_picture(io.BytesIO(body), colour)[None], True, True
         return model_inputs(images, info, picture), single
@@ -281,8 +328,108 @@ def decode(body: bytes, kind: str, info: ModelInfo) -> tuple[np.ndarray, bool]:
         raise RequestError(422, str(e)) from None
 
 
-def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_batch: int = DEFAULT_MAX_BATCH, max_wait_ms: float = DEFAULT_MAX_WAIT_MS, workers: int | None = None):
-    """The FastAPI application serving `models` (the first is the default)."""
+def host_name(value: str) -> str:
+    """The name in a Host header, lower case, without its port: '[::1]:8000' -> '[::1]'."""
+    host = value.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.rpartition(":")[0] if ":" in host else host
+
+
+async def _send_error(send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    """The ASGI layer in front of the application. 421 for a Host that is not one of `hosts` (None:
+    any): a page of evil.example that its DNS points at 127.0.0.1 sends Host: evil.example. 503
+    beyond `limit` requests in flight: requests, not sockets (uvicorn's own limit counts every
+    open connection, so idle ones turn clients away). And a request still running when uvicorn's
+    graceful shutdown ends (it cancels it) is answered 503, not with a traceback in the log."""
+
+    def __init__(self, app, hosts: frozenset[str] | None, limit: int | None):
+        self.app, self.hosts, self.limit = app, hosts, limit
+        self.in_flight = 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if self.hosts is not None:
+            host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), "")
+            if host_name(host) not in self.hosts:
+                return await _send_error(send, 421, f"Host {host[:80]!r} is not a name of this service (a page of another site whose name points here?); "
+                                                    f"if it is yours, start the service with --allowed-host {host_name(host)[:80] or 'NAME'}")  # fmt: skip
+        if self.limit is not None and self.in_flight >= self.limit:
+            return await _send_error(send, 503, f"the service is answering {self.limit} requests already (--limit-concurrency); retry shortly")
+        started = False
+
+        async def tracked(message):
+            nonlocal started
+            started = True
+            await send(message)
+
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, tracked)
+        except asyncio.CancelledError:  # only uvicorn's shutdown cancels a request
+            if not started:
+                await _send_error(send, 503, "the service is shutting down; retry once it is back")
+        finally:
+            self.in_flight -= 1
+
+
+def connection_class():
+    """uvicorn's h11 protocol, with a deadline on the request head: a connection is closed when
+    it has not sent a whole request line and headers HEAD_TIMEOUT_S after it opened or after its
+    last answer. uvicorn closes an idle keep-alive connection (timeout_keep_alive) but never one
+    that has sent nothing yet, and a byte each second (slowloris) restarts its keep-alive timer;
+    h11 bounds a head's size (16 KiB), not its time."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Connection(H11Protocol):
+        head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._watch_head()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._watch_head()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._watch_head()
+
+        def connection_lost(self, exc) -> None:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+            super().connection_lost(exc)
+
+        def _watch_head(self) -> None:
+            waiting = self.conn.their_state is h11.IDLE and not self.transport.is_closing()  # IDLE: no request under way
+            if waiting and self.head_timer is None:
+                self.head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_late)
+            elif not waiting and self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+
+        def _head_late(self) -> None:
+            self.head_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return Connection
+
+
+def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_batch: int = DEFAULT_MAX_BATCH, max_wait_ms: float = DEFAULT_MAX_WAIT_MS, workers: int | None = None,
+               max_images: int = DEFAULT_MAX_IMAGES, hosts: frozenset[str] | None = frozenset(LOCAL_HOSTS), limit_concurrency: int | None = DEFAULT_LIMIT_CONCURRENCY, body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S):  # fmt: skip
+    """The FastAPI application serving `models` (the first is the default), behind `Guard`
+    (Host names `hosts`, None for any; at most `limit_concurrency` requests in flight)."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Query, Request
@@ -291,6 +438,7 @@ def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_
     from starlette.datastructures import UploadFile
     from starlette.exceptions import HTTPException
     from starlette.formparsers import MultiPartException, MultiPartParser
+    from starlette.requests import ClientDisconnect
 
     if not models:
         raise StartError("no model to serve")
@@ -347,11 +495,17 @@ def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_
         if declared is not None and declared.isdigit() and int(declared) > max_body:
             raise RequestError(413, f"the body is {int(declared):,} bytes, more than the {max_body:,} this service takes (--max-body)")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body:  # a chunked body, which declares no length
-                raise RequestError(413, f"the body is more than the {max_body:,} bytes this service takes (--max-body)")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(body_timeout_s):  # a body sent a byte at a time would hold its --limit-concurrency slot
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > max_body:  # a chunked body, which declares no length
+                        raise RequestError(413, f"the body is more than the {max_body:,} bytes this service takes (--max-body)")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise RequestError(408, f"the body took more than {body_timeout_s:g} s to arrive (--body-timeout)") from None
+        except ClientDisconnect:  # it hung up before its body was whole: nobody to answer, nothing to log
+            raise RequestError(400, "the client closed the connection before its body was whole") from None
         if not size:
             raise RequestError(400, "the body is empty: send a picture or a JSON array")
         return b"".join(chunks)
@@ -379,9 +533,12 @@ def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_
         for status, text in [
             (400, "the body is not a picture or JSON"),
             (404, "no model of that name"),
-            (413, "the body is larger than --max-body"),
+            (408, "the body took longer than --body-timeout to arrive"),
+            (413, "the body is larger than --max-body, or a JSON stack holds more than --max-images images"),
+            (421, "a Host header that is not a name of this service (--allowed-host)"),
             (415, "an unsupported Content-Type"),
             (422, "a picture or array that cannot be classified: wrong shape, values outside [0, 1], no ink, too many pixels"),
+            (503, "more than --limit-concurrency requests in flight, or the service is shutting down"),
         ]
     }
     body_doc = {
@@ -420,7 +577,9 @@ def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_
             body, kind = await multipart_file(request, body), "picture"
         served.batcher.arriving += 1
         try:
-            batch, single = await asyncio.get_running_loop().run_in_executor(pool, decode, body, kind, served.info)
+            batch, single = await asyncio.get_running_loop().run_in_executor(pool, decode, body, kind, served.info, max_images)
+        except RuntimeError:  # the pool is shut down: Ctrl-C
+            raise RequestError(503, "the service is shutting down; retry once it is back") from None
         finally:
             served.batcher.arrived()
         try:
@@ -460,6 +619,12 @@ def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_
             raise RequestError(404, f"no such file: /static/{name}")
         return FileResponse(path, headers=security)
 
+    def stop_decoding() -> None:
+        """Drop the decoding not yet begun (its requests get 503, through Guard): called as the server begins to shut down."""
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    app.state.stop_decoding = stop_decoding
+    app.add_middleware(Guard, hosts=hosts, limit=limit_concurrency)
     return app
 
 
@@ -504,7 +669,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="images in one onnxruntime call; 1 turns micro-batching off")
     p.add_argument("--max-wait-ms", type=float, default=DEFAULT_MAX_WAIT_MS, help="how long a request waits for others to share its onnxruntime call")
     p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body in bytes (413 beyond)")
-    p.add_argument("--limit-concurrency", type=int, default=DEFAULT_LIMIT_CONCURRENCY, help="requests taken at once (503 beyond)")
+    p.add_argument("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT_S, help="seconds for a request's body to arrive whole (408 beyond)")
+    p.add_argument("--max-images", type=int, default=DEFAULT_MAX_IMAGES, help="images in one JSON request (413 beyond)")
+    p.add_argument("--limit-concurrency", type=int, default=DEFAULT_LIMIT_CONCURRENCY, help="requests in flight at once (503 beyond); idle connections do not count")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help=f"a Host name the service answers besides {', '.join(LOCAL_HOSTS)} and --host (421 for others); repeatable; '*' for any")  # fmt: skip
     p.add_argument("--threads", type=int, default=None, help="onnxruntime's threads per call (default: one per core)")
     p.add_argument("--device", default="auto", choices=list(DEVICES), help="onnxruntime provider: CUDA when available (auto), or forced")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"], help="uvicorn's log level")
@@ -512,13 +681,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     prog = "export.serve"
     try:
-        for flag, value, low in [("--max-batch", args.max_batch, 1), ("--max-body", args.max_body, 1024), ("--limit-concurrency", args.limit_concurrency, 1)]:
+        for flag, value, low in [("--max-batch", args.max_batch, 1), ("--max-body", args.max_body, 1024), ("--max-images", args.max_images, 1), ("--limit-concurrency", args.limit_concurrency, 1)]:
             if value < low:
                 raise UsageError(f"{flag} {value}: must be at least {low}")
         if not (0 <= args.port <= 65535):
             raise UsageError(f"--port {args.port}: must be 0 to 65535")
         if not (math.isfinite(args.max_wait_ms) and 0 <= args.max_wait_ms <= 1000):
             raise UsageError(f"--max-wait-ms {args.max_wait_ms}: must be 0 to 1000")
+        if not (math.isfinite(args.body_timeout) and args.body_timeout > 0):
+            raise UsageError(f"--body-timeout {args.body_timeout}: must be more than 0")
         if args.threads is not None and args.threads < 1:
             raise UsageError(f"--threads {args.threads}: must be at least 1")
         try:
@@ -527,8 +698,9 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as e:
             raise StartError(f"{e.name} is not installed: pip install -e \".[serve]\"") from None
         models = load_models(args.models, args.device, args.threads)
-        app = create_app(models, args.max_body, args.max_batch, args.max_wait_ms)
         sock = listen(args.host, args.port)
+        hosts = None if "*" in args.allowed_host else frozenset([*LOCAL_HOSTS, host_name(f"[{args.host}]" if ":" in args.host else args.host), *map(host_name, args.allowed_host)])
+        app = create_app(models, args.max_body, args.max_batch, args.max_wait_ms, max_images=args.max_images, hosts=hosts, limit_concurrency=args.limit_concurrency, body_timeout_s=args.body_timeout)
     except (UsageError, StartError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
@@ -538,8 +710,15 @@ def main(argv: list[str] | None = None) -> int:
     batching = f"micro-batching up to {args.max_batch} images, {args.max_wait_ms:g} ms wait" if args.max_batch > 1 else "no micro-batching"
     print(f"{prog}: serving {names}; {batching}", flush=True)
     print(f"{prog}: http://{shown}:{port}/ ({_reach(args.host)})", flush=True)
-    config = uvicorn.Config(app, log_level=args.log_level, access_log=not args.no_access_log, limit_concurrency=args.limit_concurrency, timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    # no uvicorn limit_concurrency: it counts open sockets, idle ones too; Guard counts requests in flight
+    config = uvicorn.Config(app, http=connection_class(), log_level=args.log_level, access_log=not args.no_access_log, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None):
+            app.state.stop_decoding()  # what waits for the pool is answered 503 now, not cancelled after the graceful wait
+            await super().shutdown(sockets)
+
+    Server(config).run(sockets=[sock])
     return 0
 
 

@@ -343,13 +343,16 @@ def test_start_up_failures_are_one_line(models, tmp_path):
 
 def test_beyond_limit_concurrency_503_and_ctrl_c_ends_quietly(models):
     import signal
+    import socket
 
     with Server([str(models["digits"]), "--limit-concurrency", "2"]) as s:
         parts = urlsplit(s.url)
-        held = [http.client.HTTPConnection(parts.hostname, parts.port, timeout=30) for _ in range(2)]
-        for conn in held:  # two keep-alive connections, open
-            conn.request("GET", "/healthz")
-            assert conn.getresponse().read()
+        held = []
+        for _ in range(2):  # two requests in flight, their bodies not sent: idle connections do not count (test_serve_hostile)
+            conn = socket.create_connection((parts.hostname, parts.port))
+            conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[")
+            held.append(conn)
+        time.sleep(0.3)
         status, _, _ = request(s.url, "GET", "/healthz")
         assert status == 503  # a third is turned away, not queued without bound
         for conn in held:
