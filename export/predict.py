@@ -187,12 +187,12 @@ def _read_npy(path: Path, max_images: int = MAX_IMAGES) -> np.ndarray:
             raise InputError(f"holds {dtype} values, not pixels")
         if any(d < 0 for d in shape):
             raise InputError(f"not a readable .npy array (shape {shape_text(shape)})")
-        if (len(shape) == 4 or len(shape) == 3 and shape[-1] != 3) and shape[0] > max_images:  # a stack; (H, W, 3) is one colour picture
-            raise _too_many(shape[0], max_images)
         nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
         left = os.fstat(f.fileno()).st_size - f.tell()
         if nbytes > MAX_FILE_BYTES:
             raise InputError(f"header says {shape_text(shape)} {dtype} -> {count_text(nbytes)} bytes, more than the {MAX_FILE_BYTES:,} this reader accepts")
+        if (len(shape) == 4 or len(shape) == 3 and shape[-1] != 3) and shape[0] > max_images:  # a stack; (H, W, 3) is one colour picture
+            raise _too_many(shape[0], max_images)
         if nbytes != left:
             problem = "truncated" if left < nbytes else "has trailing bytes"
             raise InputError(f"{problem}: header says {shape_text(shape)} {dtype} -> {nbytes} bytes of data, file has {left}")

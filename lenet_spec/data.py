@@ -166,10 +166,10 @@ def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES, max_items:
             dtype = np.dtype(_IDX_TYPES[magic[2]])
             body = math.prod(dims) * dtype.itemsize  # Python ints: no overflow
             expected = header + body
-            if max_items is not None and dims[0] > max_items:
-                raise TooManyItems(f"{path}: header says {dims[0]:,} items, more than the {max_items:,} accepted", dims[0])
             if expected > max_bytes:
                 raise DataError(f"{path}: header says {shape_text(dims)} -> {count_text(expected)} bytes, more than the {max_bytes:,} this reader accepts")
+            if max_items is not None and dims[0] > max_items:
+                raise TooManyItems(f"{path}: header says {dims[0]:,} items, more than the {max_items:,} accepted", dims[0])
             says = f"header says {shape_text(dims)} -> {expected} bytes"
             if not compressed and (size := os.fstat(f.fileno()).st_size) != expected:
                 problem = "truncated" if size < expected else "has trailing bytes"
