@@ -6,7 +6,8 @@ lenet_spec's NumPy IDX reader); tests check that neither framework is imported.
 Inputs: PNG/JPEG/BMP/GIF/TIFF/WebP/PPM pictures in any colour, .npy arrays (one image (H, W) or a
 stack (N, H, W)), IDX files (a stack). Every file is bounded before it is read: MAX_FILE_BYTES on
 disk, MAX_PIXELS per image (a picture's header is checked before it is decoded), read_idx's
-MAX_IDX_BYTES for IDX; a stack goes through the model CHUNK_PIXELS at a time. A file that cannot be
+MAX_IDX_BYTES for IDX, MAX_IMAGES per file (from an IDX or .npy header); only regular files are
+read; a stack goes through the model CHUNK_PIXELS at a time, counted at the model's input size. A file that cannot be
 classified gets one line (InputError) and the others are still classified.
 
 For one-channel models, a picture goes through MNIST's own preprocessing (`mnist_field`):
