@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .metadata import BATCH, INPUT_NAME, OUTPUT_NAME, ModelInfo
+from .metadata import BATCH, EXPORTED_OPS, INPUT_NAME, OUTPUT_NAME, ModelInfo
 
 
 class GraphError(RuntimeError):
@@ -196,6 +196,8 @@ def clean(raw: bytes, info: ModelInfo) -> onnx.ModelProto:
     if rewrites:
         model = fold(model)
     del model.graph.value_info[:]
+    if unknown := sorted({n.op_type for n in model.graph.node} - EXPORTED_OPS):
+        raise GraphError(f"the exporter wrote {', '.join(unknown)}, not in export.metadata.EXPORTED_OPS: add it there if it is safe to serve (no subgraph, no data-dependent size)")
     name_io(model, info)
     model.doc_string = f"lenet-parity {info.variant} ({info.framework} {info.framework_version}, {info.source})"
     del model.metadata_props[:]

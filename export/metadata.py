@@ -11,6 +11,19 @@ from dataclasses import dataclass
 FORMAT = "lenet-parity-onnx"
 INPUT_NAME, OUTPUT_NAME, BATCH = "image", "logits", "N"
 
+# Every op the exporters write, all in the default domain: collected by exporting every variant
+# (lenet_spec.VARIANTS, seed 3) with both torch and paddle through export.exporter and listing
+# the cleaned graphs' op types (14 variants x 2 frameworks, December 2026: torch 2.13 dynamo,
+# paddle2onnx 2.1.0, opset 18). export.graph.clean refuses to write any other; export.runtime
+# refuses to load any other. None has a subgraph, and only Pad's output size comes from an
+# input (its pads, which must be a constant).
+EXPORTED_OPS = frozenset(
+    {"Add", "AveragePool", "Conv", "Gemm", "MaxPool", "Mul", "Neg", "Pad", "ReduceSum", "Relu", "Reshape", "Sigmoid", "Sub", "Tanh", "Unsqueeze"}
+)
+MAX_INITIALIZER_VALUES = 2**20  # values in one initializer: the largest exported is lenet-caffe's fc1, 800 x 500 = 400,000
+MAX_ATTRIBUTE_INT = 32  # |an integer attribute| or a pad: the largest exported is 5 (a kernel side; pads are at most 2)
+MAX_NODES = 1000  # nodes in a graph: the exports have 10 to 39
+
 
 class MetadataError(ValueError):
     """A model without this project's metadata, or with metadata that does not add up."""

@@ -6,7 +6,8 @@ lenet_spec's NumPy IDX reader); tests check that neither framework is imported.
 Inputs: PNG/JPEG/BMP/GIF/TIFF/WebP/PPM pictures in any colour, .npy arrays (one image (H, W) or a
 stack (N, H, W)), IDX files (a stack). Every file is bounded before it is read: MAX_FILE_BYTES on
 disk, MAX_PIXELS per image (a picture's header is checked before it is decoded), read_idx's
-MAX_IDX_BYTES for IDX; a stack goes through the model CHUNK_PIXELS at a time. A file that cannot be
+MAX_IDX_BYTES for IDX, MAX_IMAGES per file (from an IDX or .npy header); only regular files are
+read; a stack goes through the model CHUNK_PIXELS at a time, counted at the model's input size. A file that cannot be
 classified gets one line (InputError) and the others are still classified.
 
 For one-channel models, a picture goes through MNIST's own preprocessing (`mnist_field`):
@@ -23,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import stat
 import sys
 import warnings
 from pathlib import Path
@@ -40,7 +42,8 @@ EMPTY = 0.05  # an image whose values span less than this (on [0, 1]) holds noth
 MAX_FILE_BYTES = 256 * 2**20  # any input file, checked before it is read: a .npy stack of 340,000 MNIST images fits
 MAX_PIXELS = 4096 * 4096  # one image's width x height, checked before a picture is decoded: a 12 MP phone photo (4032x3024) fits
 MAX_DECODED_SIDE = 1024  # a larger picture is reduced (box filter) to at most this side as it is read: the model sees 28 pixels
-CHUNK_PIXELS = 1024 * 28 * 28  # pixels through prepare and onnxruntime at a time (1,024 MNIST images): a stack is never all float at once
+CHUNK_PIXELS = 1024 * 28 * 28  # values through prepare and onnxruntime at a time, each image counted at its size or the model's input size, whichever is larger (1,024 MNIST images): a stack is never all float at once
+MAX_IMAGES = 100_000  # images in one input file, checked from an IDX or .npy header: MNIST's training set (60,000) fits; --max-images takes more (a 128 MiB IDX holds 171,000 MNIST-sized images)
 PICTURE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")  # what people give; not EPS (Ghostscript) or the rarer plugins
 NPY_HEADER_MAX = 10_000  # bytes of a .npy header: NumPy's own limit for reading one safely
 
@@ -67,30 +70,56 @@ def _kind(path: Path) -> str:
     return "picture"
 
 
-def load(path: Path, colour: bool) -> np.ndarray:
+def _too_many(count: int, max_images: int) -> InputError:
+    return InputError(f"holds {count:,} images, more than the {max_images:,} taken from one file; split it, or pass --max-images {count}")
+
+
+def _not_a_file(mode: int) -> str | None:
+    """What a path that is not a regular file is, for its one line; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file: give the files in it (FOLDER/*.png)"
+    kind = "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+    return f"is {kind}, not a file: give a picture, .npy or IDX file"
+
+
+def load(path: Path, colour: bool, max_images: int = MAX_IMAGES) -> np.ndarray:
     """The images a file holds, as a stack in the file's own values: uint8 0-255 or numbers in [0, 1].
 
     Returns:
         (N, H, W) gray, or (N, H, W, 3) for colour; `pixels` makes floats of a slice of it.
     Raises:
-        InputError: one line saying why the file cannot be classified.
+        InputError: one line saying why the file cannot be classified: a missing path, one
+            that is not a regular file, too many bytes, or more than `max_images` images.
     """
-    if not path.is_file():
-        raise InputError("no such file")
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise InputError(f"{size:,} bytes, more than the {MAX_FILE_BYTES:,} this reader accepts")
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        raise InputError("no such file") from None
+    except OSError as e:
+        raise InputError(f"cannot be read ({e.strerror or type(e).__name__})") from None
+    if problem := _not_a_file(status.st_mode):
+        raise InputError(problem)
+    if status.st_size > MAX_FILE_BYTES:
+        raise InputError(f"{status.st_size:,} bytes, more than the {MAX_FILE_BYTES:,} this reader accepts")
     kind = _kind(path)
+    if kind == "picture":
+        return read_picture(path, colour)[None]
     if kind == "npy":
-        return as_images(_read_npy(path), colour)
-    if kind == "idx":
-        from lenet_spec.data import DataError, read_idx
+        images = as_images(_read_npy(path, max_images), colour)
+    else:
+        from lenet_spec.data import DataError, TooManyItems, read_idx
 
         try:
-            return as_images(read_idx(path), colour)
+            images = as_images(read_idx(path, max_items=max_images), colour)
+        except TooManyItems as e:
+            raise _too_many(e.count, max_images) from None
         except DataError as e:
             raise InputError(str(e).removeprefix(f"{path}: ")) from None
-    return read_picture(path, colour)[None]
+    if len(images) > max_images:  # a stack whose count no header gave
+        raise _too_many(len(images), max_images)
+    return images
 
 
 def _check_pixels(height: int, width: int) -> None:
@@ -132,9 +161,12 @@ def read_picture(source: Path | BinaryIO, colour: bool) -> np.ndarray:
         raise Unreadable(f"not an image Pillow can read ({type(e).__name__})") from None
 
 
-def _read_npy(path: Path) -> np.ndarray:
-    """A .npy array read with numpy.lib.format: no pickles, no .npz, sizes checked before reading."""
+def _read_npy(path: Path, max_images: int = MAX_IMAGES) -> np.ndarray:
+    """A .npy array read with numpy.lib.format: no pickles, no .npz, sizes and a stack's image
+    count (N of (N, H, W) or (N, C, H, W)) checked before reading."""
     from numpy.lib import format as npy
+
+    from lenet_spec.data import count_text, shape_text
 
     with open(path, "rb") as f, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # NumPy warns of Python 2 headers, ast of odd escapes: the file's one line says enough
@@ -155,14 +187,16 @@ def _read_npy(path: Path) -> np.ndarray:
         if dtype.kind not in "uif":  # bool, complex, object, structured, strings, dates: refused before any byte is read
             raise InputError(f"holds {dtype} values, not pixels")
         if any(d < 0 for d in shape):
-            raise InputError(f"not a readable .npy array (shape {shape})")
+            raise InputError(f"not a readable .npy array (shape {shape_text(shape)})")
         nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
         left = os.fstat(f.fileno()).st_size - f.tell()
         if nbytes > MAX_FILE_BYTES:
-            raise InputError(f"header says {shape} {dtype} -> {nbytes:,} bytes, more than the {MAX_FILE_BYTES:,} this reader accepts")
+            raise InputError(f"header says {shape_text(shape)} {dtype} -> {count_text(nbytes)} bytes, more than the {MAX_FILE_BYTES:,} this reader accepts")
+        if (len(shape) == 4 or len(shape) == 3 and shape[-1] != 3) and shape[0] > max_images:  # a stack; (H, W, 3) is one colour picture
+            raise _too_many(shape[0], max_images)
         if nbytes != left:
             problem = "truncated" if left < nbytes else "has trailing bytes"
-            raise InputError(f"{problem}: header says {shape} {dtype} -> {nbytes} bytes of data, file has {left}")
+            raise InputError(f"{problem}: header says {shape_text(shape)} {dtype} -> {nbytes} bytes of data, file has {left}")
         data = np.empty(nbytes, np.uint8)
         if f.readinto(memoryview(data)) != nbytes:
             raise InputError("truncated while reading")
@@ -170,7 +204,7 @@ def _read_npy(path: Path) -> np.ndarray:
         array = data.view(dtype)
         return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
     except ValueError as e:  # more dimensions than NumPy holds
-        raise InputError(f"not a readable .npy array (shape {shape}: {e})") from None
+        raise InputError(f"not a readable .npy array (shape {shape_text(shape)}: {_first_line(e)})") from None
 
 
 def as_images(array: np.ndarray, colour: bool) -> np.ndarray:
@@ -304,18 +338,20 @@ def ranked(logits: np.ndarray, info: ModelInfo, top: int) -> list[list[tuple[int
     return [[(int(k), info.classes[k], float(p[k])) for k in np.argsort(-p, kind="stable")[:top]] for p in softmax(logits.astype(np.float64))]
 
 
-def predict_file(sess, info: ModelInfo, path: Path, top: int) -> list[dict]:
-    """One record per image in the file: its top classes and probabilities.
+def predict_file(sess, info: ModelInfo, path: Path, top: int, max_images: int = MAX_IMAGES) -> list[dict]:
+    """One record per image in the file (at most `max_images`): its top classes and probabilities.
 
-    Images go through `prepare` and onnxruntime `CHUNK_PIXELS` at a time.
+    Images go through `prepare` and onnxruntime `CHUNK_PIXELS` values at a time, each image
+    counted at the larger of its own size and the model's input: 40,000 images of 2x2 pixels
+    are 40,000 model inputs of 28x28.
     Raises:
         InputError: one line, for a file that cannot be read or classified (onnxruntime's own failures included).
     """
     picture = _kind(path) == "picture"
-    images = load(path, info.channels == 3)
+    images = load(path, info.channels == 3, max_images)
     if not len(images):
         raise InputError("holds no images")
-    step = max(1, CHUNK_PIXELS // math.prod(images.shape[1:]))
+    step = max(1, CHUNK_PIXELS // max(math.prod(images.shape[1:]), info.channels * info.height * info.width))
     records = []
     for start in range(0, len(images), step):
         batch = model_inputs(images[start : start + step], info, picture)
@@ -340,7 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=3, help="how many classes to show per image")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="onnxruntime provider")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout instead of a report")
+    p.add_argument("--max-images", type=int, default=MAX_IMAGES, metavar="N", help="the most images taken from one file (checked from its header)")
     args = p.parse_args(argv)
+    if args.max_images < 1:
+        p.error(f"--max-images must be 1 or more, got {args.max_images}")
     try:
         sess = session(args.model, args.device)
         info = info_of(sess, args.model)
@@ -351,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     results, failures = [], []
     for name in args.images:
         try:
-            records = predict_file(sess, info, Path(name), top)
+            records = predict_file(sess, info, Path(name), top, args.max_images)
         except Exception as e:  # InputError; anything else (MemoryError, a bug) still ends this file only, so --json always prints
             message = str(e) if isinstance(e, InputError) else f"failed ({type(e).__name__}: {_first_line(e)})"
             failures.append({"file": name, "error": message})

@@ -33,6 +33,7 @@ CIFAR_SPLITS = {"train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)), "tes
 CIFAR_RECORD = 1 + 3 * 32 * 32
 CIFAR_FILE_RECORDS = 10_000  # records in each official file: the most a file may hold
 CIFAR_ARCHIVE_MAX = 256 * 2**20  # bytes read from inside an archive at most (the official one unpacks to 184 MB)
+CIFAR_TAR_HEADER_MAX = 64 * 2**10  # a GNU long name or pax header inside it (the official archive has none; PATH_MAX is 4,096)
 
 # md5 of each file's uncompressed content. MNIST's are the published ones; Fashion-MNIST's
 # were taken from Debian's dataset-fashion-mnist (upstream git 2020-05-23).
@@ -61,6 +62,30 @@ MIRRORS = {
 
 class DataError(Exception):
     """A data file is missing, truncated or not what it claims to be."""
+
+
+class TooManyItems(DataError):
+    """An IDX header declares more items (its first dimension) than the caller takes."""
+
+    def __init__(self, message: str, count: int):
+        super().__init__(message)
+        self.count = count
+
+
+MAX_SHOWN_DIMS = 6  # dimensions written out in a message; a header may declare 255
+
+
+def shape_text(dims) -> str:
+    """A shape for a one-line message: in full up to MAX_SHOWN_DIMS dimensions, else its count and first few."""
+    dims = tuple(dims)
+    if len(dims) <= MAX_SHOWN_DIMS:
+        return str(dims)
+    return f"{len(dims)} dimensions ({', '.join(map(str, dims[:3]))}, ...)"
+
+
+def count_text(n: int) -> str:
+    """A count for a one-line message: with thousands separators, or its order of magnitude past 10^40."""
+    return f"{n:,}" if n < 10**40 else f"about 10^{int(math.log10(n))}"
 
 
 # The most read_idx accepts by default, header included: MNIST's and Fashion-MNIST's training
@@ -108,7 +133,7 @@ def _read_body(read, size: int) -> bytearray:
     return body
 
 
-def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES, max_items: int | None = None) -> np.ndarray:
     """Read an IDX file, gzip-compressed or raw, checking magic, dimensions and length.
 
     The header is read first: a file whose header declares more than `max_bytes` (header
@@ -117,10 +142,11 @@ def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> np.ndar
 
     Args:
         max_bytes: the largest (uncompressed) file accepted; default `MAX_IDX_BYTES`.
+        max_items: the most items (the first dimension) accepted, checked from the header; default any.
     Returns:
         The array, in native byte order, with the shape the header declares.
     Raises:
-        DataError: naming the file and the problem.
+        DataError: naming the file and the problem (TooManyItems beyond `max_items`).
     """
     path = Path(path)
     try:
@@ -141,15 +167,18 @@ def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> np.ndar
             body = math.prod(dims) * dtype.itemsize  # Python ints: no overflow
             expected = header + body
             if expected > max_bytes:
-                raise DataError(f"{path}: header says {dims} -> {expected:,} bytes, more than the {max_bytes:,} this reader accepts")
+                raise DataError(f"{path}: header says {shape_text(dims)} -> {count_text(expected)} bytes, more than the {max_bytes:,} this reader accepts")
+            if max_items is not None and dims[0] > max_items:
+                raise TooManyItems(f"{path}: header says {dims[0]:,} items, more than the {max_items:,} accepted", dims[0])
+            says = f"header says {shape_text(dims)} -> {expected} bytes"
             if not compressed and (size := os.fstat(f.fileno()).st_size) != expected:
                 problem = "truncated" if size < expected else "has trailing bytes"
-                raise DataError(f"{path}: {problem}: header says {dims} -> {expected} bytes, file has {size}")
+                raise DataError(f"{path}: {problem}: {says}, file has {size}")
             data = _read_body(read, body)
             if len(data) < body:
-                raise DataError(f"{path}: truncated: header says {dims} -> {expected} bytes, file has {header + len(data)}")
+                raise DataError(f"{path}: truncated: {says}, file has {header + len(data)}")
             if read(1):
-                raise DataError(f"{path}: has trailing bytes: header says {dims} -> {expected} bytes, file has more")
+                raise DataError(f"{path}: has trailing bytes: {says}, file has more")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, EOFError, zlib.error) as e:
@@ -157,7 +186,7 @@ def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> np.ndar
     try:
         array = np.frombuffer(data, dtype).reshape(dims)  # writable: a bytearray's memory
     except ValueError as e:  # more dimensions than NumPy holds, or a 0-sized shape it cannot index
-        raise DataError(f"{path}: header says {dims}, which NumPy cannot hold ({e})") from None
+        raise DataError(f"{path}: header says {shape_text(dims)}, which NumPy cannot hold ({str(e)[:100]})") from None
     if not dtype.isnative:
         array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
     return array
@@ -361,8 +390,18 @@ def _cifar_from_archive(archive: Path, names: tuple[str, ...]) -> list[tuple[str
     import tarfile
 
     wanted, found = {f"{CIFAR_FOLDER}/{n}": n for n in names}, {}
+
+    class BoundedTarInfo(tarfile.TarInfo):
+        """tarfile reads a GNU long name or link ('L', 'K') and a pax header ('x', 'g', Solaris 'X')
+        whole into memory, before the loop below sees the member: their sizes are checked first."""
+
+        def _proc_member(self, tar):
+            if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE) and self.size > CIFAR_TAR_HEADER_MAX:
+                raise DataError(f"{archive}: a tar header of type {self.type.decode('latin-1')!r} claims {self.size:,} bytes, more than the {CIFAR_TAR_HEADER_MAX:,} a name or pax header needs; not the CIFAR-10 archive")
+            return super()._proc_member(tar)
+
     try:
-        with tarfile.open(archive, "r|gz") as tar:
+        with tarfile.open(archive, "r|gz", tarinfo=BoundedTarInfo) as tar:
             for member in tar:
                 if member.offset_data + member.size > CIFAR_ARCHIVE_MAX:
                     raise DataError(f"{archive}: holds more than {CIFAR_ARCHIVE_MAX:,} bytes before {', '.join(sorted(set(wanted) - set(found)))}; not the CIFAR-10 archive")
@@ -372,8 +411,8 @@ def _cifar_from_archive(archive: Path, names: tuple[str, ...]) -> list[tuple[str
                     found[member.name] = tar.extractfile(member).read()
                     if len(found) == len(wanted):
                         break
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{archive}: cannot be read ({type(e).__name__}: {e})") from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error, RecursionError) as e:  # RecursionError: a chain of long-name headers
+        raise DataError(f"{archive}: cannot be read ({type(e).__name__}: {str(e)[:100]})") from None
     missing = [m for m in wanted if m not in found]
     if missing:
         raise DataError(f"{archive}: has no {', '.join(missing)}; is it {CIFAR_ARCHIVE} (the binary version)?")
