@@ -18,6 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from lenet_spec.checkpoint import atomic_write
+from lenet_spec.cli import UsageError, check_output
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -49,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frameworks", default="torch,paddle")
     p.add_argument("--json", default=None, help="also write the rows to this file")
     args = p.parse_args(argv)
+    if args.json:
+        try:
+            check_output(args.json, "--json")
+        except UsageError as e:
+            print(f"benchmarks.distributed: error: {e}", file=sys.stderr)
+            return 2
     rows = []
     with tempfile.TemporaryDirectory(prefix="lenet-dist-bench-") as d:
         for framework in args.frameworks.split(","):
@@ -60,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{framework:6} batch {batch:4}: {r['processes']} process(es) x {r['threads']} thread(s): {r['images_per_s']:8,.0f} images/s "
                           f"({r['vs_one_process']:.2f}x one process), {r['wall_s']:.0f} s wall for 3 epochs of {args.limit:,}", flush=True)  # fmt: skip
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        text = json.dumps(rows, indent=2) + "\n"
+        atomic_write(args.json, lambda tmp: Path(tmp).write_text(text))
     return 0
 
 

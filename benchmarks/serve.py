@@ -259,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=None, help="folder holding MNIST (default: the usual places)")
     p.add_argument("--json", default=None, help="also write the rows to this file")
     args = p.parse_args(argv)
+    from lenet_spec.checkpoint import atomic_write
+    from lenet_spec.cli import UsageError, check_output
     from lenet_spec.data import DataError, find_dataset, load_split
 
     try:
@@ -269,6 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks.serve: error: --clients {args.clients} / --requests-per-client {args.requests_per_client}: positive whole numbers", file=sys.stderr)
         return 2
     folder = find_dataset("mnist", args.data_dir and Path(args.data_dir))
+    try:
+        if args.json:
+            check_output(args.json, "--json", inputs=[args.model, args.data_dir, folder])
+    except UsageError as e:
+        print(f"benchmarks.serve: error: {e}", file=sys.stderr)
+        return 2
     if folder is None:
         print("benchmarks.serve: error: MNIST not found: pass --data-dir or set LENET_DATA", file=sys.stderr)
         return 2
@@ -283,7 +291,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks.serve: error: {e}", file=sys.stderr)
         return 2
     if args.json:
-        Path(args.json).write_text(json.dumps({"cores": os.cpu_count(), "rows": rows}, indent=2) + "\n")
+        text = json.dumps({"cores": os.cpu_count(), "rows": rows}, indent=2) + "\n"
+        try:
+            atomic_write(args.json, lambda tmp: Path(tmp).write_text(text))
+        except OSError as e:
+            print(f"benchmarks.serve: error: {e}", file=sys.stderr)
+            return 2
     return 1 if any(r["errors"] for r in rows) else 0
 
 

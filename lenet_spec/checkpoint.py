@@ -287,14 +287,47 @@ def reason(error: BaseException) -> str:
     return line if len(line) <= 200 else line[:197] + "..."
 
 
+class WriteError(OSError):
+    """An output that could not be written (a full disk, a quota, no permission); the message is
+    one line naming the file, and the file is as it was before."""
+
+
+def write_failure(path: str | os.PathLike, error: BaseException) -> WriteError | None:
+    """`error`, raised while writing `path`, as a one-line WriteError; None when it is not a
+    failure to write (a bug, an interrupt), which must go on as it is. torch.save reports a full
+    disk as a RuntimeError from its zip writer ("[enforce fail at inline_container.cc:672] . unexpected
+    pos 576 vs 534", raised from "basic_ios::clear: iostream error")."""
+    if isinstance(error, WriteError):
+        return error
+    if isinstance(error, OSError):
+        why = error.strerror or str(error) or type(error).__name__
+    elif isinstance(error, RuntimeError) and any(word in f"{error} {error.__context__}".lower() for word in ("write", "inline_container", "iostream")):
+        why = "the write failed"
+    else:
+        return None
+    try:
+        usage = os.statvfs(Path(path).parent)
+        if usage.f_bavail * usage.f_frsize < 1 << 20:
+            why = "No space left on device" if why == "the write failed" else why
+    except OSError:
+        pass
+    return WriteError(f"cannot write {path}: {why[:200]}; it was left as it was: free some space or choose another place")
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call write(tmp) on a temporary file beside `path`, then rename it into place, so
-    `path` is either the old file or the complete new one, never a partial write."""
+    `path` is either the old file or the complete new one, never a partial write.
+
+    Raises:
+        WriteError: the file could not be written (a full disk...): one line naming it; no
+            temporary file is left.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
@@ -302,7 +335,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
-        raise
+        failure = write_failure(path, e)
+        if failure is None:
+            raise
+        raise failure from None

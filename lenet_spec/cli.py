@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Callable, Iterable, NoReturn
@@ -42,11 +43,44 @@ def no_gpu(framework: str, version: str, cuda: str | None, why: str | None = Non
     return f"--device gpu: {framework} sees no CUDA GPU ({why}); see what this machine has with `{ENV_CHECK}`, or use --device cpu"
 
 
+# The files a trainer writes into its --out folder (lenet_train.loop): no other command may
+# replace them, since a run is resumed and extended from them.
+RUN_FILES = ("metrics.jsonl", "curves.png", "predictions.png", "confusion.png")
+CHECKPOINT_SUFFIXES = (".pt", ".pdparams", ".safetensors")
+RUN_NAMES = (*RUN_FILES, *(f"{stem}{suffix}" for stem in ("last", "best") for suffix in CHECKPOINT_SUFFIXES))
+
+_KINDS = ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"), (stat.S_ISFIFO, "FIFO (a named pipe)"), (stat.S_ISSOCK, "socket"))
+
+
+def holds_run(folder: str | os.PathLike) -> bool:
+    """`folder` holds a trainer's run: a `last` checkpoint of either framework (a run killed before
+    its first epoch was saved holds none, and is no run to resume)."""
+    return any((Path(folder) / f"last{suffix}").is_file() for suffix in CHECKPOINT_SUFFIXES)
+
+
+def not_regular(path: str | os.PathLike) -> str | None:
+    """What `path` is when it exists but is no regular file (through links): "a folder", "a
+    character device"...; None for a regular file, a dangling link or nothing."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return next((f"a {name}" for test, name in _KINDS if test(mode)), "not a regular file")
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet)
         return a.resolve() == b.resolve()
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 def _creatable(folder: Path, what: str) -> None:
@@ -60,10 +94,16 @@ def _creatable(folder: Path, what: str) -> None:
         raise UsageError(f"{what}: {existing} is not writable; choose another place")
 
 
-def check_output(path: str | os.PathLike, flag: str, inputs: Iterable[str | os.PathLike | None] = (), suffixes: tuple[str, ...] = ()) -> Path:
-    """`path` as a file this command may write, checked before any work is done: it has one of
-    `suffixes` (if given), is none of `inputs` (an output never replaces an input), is not a
-    folder, and its folder exists writable or can be made.
+def check_output(path: str | os.PathLike, flag: str, inputs: Iterable[str | os.PathLike | None] = (), suffixes: tuple[str, ...] = (), overwrite: bool = False) -> Path:
+    """`path` as a file this command may write, checked before any work is done. Every output of
+    every command of the project goes through here. It may not be:
+    - one of `inputs`, nor a file inside an input that is a folder (a data set's folder), also
+      through links: an output never replaces an input;
+    - anything but a regular file where it exists: a device, a FIFO, a socket or a folder (the
+      output is renamed into place, which would replace `/dev/full` itself);
+    - one of a trainer's run files in a folder that holds a run (`RUN_NAMES`), unless
+      `overwrite`: a finished run is resumed and extended from them;
+    - without one of `suffixes` (if given), or where its folder cannot be made.
 
     Raises:
         UsageError: one line naming the flag and the problem.
@@ -73,10 +113,20 @@ def check_output(path: str | os.PathLike, flag: str, inputs: Iterable[str | os.P
     if suffixes and out.suffix not in suffixes:
         raise UsageError(f"{what}: must end in {' or '.join(suffixes)}")
     for given in inputs:
-        if given is not None and _same_file(out, Path(given)):
+        if given is None:
+            continue
+        given = Path(given)
+        if _same_file(out, given):
             raise UsageError(f"{what} is the input {given}; an output never replaces an input: choose another name")
-    if out.is_dir():
+        if given.is_dir() and os.path.lexists(out) and _inside(out, given):
+            raise UsageError(f"{what} is a file of the input folder {given}; an output never replaces an input: choose another name")
+    kind = not_regular(out)
+    if kind == "a folder":
         raise UsageError(f"{what} is a folder; give a file name")
+    if kind:
+        raise UsageError(f"{what} is {kind}, not a regular file, and writing the output would replace it; give the name of a file")
+    if not overwrite and out.name in RUN_NAMES and holds_run(out.parent):
+        raise UsageError(f"{what} would replace {out.name} of the run in {out.parent}, which is resumed from its files; choose another name or folder, or pass --overwrite")
     _creatable(out.parent, what)
     return out
 
@@ -88,8 +138,9 @@ def check_output_folder(path: str | os.PathLike, flag: str) -> Path:
         UsageError: one line naming the flag and the problem.
     """
     out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{flag} {path} is a file, not a folder; choose another --out")
+    kind = not_regular(out)
+    if out.exists() and kind != "a folder":
+        raise UsageError(f"{flag} {path} is {kind or 'a file'}, not a folder; choose another {flag}")
     _creatable(out, f"{flag} {path}")
     return out
 

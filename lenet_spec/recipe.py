@@ -23,6 +23,9 @@ LOSSES = ("cross_entropy", "rbf_map")
 LECUN1998_PASSES = ((2, 1.0), (5, 0.4), (8, 0.2), (12, 0.1), (20, 0.02))
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 @dataclass(frozen=True)
 class Recipe:
     optimizer: str = "adam"
@@ -56,14 +59,14 @@ class Recipe:
                 if not ok:
                     raise ValueError(f"restarts must be increasing epochs between 1 and epochs - 1, got {value!r:.40}")
                 continue
-            if kind is float:
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if kind is float:  # both frameworks train in float32 (and paddle's kernels take float32 attributes)
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and abs(value) <= FLOAT32_MAX
             elif kind is tuple:
                 ok = isinstance(value, tuple) and len(value) == 2 and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in value)
             else:
                 ok = isinstance(value, kind) and not isinstance(value, bool)
             if not ok:
-                what = {float: "a finite number", int: "a whole number", str: "a name", tuple: "two numbers in [0, 1)"}[kind]
+                what = {float: f"a finite number within float32's range (at most {FLOAT32_MAX:.4g})", int: "a whole number", str: "a name", tuple: "two numbers in [0, 1)"}[kind]
                 raise ValueError(f"{f.name} must be {what}, got {value!r:.40}")
         for value, allowed, what in ((self.optimizer, OPTIMIZERS, "optimizer"), (self.schedule, SCHEDULES, "schedule"), (self.loss, LOSSES, "loss")):
             if value not in allowed:
@@ -72,6 +75,10 @@ class Recipe:
             raise ValueError(f"lr, epochs and batch_size must be positive, got {self.lr}, {self.epochs}, {self.batch_size}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight decay must be 0 or more, got {self.weight_decay}")
+        for name, ok, what in (("step_every", self.step_every >= 1, "at least 1"), ("gamma", self.gamma > 0, "positive"), ("eps", self.eps > 0, "positive"),
+                               ("momentum", 0 <= self.momentum < 1, "in [0, 1)"), ("warmup", 0 <= self.warmup <= 1, "in [0, 1]"), ("rbf_j", self.rbf_j > 0, "positive")):  # fmt: skip
+            if not ok:
+                raise ValueError(f"{name} must be {what}, got {getattr(self, name)}")
 
     # Paddle's momentum, L2-decay and AdamW kernels take these coefficients as float32 attributes,
     # so a float64 paddle run updates with 0.89999998, not 0.9 (measured: weights 8e-9 apart

@@ -13,7 +13,7 @@ import numpy as np
 
 from lenet_spec import VARIANTS, get_variant
 from lenet_spec.checkpoint import CheckpointError
-from lenet_spec.cli import HelpFormatter, UsageError, check_output_folder
+from lenet_spec.cli import HelpFormatter, UsageError, check_output_folder, holds_run
 from lenet_spec.data import DATASETS, IMAGE_SHAPES, DataError, load_split, locate
 from lenet_spec.recipe import OPTIMIZERS, SCHEDULES, Recipe, default_recipe, describe, extend
 from lenet_spec.variants import DATASET_CLASSES
@@ -154,6 +154,8 @@ def _train(framework: str, args: argparse.Namespace, world: World) -> int:
     suffix = backend_module.Backend.suffix
     if args.resume and args.overwrite:
         return _error(framework, "--resume continues the run in --out and --overwrite replaces it; give one of them", world)
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        return _error(framework, f"--seed must be a whole number from 0 to 2**63 - 1, got {args.seed}", world)
     if not args.timeout > 0:
         return _error(framework, f"--timeout must be a positive number of seconds, got {args.timeout}", world)
     try:
@@ -188,9 +190,12 @@ def _train(framework: str, args: argparse.Namespace, world: World) -> int:
             except ValueError as e:
                 return _error(framework, str(e), world)
             print(note)
-    elif existing and not args.overwrite:
+    elif existing and not args.overwrite and holds_run(out):
         names = ", ".join(p.name for p in existing)
         return _error(framework, f"{out} already holds a run ({names}); continue it with --resume, replace it with --overwrite, or choose another --out", world)
+    elif existing and not args.overwrite:  # what a start killed before its first `last` was written leaves: no run to resume
+        if world.lead:
+            print(f"{out} holds {', '.join(p.name for p in existing)} but no checkpoint (a start that ended before its first epoch was saved); starting afresh there")
     variant = get_variant(args.variant or "lenet5")
     if world.size > 1 and variant.has_batchnorm:
         return _error(framework, f"{variant.name} has BatchNorm, whose statistics would be each process's shard's alone (synchronised BatchNorm is not built yet); train it in one process", world)
@@ -255,6 +260,8 @@ def _train(framework: str, args: argparse.Namespace, world: World) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted while drawing the pictures; the training is complete: checkpoints and metrics.jsonl are in {out}/", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk: atomic_write's one line; the checkpoints are complete
+        return _error(framework, f"{e} (the training is complete: the checkpoints and metrics.jsonl are in {out}/)", world)
     print(f"final test accuracy {test['acc']:.4f} (error {100 * (1 - test['acc']):.2f}%); wrote {out}/")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ from typing import Any, Iterator, NamedTuple, Protocol
 
 import numpy as np
 
-from lenet_spec.checkpoint import CheckpointError, atomic_write
+from lenet_spec.checkpoint import CheckpointError, atomic_write, write_failure
+from lenet_spec.cli import RUN_NAMES, not_regular
 from lenet_spec import Variant
 from lenet_spec.data import affine_thetas, batch_slices, dropout_masks, epoch_order
 from lenet_spec.recipe import Recipe, lr_at
@@ -125,24 +127,40 @@ def run_epoch(backend: Backend, data: Data, recipe: Recipe, seed: int, epoch: in
 
 
 # What a run writes into its --out folder (checkpoints: last<suffix>, best<suffix>).
-RUN_FILES = ("metrics.jsonl", "curves.png", "predictions.png", "confusion.png")
-CHECKPOINT_SUFFIXES = (".pt", ".pdparams", ".safetensors")
 
 
 def run_files(out: Path) -> list[Path]:
     """The files of a run in `out`, whichever framework wrote it."""
-    names = [*RUN_FILES, *(f"{stem}{suffix}" for stem in ("last", "best") for suffix in CHECKPOINT_SUFFIXES)]
-    return [out / name for name in names if (out / name).is_file()]
+    return [out / name for name in RUN_NAMES if (out / name).is_file()]
 
 
 def remove_orphans(out: Path) -> list[Path]:
     """Delete the temporary files that a run killed while writing (kill -9) leaves behind:
     atomic_write's `.<name>.<random>.tmp` beside each of the run's files. Returns them."""
-    names = [*RUN_FILES, *(f"{stem}{suffix}" for stem in ("last", "best") for suffix in CHECKPOINT_SUFFIXES)]
-    orphans = [p for name in names for p in out.glob(f".{name}.*.tmp") if p.is_file()]
+    orphans = [p for name in RUN_NAMES for p in out.glob(f".{name}.*.tmp") if p.is_file()]
     for p in orphans:
         p.unlink()
     return orphans
+
+
+MAX_METRICS_BYTES = 16 << 20  # a record is about 300 bytes: 50,000 epochs
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append `line` to `path`, all of it or (a full disk) none of it.
+
+    Raises:
+        WriteError: one line naming the file; the file is cut back to what it held.
+    """
+    data = memoryview(line.encode())
+    with path.open("ab", buffering=0) as f:
+        size = f.seek(0, os.SEEK_END)
+        try:
+            while data:
+                data = data[f.write(data):]
+        except OSError as e:
+            f.truncate(size)
+            raise write_failure(path, e) from None
 
 
 def read_history(metrics_path: Path, epochs: int) -> list[dict]:
@@ -152,8 +170,14 @@ def read_history(metrics_path: Path, epochs: int) -> list[dict]:
     Raises:
         CheckpointError: the file is damaged or shorter than the checkpoint says.
     """
+    kind = not_regular(metrics_path)
+    if kind or metrics_path.is_symlink():
+        raise CheckpointError(f"{metrics_path} is {kind or 'a link'}, not the regular file a run writes; it cannot be resumed: start again with --overwrite")
     try:
-        lines = metrics_path.read_text().splitlines()[:epochs] if metrics_path.exists() else []
+        size = metrics_path.stat().st_size if metrics_path.exists() else 0
+        if size > MAX_METRICS_BYTES:
+            raise CheckpointError(f"{metrics_path} holds {size:,} bytes, more than the {MAX_METRICS_BYTES:,} a run writes; it cannot be resumed: start again with --overwrite")
+        lines = metrics_path.read_text().splitlines()[:epochs] if size else []
         history = [json.loads(line) for line in lines]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{metrics_path}: cannot be read back to resume ({e})") from None
@@ -241,8 +265,7 @@ def finish_epoch(backend: Backend, recipe: Recipe, data: Data, out: Path, seed: 
         "images_per_s": n / elapsed, "epoch_s": elapsed, "lr_end": lr_at(recipe, (epoch + 1) * spe - 1, spe), "world_size": backend.world.size,
     }  # fmt: skip
     history.append(record)
-    with metrics_path.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    append_line(metrics_path, json.dumps(record) + "\n")
     extra = {"recipe": recipe.to_dict(), "epoch": epoch + 1, "seed": seed, "augment": augment, "rng": {"order": "numpy default_rng([seed, epoch])", "next_epoch": epoch + 1},
              "metrics": record, "world_size": backend.world.size, **(settings or {})}  # fmt: skip
     backend.save(last, **extra)

@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.json is not None:
-            check_output(args.json, "--json", inputs=[args.weights])
+            check_output(args.json, "--json", inputs=[args.weights, args.data_dir, find_dataset("mnist", args.data_dir)])
         weights = None
         names = list(VARIANTS) if args.variant == "all" else [args.variant]
         if args.weights is not None:

@@ -23,12 +23,13 @@ from .frameworks import FRAMEWORKS, FrameworkMissing, load_checkpoint, package
 from .mapping import MappingError, convert, expected_shapes
 
 
-def convert_file(src: str | os.PathLike, dst: str | os.PathLike, variant: str | None = None, layout: str | None = None) -> tuple[Checkpoint, str]:
+def convert_file(src: str | os.PathLike, dst: str | os.PathLike, variant: str | None = None, layout: str | None = None, overwrite: bool = False) -> tuple[Checkpoint, str]:
     """Convert checkpoint `src` into `dst`, in the format its suffix names.
 
     Args:
         layout: for a .safetensors `dst`, whose layout to write ('torch' or 'paddle');
             default: `src`'s.
+        overwrite: `dst` may replace a checkpoint of a trainer's run (lenet_spec.cli.check_output).
     Returns:
         The checkpoint as read from `src`, and the layout written.
     Raises:
@@ -37,7 +38,7 @@ def convert_file(src: str | os.PathLike, dst: str | os.PathLike, variant: str | 
     src_format, dst_format = format_of(src), format_of(dst)
     if layout is not None and dst_format != "safetensors":
         raise UsageError(f"--layout is for a .safetensors DST; {dst} is in {dst_format}'s own layout")
-    check_output(dst, "DST", inputs=[src])
+    check_output(dst, "DST", inputs=[src], overwrite=overwrite)
     ckpt = load_checkpoint(src, variant)
     target = layout or (ckpt.framework if dst_format == "safetensors" else dst_format)
     if (dst_format, target) == (src_format, ckpt.framework):
@@ -58,10 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dst", help="checkpoint to write (.pt, .pdparams or .safetensors)")
     parser.add_argument("--variant", choices=list(VARIANTS), default=None, help="the variant SRC must hold; required for a plain state dict (default: read from SRC)")
     parser.add_argument("--layout", choices=list(FRAMEWORKS), default=None, help="with a .safetensors DST: write torch's or paddle's layout (default: SRC's)")
+    parser.add_argument("--overwrite", action="store_true", help="DST may replace a checkpoint of a trainer's run folder (which --resume would then continue from)")
     args = parser.parse_args(argv)
     try:
-        ckpt, target = convert_file(args.src, args.dst, args.variant, args.layout)
-    except (CheckpointError, MappingError, FrameworkMissing, UsageError) as e:
+        ckpt, target = convert_file(args.src, args.dst, args.variant, args.layout, args.overwrite)
+    except (CheckpointError, MappingError, FrameworkMissing, UsageError, OSError) as e:
         print(f"parity.convert: error: {e}", file=sys.stderr)
         return 1
     print(f"wrote {args.dst}: {ckpt.variant}, {len(ckpt.state)} tensors, {ckpt.framework} layout -> {target} layout ({format_of(args.src)} -> {format_of(args.dst)} file)")
