@@ -224,7 +224,7 @@ def test_run_files_are_regular_files_of_a_bounded_size(kind, finished_run, tmp_p
     r = cli("lenet_torch.train", "--resume", "--epochs", "2", "--no-progress", "--out", run, limit_mb=TORCH_MB + 200, timeout=60)
     assert not r.timed_out, r
     assert r.returncode == 2 and "metrics.jsonl" in one_line(r) and "--overwrite" in r.lines[0]
-    assert r.peak_mb < TORCH_MB + 200  # measured 349 MiB (refused before the data is read); the training run itself peaked at 485
+    assert r.peak_mb < TORCH_MB + 200  # measured 349 MiB (refused on resuming, before any step); the training run itself peaked at 485
 
 
 def test_an_interrupted_first_start_is_no_run(trainer, tmp_path, capsys):
