@@ -23,6 +23,12 @@ EXPORTED_OPS = frozenset(
 MAX_INITIALIZER_VALUES = 2**20  # values in one initializer: the largest exported is lenet-caffe's fc1, 800 x 500 = 400,000
 MAX_ATTRIBUTE_INT = 32  # |an integer attribute| or a pad: the largest exported is 5 (a kernel side; pads are at most 2)
 MAX_NODES = 1000  # nodes in a graph: the exports have 10 to 39
+# Values per image in one tensor of the graph, and in all of them together, by onnx's shape
+# inference on every export (the variants x both frameworks, as for EXPORTED_OPS): at most 11,520
+# (lenet-caffe's first convolution) and 46,768 (lenet5-1998). At export.runtime's largest call,
+# 1,024 images, the bounds are 128 MiB for one tensor and 512 MiB for all, in float32.
+MAX_VALUES_PER_IMAGE = 2**15
+MAX_TOTAL_PER_IMAGE = 2**17
 
 
 class MetadataError(ValueError):

@@ -1,6 +1,7 @@
 """onnxruntime sessions for the exported files: CUDA when it is there, the CPU otherwise.
 
-Imports onnxruntime, numpy and lenet_spec.cli (standard library) only: export.predict runs with nothing else.
+Imports onnxruntime, onnx (to check a graph before onnxruntime sees it), numpy and lenet_spec.cli
+(standard library) only: export.predict runs with nothing else.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import numpy as np
 
 from lenet_spec.cli import no_gpu
 
-from .metadata import BATCH, EXPORTED_OPS, INPUT_NAME, MAX_ATTRIBUTE_INT, MAX_INITIALIZER_VALUES, MAX_NODES, OUTPUT_NAME, MetadataError, ModelInfo
+from .metadata import (BATCH, EXPORTED_OPS, INPUT_NAME, MAX_ATTRIBUTE_INT, MAX_INITIALIZER_VALUES, MAX_NODES, MAX_TOTAL_PER_IMAGE, MAX_VALUES_PER_IMAGE, OUTPUT_NAME,
+                       MetadataError, ModelInfo)
 
 MAX_MODEL_BYTES = 64 * 2**20  # an ONNX file, read before it is checked: the largest export (lenet-caffe) is 1.7 MB
 
@@ -26,125 +28,95 @@ class RuntimeUnavailable(RuntimeError):
     pass
 
 
-class NotAnExport(ValueError):
+class NotAnExport(MetadataError):
     """An ONNX file whose graph is not one the exporters write (checked before onnxruntime sees it)."""
 
 
-# ONNX's protobuf field numbers (onnx/onnx.proto3), for the few messages the check reads. The
-# wire format is read here because export.predict runs without the onnx package.
-_MODEL_GRAPH, _MODEL_TRAINING, _MODEL_FUNCTIONS = 7, 20, 25
-_GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_INPUT, _GRAPH_OUTPUT, _GRAPH_SPARSE = 1, 5, 11, 12, 15
-_NODE_INPUT, _NODE_OP, _NODE_ATTRIBUTE, _NODE_DOMAIN = 1, 4, 5, 7
-_ATTR_NAME, _ATTR_I, _ATTR_INTS = 1, 3, 8
-_ATTR_NESTED = {5: "a tensor", 6: "a subgraph", 10: "tensors", 11: "subgraphs", 22: "a sparse tensor", 23: "sparse tensors"}
-_TENSOR_DIMS, _TENSOR_TYPE, _TENSOR_INT64, _TENSOR_NAME, _TENSOR_RAW, _TENSOR_EXTERNAL, _TENSOR_LOCATION = 1, 2, 7, 8, 9, 13, 14
-_INT64 = 7  # TensorProto.INT64
+MAX_RUN_BATCH = 1024  # images in one onnxruntime call (`run` splits more): the graph's shapes are checked at this batch
 
 
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if i >= len(buf) or shift > 63:
-            raise ValueError("a damaged varint")
-        byte = buf[i]
-        value |= (byte & 0x7F) << shift
-        i, shift = i + 1, shift + 7
-        if byte < 0x80:
-            return value, i
-
-
-def _fields(buf: bytes) -> list[tuple[int, int | bytes]]:
-    """A protobuf message's fields as (number, value): an int for varints, bytes for
-    length-delimited ones (sub-messages, strings, packed lists); fixed-width fields skipped."""
-    out, i = [], 0
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-        elif wire == 2:
-            length, i = _varint(buf, i)
-            if i + length > len(buf):
-                raise ValueError("a field runs past its message")
-            value, i = buf[i : i + length], i + length
-        elif wire in (1, 5):
-            i += 8 if wire == 1 else 4
-            continue
-        else:
-            raise ValueError(f"wire type {wire}")
-        out.append((number, value))
-    return out
-
-
-def _ints(fields, number: int) -> list[int]:
-    """A repeated int64 field, packed or not, as signed values."""
-    values = []
-    for n, v in fields:
-        if n == number:
-            if isinstance(v, int):
-                values.append(v)
-            else:
-                i = 0
-                while i < len(v):
-                    x, i = _varint(v, i)
-                    values.append(x)
-    return [x - 2**64 if x >= 2**63 else x for x in values]
-
-
-def _text(fields, number: int) -> str:
-    return next((v.decode("utf-8", "replace")[:60] for n, v in fields if n == number and isinstance(v, bytes)), "")
+def _shapes_problem(model, onnx) -> str | None:
+    """Why the graph's tensors could be larger than an export's, worked out by onnx's shape
+    inference with the batch at MAX_RUN_BATCH (shapes grow with the batch, never shrink: checked
+    at the most a call carries, they bound every call); None when every tensor's shape is known
+    and within MAX_VALUES_PER_IMAGE, and all of them together within MAX_TOTAL_PER_IMAGE, per image."""
+    graph = model.graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    shape = [d.dim_value if d.HasField("dim_value") else d.dim_param[:20] or "?" for d in dims]
+    if len(dims) != 4 or dims[0].HasField("dim_value") or not all(d.HasField("dim_value") for d in dims[1:]):
+        return f"the graph's input {INPUT_NAME!r} has shape {shape}; expected [{BATCH}, channels, height, width]: any batch, fixed sizes"
+    batch = dims[0]
+    batch.Clear()
+    batch.dim_value = MAX_RUN_BATCH
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as e:  # onnx raises InferenceError, ValidationError...
+        return f"its shapes cannot be worked out ({' '.join(str(e).split())[:120]})"
+    total = 0
+    for value in [*inferred.graph.value_info, *inferred.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if not value.type.tensor_type.HasField("shape") or not all(d.HasField("dim_value") and d.dim_value >= 0 for d in dims):
+            return f"the shape of {value.name[:60]!r} is not fixed by its input's, as in every export"
+        size = math.prod(d.dim_value for d in dims)
+        if size > MAX_VALUES_PER_IMAGE * MAX_RUN_BATCH:
+            return f"{value.name[:60]!r} holds {size / MAX_RUN_BATCH:,.0f} values per image, more than the {MAX_VALUES_PER_IMAGE:,} of any export's tensor"
+        total += size
+    if total > MAX_TOTAL_PER_IMAGE * MAX_RUN_BATCH:
+        return f"its tensors hold {total / MAX_RUN_BATCH:,.0f} values per image, more than the {MAX_TOTAL_PER_IMAGE:,} of any export"
+    return None
 
 
 def _graph_problem(data: bytes) -> str | None:
     """Why the serialized ModelProto is not a graph the exporters write, or None when it is one:
     only EXPORTED_OPS, no subgraphs or local functions, initializers inline and of bounded size,
-    small integer attributes, Pad's pads a small constant, one input and one output."""
-    model = _fields(data)
-    numbers = {n for n, _ in model}
-    if _MODEL_FUNCTIONS in numbers or _MODEL_TRAINING in numbers:
+    small integer attributes, Pad's pads a small constant, one input and one output, and every
+    tensor's shape fixed and bounded (`_shapes_problem`: two initializers that broadcast, say)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception as e:  # protobuf's DecodeError
+        raise ValueError(f"not a readable ONNX file ({str(e)[:100]})") from None
+    graph = model.graph
+    if model.functions or model.training_info:
         return "it holds local functions or training graphs, which the exporters never write"
-    graphs = [v for n, v in model if n == _MODEL_GRAPH]
-    if len(graphs) != 1 or isinstance(graphs[0], int):
+    if not model.HasField("graph"):
         return "it has no graph"
-    graph = _fields(graphs[0])
-    if any(n == _GRAPH_SPARSE for n, _ in graph):
+    if graph.sparse_initializer:
         return "it holds sparse initializers, which the exporters never write"
-    constants: dict[str, list[int] | None] = {}
-    for n, v in graph:
-        if n != _GRAPH_INITIALIZER:
-            continue
-        tensor = _fields(v)
-        name, dims = _text(tensor, _TENSOR_NAME), _ints(tensor, _TENSOR_DIMS)
-        if any(n in (_TENSOR_EXTERNAL, _TENSOR_LOCATION) and v for n, v in tensor):
+    constants = {}
+    for tensor in graph.initializer:
+        name = tensor.name[:60]
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data:
             return f"initializer {name!r} is stored outside the file, which the exporters never do"
+        dims = list(tensor.dims)
         if any(d < 0 for d in dims) or math.prod(dims) > MAX_INITIALIZER_VALUES:
             return f"initializer {name!r} has {math.prod(dims):,} values ({len(dims)} dimensions), more than the {MAX_INITIALIZER_VALUES:,} an export holds"
-        int64 = _ints(tensor, _TENSOR_TYPE) == [_INT64]
-        raw = next((v for n, v in tensor if n == _TENSOR_RAW), None)
-        constants[name] = (np.frombuffer(raw, "<i8").tolist() if raw is not None and len(raw) % 8 == 0 else _ints(tensor, _TENSOR_INT64)) if int64 else None
-    nodes = [_fields(v) for n, v in graph if n == _GRAPH_NODE]
-    if len(nodes) > MAX_NODES:
-        return f"it has {len(nodes):,} nodes, more than the {MAX_NODES:,} an export may have"
-    for node in nodes:
-        op, domain = _text(node, _NODE_OP), _text(node, _NODE_DOMAIN)
+        if tensor.data_type == onnx.TensorProto.INT64:
+            constants[tensor.name] = numpy_helper.to_array(tensor).ravel().tolist()
+    if len(graph.node) > MAX_NODES:
+        return f"it has {len(graph.node):,} nodes, more than the {MAX_NODES:,} an export may have"
+    nested = {onnx.AttributeProto.TENSOR: "a tensor", onnx.AttributeProto.GRAPH: "a subgraph", onnx.AttributeProto.TENSORS: "tensors",
+              onnx.AttributeProto.GRAPHS: "subgraphs", onnx.AttributeProto.SPARSE_TENSOR: "a sparse tensor", onnx.AttributeProto.SPARSE_TENSORS: "sparse tensors"}  # fmt: skip
+    for node in graph.node:
+        op, domain = node.op_type[:60], node.domain[:60]
         if domain not in ("", "ai.onnx") or op not in EXPORTED_OPS:
             return f"it uses op {domain + '.' if domain else ''}{op or '(none)'}, which the exporters never write"
-        for attribute in (_fields(v) for n, v in node if n == _NODE_ATTRIBUTE):
-            name = _text(attribute, _ATTR_NAME)
-            nested = next((what for n, _ in attribute if (what := _ATTR_NESTED.get(n))), None)
-            if nested:
-                return f"op {op}'s attribute {name!r} holds {nested}, which the exporters never write"
-            if any(abs(x) > MAX_ATTRIBUTE_INT for x in _ints(attribute, _ATTR_I) + _ints(attribute, _ATTR_INTS)):
+        for attribute in node.attribute:
+            name = attribute.name[:60]
+            if attribute.type in nested or attribute.HasField("t") or attribute.HasField("g") or attribute.graphs or attribute.tensors:
+                return f"op {op}'s attribute {name!r} holds {nested.get(attribute.type, 'a tensor or subgraph')}, which the exporters never write"
+            if any(abs(x) > MAX_ATTRIBUTE_INT for x in [attribute.i, *attribute.ints]):
                 return f"op {op}'s attribute {name!r} holds a value beyond +-{MAX_ATTRIBUTE_INT}, which the exporters never write"
         if op == "Pad":
-            inputs = [v.decode("utf-8", "replace") for n, v in node if n == _NODE_INPUT]
-            pads = constants.get(inputs[1]) if len(inputs) > 1 else None
+            pads = constants.get(node.input[1]) if len(node.input) > 1 else None
             if pads is None or any(not 0 <= p <= MAX_ATTRIBUTE_INT for p in pads):
                 return f"op Pad's pads are not a constant of 0 to {MAX_ATTRIBUTE_INT}, which the exporters never write"
-    inputs, outputs = sum(n == _GRAPH_INPUT for n, _ in graph), sum(n == _GRAPH_OUTPUT for n, _ in graph)
-    if (inputs, outputs) != (1, 1):
-        return f"it has {inputs} inputs and {outputs} outputs; an export has one of each"
-    return None
+    if (len(graph.input), len(graph.output)) != (1, 1):
+        return f"it has {len(graph.input)} inputs and {len(graph.output)} outputs; an export has one of each"
+    return _shapes_problem(model, onnx)
 
 
 def read_model(path: str | os.PathLike) -> bytes:
@@ -165,8 +137,8 @@ def read_model(path: str | os.PathLike) -> bytes:
         raise ValueError(f"{path}: more than {MAX_MODEL_BYTES:,} bytes; an export of this project is under 2 MB")
     try:
         problem = _graph_problem(data)
-    except (ValueError, IndexError, RecursionError) as e:
-        problem = f"it is not a readable ONNX file ({str(e)[:100]})"
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{path}: cannot load it: {str(e)[:160]}; export the model with `python -m export`") from None
     if problem:
         raise NotAnExport(f"{path}: not an export of this project: {problem}; export the model with `python -m export`")
     return data
@@ -269,5 +241,7 @@ def info_of(sess, where: str) -> ModelInfo:
 
 
 def run(sess, images: np.ndarray) -> np.ndarray:
-    """Logits (N, classes) for float32 images (N, C, H, W) in [0, 1]."""
-    return sess.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)})[0]
+    """Logits (N, classes) for float32 images (N, C, H, W) in [0, 1], at most MAX_RUN_BATCH
+    images a call: the batch the graph's shapes were checked at (`read_model`)."""
+    calls = [sess.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(images[i : i + MAX_RUN_BATCH], dtype=np.float32)})[0] for i in range(0, max(len(images), 1), MAX_RUN_BATCH)]
+    return calls[0] if len(calls) == 1 else np.concatenate(calls)

@@ -183,6 +183,23 @@ def test_a_constant_of_shape_bomb_is_refused_before_onnxruntime_sees_it(lenet5, 
     assert result.lines == [f"export.predict: error: {model}: not an export of this project: it uses op ConstantOfShape, which the exporters never write; export the model with `python -m export`"], result
 
 
+def test_initializers_that_broadcast_to_gigabytes_are_refused_from_their_shapes(lenet5, tmp_path):
+    """Add and ReduceSum are ops the exporters write, and each initializer is within the bound,
+    but (2^15, 1) + (1, 2^15) is 2^30 values, 4 GiB: onnx's shape inference at 1,024 images finds it."""
+    column = numpy_helper.from_array(np.zeros((2**15, 1), np.float32), "column")
+    row = numpy_helper.from_array(np.zeros((1, 2**15), np.float32), "row")
+    nodes = [
+        helper.make_node("Add", ["column", "row"], ["square"]),
+        helper.make_node("ReduceSum", ["square"], ["zero"], keepdims=0),
+        helper.make_node("Add", ["scores", "zero"], ["logits"]),
+    ]
+    model = hostile(lenet5, tmp_path / "broadcast.onnx", nodes, [column, row])
+    result = predict(model, digit_png(tmp_path / "one.png"), limit_mb=PREDICT_MB)
+    # measured: before, the graph check let it through and predict was killed past the 250 MiB bound (4 GiB unbounded); now refused before a session
+    assert result.returncode == 2 and not result.exceeded, result
+    assert result.lines == [f"export.predict: error: {model}: not an export of this project: 'square' holds 1,048,576 values per image, more than the 32,768 of any export's tensor; export the model with `python -m export`"], result
+
+
 def loop_model(lenet5, path: Path) -> Path:
     body = helper.make_graph(
         [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Identity", ["v_in"], ["v_out"])],

@@ -368,7 +368,7 @@ def test_beyond_limit_concurrency_503_and_ctrl_c_ends_quietly(models):
 def test_the_service_imports_neither_framework(models):
     code = ("import sys, export.serve as s\n"
             f"app = s.create_app(s.load_models([{str(models['digits'])!r}]))\n"
-            "print(sorted(m for m in ('torch', 'paddle', 'onnx') if m in sys.modules))")  # fmt: skip
+            "print(sorted(m for m in ('torch', 'paddle') if m in sys.modules))")  # fmt: skip (onnx is imported: it checks each graph)
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
