@@ -301,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks: error: unknown framework or variant {bad}; frameworks: {', '.join(FRAMEWORKS)}; variants: {', '.join(lenet_spec.VARIANTS)}", file=sys.stderr)
         return 2
     try:
-        out = check_output(args.json, "--json")
+        from lenet_spec.data import find_dataset
+
+        out = check_output(args.json, "--json", inputs=[args.data_dir, *(find_dataset("mnist", args.data_dir, split) for split in ("train", "test"))])
         if args.device == "gpu":
             require_gpu(frameworks)
     except (UsageError, FrameworkMissing, RuntimeUnavailable) as e:
@@ -410,7 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     if steal is not None:
         print(f"CPU time taken by the hypervisor during the run (steal): {100 * steal:.1f}%")
     text = json.dumps(result, indent=2) + "\n"
-    atomic_write(out, lambda tmp: Path(tmp).write_text(text))
+    try:
+        atomic_write(out, lambda tmp: Path(tmp).write_text(text))
+    except OSError as e:  # a full disk: atomic_write's one line, the file as it was
+        print(f"benchmarks: error: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {out} ({result['seconds']:.0f} s)")
     return 0 if all(j["ok"] for j in result["judged"]) else 1
 

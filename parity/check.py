@@ -398,7 +398,11 @@ def finish(results: list, json_path: str | None) -> int:
     print(f"{len(results) - failed} passed, {failed} failed")
     if json_path:
         text = json.dumps([asdict(r) for r in results], indent=2) + "\n"
-        atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
+        try:
+            atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
+        except OSError as e:  # a full disk: atomic_write's one line, the file as it was
+            print(f"parity.check: error: {e}", file=sys.stderr)
+            return 2
     return 1 if failed else 0
 
 

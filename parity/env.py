@@ -245,6 +245,10 @@ def env_main(json_path: str | None = None, as_json: bool = False) -> int:
     report = collect()
     text = json.dumps(asdict(report), indent=2) + "\n"
     if json_path:
-        atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
+        try:
+            atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
+        except OSError as e:  # a full disk: atomic_write's one line, the file as it was
+            print(f"parity.check: error: {e}", file=sys.stderr)
+            return 2
     print(text, end="") if as_json else print(format_report(report))
     return 1 if report.problems else 0
