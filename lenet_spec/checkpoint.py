@@ -132,7 +132,7 @@ def loads_paddle(data: bytes, where: str | os.PathLike, variant: str | None = No
         CheckpointError: one line; for a file that asks to run code, it says so.
     """
     try:
-        obj = safe_pickle.loads(data)  # safe: the restricted unpickler
+        obj = safe_pickle.loads(data, MAX_BYTES)  # safe: the restricted unpickler; decoding no more than the largest file read
     except safe_pickle.ForbiddenGlobal as e:
         raise CheckpointError(f"{where}: {e}") from None
     except safe_pickle.UnsafePickle as e:

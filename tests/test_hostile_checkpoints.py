@@ -1,0 +1,60 @@
+"""Hostile checkpoints, second round: small files that decode to much (memo references), values
+that are costly or impossible to render, deep JSON, and optimizer state that does not fit its
+parameters. Every command runs under tests/bounded.py's memory bound."""
+
+import json
+import pickle
+import pickletools
+import struct
+
+import pytest
+
+import bounded
+from lenet_spec.checkpoint import FORMAT
+
+ENVELOPE = {"format": FORMAT, "format_version": 1, "framework": "paddle", "variant": "lenet5", "spec_version": "1"}
+READERS = {  # entry point -> its arguments, given the checkpoint and a scratch folder
+    "parity.convert": lambda ckpt, tmp: [ckpt, tmp / "out.pt"],
+    "lenet_torch.evaluate": lambda ckpt, tmp: [ckpt],
+    "lenet_paddle.evaluate": lambda ckpt, tmp: [ckpt],
+    "export": lambda ckpt, tmp: [ckpt, "--out", tmp / "out.onnx"],
+    "parity.check": lambda ckpt, tmp: ["--weights", ckpt],
+}
+# Each command imports torch, paddle or both (219 / 284 MiB bare, measured); 700 MiB leaves room
+# for both and the LeNet work, and is far below what the hostile files made (GBs).
+LIMIT_MB = 700
+
+
+def one_line(result, *words):
+    """The command ended with a refusal (2; parity.convert's is 1) and one line on stderr holding
+    `words`, no traceback."""
+    assert not result.exceeded and not result.timed_out, result
+    assert result.returncode in (1, 2) and "Traceback" not in result.stderr, result
+    assert len(result.lines) == 1 and all(w in result.lines[0] for w in words), result
+    return result.lines[0]
+
+
+def run(module, args, limit_mb=LIMIT_MB, timeout=120):
+    return bounded.run(["-m", module, *map(str, args)], limit_mb=limit_mb, timeout=timeout)
+
+
+def shared_list(width=100, depth=4):
+    """`width` floats, then `depth - 1` lists of `width` references to the list below: width**depth
+    floats (10**8, 800 MB as float64) from a pickle of about 1.5 KB (BINGET for each reference)."""
+    value = [0.5] * width
+    for _ in range(depth - 1):
+        value = [value] * width
+    return value
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ["parity.convert", "lenet_torch.evaluate", "lenet_paddle.evaluate"])
+def test_memo_references_count_against_the_decoded_budget(module, tmp_path):
+    """Case 1: a 1.7 KB .pdparams whose tensor is one list referenced 100 times, nested: refused
+    before np.asarray builds it. Measured: killed at the 700 MiB bound before the fix (the issue's
+    file reached 2,419 MB); after, peak 32 / 222 / 287 MiB (convert / torch / paddle evaluate)."""
+    data = pickle.dumps({**ENVELOPE, "state_dict": {"c1.weight": shared_list()}}, protocol=2)
+    assert len(data) < 2000 and sum(op.name == "BINGET" for op, _, _ in pickletools.genops(data)) == 3 * 99
+    path = tmp_path / "memo.pdparams"
+    path.write_bytes(data)
+    one_line(run(module, READERS[module](path, tmp_path)), str(path), "memo")
