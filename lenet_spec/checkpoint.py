@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import safe_pickle
+from .safe_pickle import shown
 from .variants import VARIANTS
 
 FORMAT = "lenet-parity-checkpoint"
@@ -176,7 +177,7 @@ def loads_safetensors(data: bytes, where: str | os.PathLike, variant: str | None
         except (KeyError, ValueError) as e:
             raise CheckpointError(f"{where}: its lenet-parity metadata is damaged ({type(e).__name__}: {e})") from None
         if envelope_["framework"] not in ("torch", "paddle"):
-            raise CheckpointError(f"{where}: its metadata names the layout {envelope_['framework']!r}, not torch or paddle")
+            raise CheckpointError(f"{where}: its metadata names the layout {shown(envelope_['framework'])}, not torch or paddle")
         obj = {**extra, **envelope_, "state_dict": tensors}
         ckpt = parse(obj, where, envelope_["framework"], np.asarray, variant)
     else:
@@ -230,14 +231,14 @@ def parse(obj: Any, path: str | os.PathLike, framework: str, to_numpy: Callable[
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a checkpoint dict")
     if obj.get("format") == FORMAT:
         if obj.get("format_version") != FORMAT_VERSION:
-            raise CheckpointError(f"{path}: checkpoint format version {obj.get('format_version')!r:.20} is not {FORMAT_VERSION}")
+            raise CheckpointError(f"{path}: checkpoint format version {shown(obj.get('format_version'))} is not {FORMAT_VERSION}")
         writer = obj.get("framework")
         if framework is not None and writer != framework:
             hint = f"rename it to {SUFFIXES[writer]}" if writer in ("torch", "paddle") else "it is damaged"
-            raise CheckpointError(f"{path}: written by {writer!r:.20}, but its suffix says {framework}; {hint}")
+            raise CheckpointError(f"{path}: written by {shown(writer)}, but its suffix says {framework}; {hint}")
         found = obj.get("variant")
         if not isinstance(found, str) or found not in VARIANTS:
-            raise CheckpointError(f"{path}: unknown variant {found!r:.40}")
+            raise CheckpointError(f"{path}: unknown variant {shown(found)}")
         if variant is not None and variant != found:
             raise CheckpointError(f"{path}: holds variant {found!r}, not {variant!r}")
         raw_state = obj.get("state_dict")

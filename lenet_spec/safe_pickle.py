@@ -88,7 +88,7 @@ _NDARRAY = _NdarrayToken()
 def _latin1(text, encoding="latin1"):
     """`_codecs.encode(str, 'latin1')`: how pickle protocol 2 spells bytes."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise UnsafePickle(f"_codecs.encode with {encoding!r}")
+        raise UnsafePickle(f"_codecs.encode with {shown(encoding)}")
     return text.encode("latin1")
 
 
@@ -183,6 +183,24 @@ def decoded_size(obj, sizes: dict[int, int], limit: int) -> int:
     return sizes[key]
 
 
+def shown(value, width: int = 40) -> str:
+    """`value` rendered for an error message, bounded: never a full repr of an untrusted object
+    (a list holding one list many times reprs to gigabytes; an int of 20,000 digits refuses to).
+
+    Returns:
+        A short repr of a number, None or a string's first `width` characters; else what it is
+        ("a list of 50 items", "a Tensor").
+    """
+    if value is None or isinstance(value, (bool, float)):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if value.bit_length() <= 64 else f"a {value.bit_length():,}-bit integer"
+    if isinstance(value, (str, bytes)):
+        return repr(value[:width]) + ("..." if len(value) > width else "")
+    count = f" of {len(value):,} items" if isinstance(value, (list, tuple, dict)) else ""
+    return f"a {type(value).__name__.strip('_')}{count}"
+
+
 def _is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -263,10 +281,10 @@ class _Materialiser:
 def dtype_of(d) -> np.dtype:
     """A checked _Dtype as a NumPy dtype: numeric, no fields, no sub-array."""
     if type(d) is not _Dtype or d.kwargs or not (1 <= len(d.args) <= 3) or d.args[0] not in NUMERIC_DTYPES:
-        raise UnsafePickle(f"dtype {getattr(d, 'args', d)!r:.60} is not a numeric tensor type")
+        raise UnsafePickle(f"dtype {shown(d.args[0] if type(d) is _Dtype and d.args else d)} is not a numeric tensor type")
     s = d.state
     if s is not None and not (isinstance(s, tuple) and len(s) >= 5 and s[1] in ("<", ">", "|", "=") and s[2:5] == (None, None, None)):
-        raise UnsafePickle(f"dtype state {s!r:.80} is not a plain numeric type's")
+        raise UnsafePickle(f"dtype state {shown(s)} is not a plain numeric type's")
     dtype = np.dtype(d.args[0])
     return dtype.newbyteorder(s[1]) if s is not None and s[1] in "<>" else dtype
 
