@@ -162,7 +162,7 @@ def loads_safetensors(data: bytes, where: str | os.PathLike, variant: str | None
     try:
         if size > SAFETENSORS_HEADER_MAX:
             raise ValueError(f"a {size:,}-byte header")
-        header = json.loads(data[8 : 8 + size])
+        header = _json(data[8 : 8 + size])
         metadata = header.get("__metadata__") or {}
         tensors = load(data)
     except Exception as e:  # safetensors raises its own SafetensorError; json its decode errors
@@ -171,7 +171,7 @@ def loads_safetensors(data: bytes, where: str | os.PathLike, variant: str | None
         try:
             envelope_ = {k: metadata[k] for k in ("format", "framework", "variant", "spec_version")}
             envelope_["format_version"] = int(metadata["format_version"])
-            extra = json.loads(metadata.get("envelope", "{}"))
+            extra = _json(metadata.get("envelope", "{}"))
             if not isinstance(extra, dict):
                 raise ValueError("envelope is not a JSON object")
         except (KeyError, ValueError) as e:
@@ -184,6 +184,14 @@ def loads_safetensors(data: bytes, where: str | os.PathLike, variant: str | None
         ckpt = parse(tensors, where, None, np.asarray, variant)
     ckpt.sha256 = sha256(data)
     return ckpt
+
+
+def _json(text: str | bytes) -> Any:
+    """json.loads, with JSON nested past Python's recursion limit a ValueError, not a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("its JSON nests too deep for a checkpoint's") from None
 
 
 def save_safetensors(path: str | os.PathLike, framework: str, variant: str, state: Mapping[str, np.ndarray], **extra: Any) -> None:

@@ -90,3 +90,38 @@ def test_values_in_errors_are_never_rendered_in_full(module, suffix, tmp_path):
     path = write(tmp_path / f"version{suffix}", {**ENVELOPE, "framework": "torch" if suffix == ".pt" else "paddle", "format_version": shared_list(50), "state_dict": state})
     line = one_line(run(module, READERS[module](path, tmp_path), timeout=30), str(path), "format version a list of 50 items")
     assert len(line) < 300
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory):
+    """lenet5 exported, for export.verify --ckpt."""
+    import lenet_paddle
+    from export.exporter import export, from_checkpoint
+
+    folder = tmp_path_factory.mktemp("onnx")
+    ckpt = folder / "good.pdparams"
+    lenet_paddle.save(ckpt, lenet_paddle.build("lenet5", seed=2))
+    return export(from_checkpoint(ckpt), folder / "good.onnx").path
+
+
+ALL_READERS = [*READERS, "export.verify"]
+
+
+def reader_args(module, ckpt, tmp, onnx_model):
+    return [onnx_model, "--ckpt", ckpt] if module == "export.verify" else READERS[module](ckpt, tmp)
+
+
+@pytest.mark.slow
+@pytest.mark.cross
+@pytest.mark.parametrize("module", ALL_READERS)
+def test_deep_safetensors_metadata_is_one_line(module, tmp_path, onnx_model):
+    """Case 3: a .safetensors file whose envelope metadata is JSON nested 200,000 deep (400 KB):
+    one line, where json's RecursionError was a traceback in every reader (peaks 34-288 MiB then
+    and now: the harm was the traceback, not memory)."""
+    import lenet_paddle
+    from safetensors.numpy import save
+
+    metadata = {k: str(v) for k, v in ENVELOPE.items()} | {"envelope": "[" * 200_000 + "]" * 200_000}
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(save(lenet_paddle.bridge.state_numpy(lenet_paddle.build("lenet5")), metadata=metadata))
+    one_line(run(module, reader_args(module, path, tmp_path, onnx_model)), str(path), "nests")
