@@ -125,3 +125,29 @@ def test_deep_safetensors_metadata_is_one_line(module, tmp_path, onnx_model):
     path = tmp_path / "deep.safetensors"
     path.write_bytes(save(lenet_paddle.bridge.state_numpy(lenet_paddle.build("lenet5")), metadata=metadata))
     one_line(run(module, reader_args(module, path, tmp_path, onnx_model)), str(path), "nests")
+
+
+def resume_folder(tmp_path, last):
+    """A run folder whose last checkpoint is `last` (a path's bytes), for --resume."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(exist_ok=True)
+    (run_dir / f"last{last.suffix}").write_bytes(last.read_bytes())
+    (run_dir / "metrics.jsonl").write_text("")
+    return run_dir
+
+
+@pytest.mark.slow
+@pytest.mark.cross
+@pytest.mark.parametrize("module", ["parity.convert", "export", "parity.check", "lenet_paddle.train"])
+def test_a_huge_integer_is_one_line_naming_the_file(module, tmp_path):
+    """Case 4: format_version a 20,000-digit integer (past Python's 4,300-digit int-to-str
+    limit): one line naming the file, where formatting it raised ValueError."""
+    import lenet_paddle
+
+    path = write(tmp_path / "huge.pdparams", {**ENVELOPE, "format_version": 10**20_000, "state_dict": lenet_paddle.bridge.state_numpy(lenet_paddle.build("lenet5"))})
+    if module == "lenet_paddle.train":
+        run_dir = resume_folder(tmp_path, path)
+        path, args = run_dir / "last.pdparams", ["--resume", "--out", run_dir, "--no-progress"]
+    else:
+        args = READERS[module](path, tmp_path)
+    one_line(run(module, args), str(path), "format version a 66,439-bit integer")
