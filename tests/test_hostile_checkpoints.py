@@ -7,6 +7,7 @@ import pickle
 import pickletools
 import struct
 
+import numpy as np
 import pytest
 
 import bounded
@@ -151,3 +152,82 @@ def test_a_huge_integer_is_one_line_naming_the_file(module, tmp_path):
     else:
         args = READERS[module](path, tmp_path)
     one_line(run(module, args), str(path), "format version a 66,439-bit integer")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A real one-epoch Adam run of each trainer (1,000 images), to resume."""
+    folder = tmp_path_factory.mktemp("runs")
+    for framework in ("torch", "paddle"):
+        result = run(f"lenet_{framework}.train", ["--epochs", "1", "--limit", "1000", "--optimizer", "adam", "--no-progress", "--out", folder / framework], timeout=300)
+        assert result.returncode == 0, result
+    return folder
+
+
+def tampered(runs, tmp_path, framework, change):
+    """A copy of `framework`'s run whose last checkpoint's optimizer state `change` altered."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(runs / framework, run_dir)
+    last = run_dir / ("last.pt" if framework == "torch" else "last.pdparams")
+    if framework == "torch":
+        import torch
+
+        ckpt = torch.load(last, weights_only=True)  # safe: the test's own file
+        change(ckpt["optimizer"])
+        torch.save(ckpt, last)
+    else:
+        from lenet_spec.checkpoint import loads_paddle
+
+        ckpt = loads_paddle(last.read_bytes(), last)
+        change(ckpt.meta["optimizer"])
+        last.write_bytes(pickle.dumps({**ckpt.meta, "state_dict": ckpt.state}, protocol=2))
+    return run_dir, last
+
+
+def resume(run_dir, framework):
+    return run(f"lenet_{framework}.train", ["--resume", "--epochs", "2", "--no-progress", "--out", run_dir], timeout=300)
+
+
+def set_entry(framework, key, value):
+    """A change setting c1.weight's optimizer entry `key` to `value()`."""
+    def change(optimizer):
+        if framework == "torch":
+            optimizer["state"][0][key] = value()
+        else:
+            optimizer[f"c1.weight_{key}"] = value()
+    return change
+
+
+def torch_value(make):
+    def value():
+        import torch
+
+        return make(torch)
+    return value
+
+
+TAMPERS = {  # case: (framework, entry, value, what the line says)
+    "torch-zero-stride-moment": ("torch", "exp_avg", torch_value(lambda t: t.zeros(1, dtype=t.float64).expand(25000, 25000)), "claims (25000, 25000) float64 on 8 bytes"),
+    "torch-float64-moment": ("torch", "exp_avg_sq", torch_value(lambda t: t.zeros(6, 1, 5, 5, dtype=t.float64)), "c1.weight 'exp_avg_sq' is (6, 1, 5, 5) float64"),
+    "torch-step-a-string": ("torch", "step", lambda: "many", "c1.weight 'step' is 'many', not a step count"),
+    "paddle-float64-moment": ("paddle", "moment1_0", lambda: np.zeros((6, 1, 5, 5)), "c1.weight_moment1_0 is (6, 1, 5, 5) float64"),
+    "paddle-step-counter-an-array": ("paddle", "beta1_pow_acc_0", lambda: np.zeros(1000, np.float32), "c1.weight_beta1_pow_acc_0 is (1000,) float32"),
+    "torch-misshaped-moment": ("torch", "exp_avg", torch_value(lambda t: t.zeros(3)), "c1.weight 'exp_avg' is (3,) float32, not its parameter's (6, 1, 5, 5) float32"),
+    "paddle-misshaped-moment": ("paddle", "moment2_0", lambda: np.zeros(3, np.float32), "c1.weight_moment2_0 is (3,) float32, not its parameter's (6, 1, 5, 5) float32"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", TAMPERS)
+def test_resume_checks_the_optimizer_state_first(case, runs, tmp_path):
+    """Cases 5 and 6: --resume of a real run whose optimizer entry is a zero-stride view of
+    8 bytes posing as (25000, 25000) float64 (2.8 GB and a traceback before), of another dtype,
+    of another shape (43- and 60-line tracebacks at the first step), or a step counter that is
+    none: one line naming the file and the entry, before anything is built or trained."""
+    framework, key, value, words = TAMPERS[case]
+    run_dir, last = tampered(runs, tmp_path, framework, set_entry(framework, key, value))
+    result = resume(run_dir, framework)
+    one_line(result, str(last), words)
+    assert "epoch 2" not in result.stdout
