@@ -269,8 +269,9 @@ class Backend:
             if owner is None:
                 continue  # not a parameter's (LR_Scheduler); paddle ignores what it does not know
             p = params[owner]
-            if "_pow_acc_" in key:  # one float, float32 whatever the parameter's dtype
-                problem = misfit(key, value, (1,), "float32") and misfit(key, value, (1,), "float64")
+            if "_pow_acc_" in key:  # a beta power: one float
+                dtype = str(getattr(value, "dtype", ""))
+                problem = misfit(key, value, (1,), dtype if dtype in ("float32", "float64") else "float32", "a step counter's")
             else:
                 problem = misfit(key, value, tuple(p.shape), str(p.dtype).removeprefix("paddle."))
             if problem:

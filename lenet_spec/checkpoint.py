@@ -289,14 +289,14 @@ def state_mismatch(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, 
     return "; ".join(parts)
 
 
-def misfit(name: str, value: Any, shape: tuple[int, ...], dtype: str) -> str:
+def misfit(name: str, value: Any, shape: tuple[int, ...], dtype: str, whose: str = "its parameter's") -> str:
     """'' when `value` (a torch tensor or an ndarray from a checkpoint's optimizer state) has
-    `shape` and `dtype` (its parameter's), else a line saying what it is instead."""
+    `shape` and `dtype` (`whose`), else a line saying what it is instead."""
     if not (hasattr(value, "shape") and hasattr(value, "dtype")):
         return f"{name} is {shown(value)}, not a tensor"
     found = (tuple(value.shape), str(value.dtype).removeprefix("torch."))
     if found != (tuple(shape), dtype):
-        return f"{name} is {found[0]} {found[1]}, not its parameter's {tuple(shape)} {dtype}"
+        return f"{name} is {found[0]} {found[1]}, not {whose} {tuple(shape)} {dtype}"
     return ""
 
 
