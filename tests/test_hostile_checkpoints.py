@@ -234,3 +234,15 @@ def test_resume_checks_the_optimizer_state_first(case, runs, tmp_path):
     result = resume(run_dir, framework)
     one_line(result, str(last), words)
     assert "epoch 2" not in result.stdout
+
+
+@pytest.mark.slow
+def test_resume_describes_a_damaged_epoch(runs, tmp_path):
+    """Case 2 on --resume: the run's epoch one list referenced 6.25 million times (as in
+    test_values_in_errors_are_never_rendered_in_full) is described, not repr'd."""
+    from lenet_spec.checkpoint import loads_paddle
+
+    run_dir, last = tampered(runs, tmp_path, "paddle", lambda optimizer: None)
+    ckpt = loads_paddle(last.read_bytes(), last)
+    last.write_bytes(pickle.dumps({**ckpt.meta, "epoch": shared_list(50), "state_dict": ckpt.state}, protocol=2))
+    one_line(resume(run_dir, "paddle"), str(last), "its epoch a list of 50 items")
