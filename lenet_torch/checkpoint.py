@@ -13,7 +13,7 @@ import torch
 
 import lenet_spec
 from lenet_spec.checkpoint import MAX_BYTES, Checkpoint, CheckpointError, atomic_write, envelope, format_of, parse, read, reason, sha256
-from lenet_spec.safe_pickle import MAX_DEPTH, shown
+from lenet_spec.safe_pickle import MAX_DEPTH, UnsafePickle, decoded_size, shown
 
 from .bridge import load_state_numpy, state_numpy
 from .model import LeNet, build
@@ -54,7 +54,10 @@ def loads(data: bytes, where: str | os.PathLike, variant: str | None = None) -> 
     except Exception as e:  # torch raises many kinds for a damaged file
         raise CheckpointError(f"{where}: {refusal(e)}") from None
     try:
-        aliased = next(((keys, t) for keys, t in tensors(obj, (), set()) if not owns_its_bytes(t)), None)
+        aliased = next(((keys, t) for keys, t in tensors(obj, (), set()) if not owns_its_bytes(t)), None)  # first: it bounds the depth
+        decoded_size(obj, {}, MAX_BYTES)  # what its containers make when copied (convert writes metadata as JSON)
+    except UnsafePickle as e:
+        raise CheckpointError(f"{where}: not a readable {FRAMEWORK} checkpoint ({e})") from None
     except CheckpointError as e:
         raise CheckpointError(f"{where}: {e}") from None
     if aliased:

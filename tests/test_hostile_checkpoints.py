@@ -246,3 +246,17 @@ def test_resume_describes_a_damaged_epoch(runs, tmp_path):
     ckpt = loads_paddle(last.read_bytes(), last)
     last.write_bytes(pickle.dumps({**ckpt.meta, "epoch": shared_list(50), "state_dict": ckpt.state}, protocol=2))
     one_line(resume(run_dir, "paddle"), str(last), "its epoch a list of 50 items")
+
+
+@pytest.mark.slow
+def test_memo_references_in_a_torch_checkpoint(tmp_path):
+    """Case 1 in a .pt: framework_version one list referenced 100 times, nested (10**8 floats),
+    which convert copies into the output's JSON metadata: refused by the same decoded budget."""
+    import torch
+
+    import lenet_torch
+
+    state = {k: torch.from_numpy(v) for k, v in lenet_torch.bridge.state_numpy(lenet_torch.build("lenet5")).items()}
+    path = write(tmp_path / "memo.pt", {**ENVELOPE, "framework": "torch", "framework_version": shared_list(), "state_dict": state})
+    one_line(run("parity.convert", [path, tmp_path / "out.safetensors"]), str(path), "memo")
+    assert not (tmp_path / "out.safetensors").exists()
