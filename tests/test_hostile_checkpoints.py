@@ -251,7 +251,8 @@ def test_resume_describes_a_damaged_epoch(runs, tmp_path):
 @pytest.mark.slow
 def test_memo_references_in_a_torch_checkpoint(tmp_path):
     """Case 1 in a .pt: framework_version one list referenced 100 times, nested (10**8 floats),
-    which convert copies into the output's JSON metadata: refused by the same decoded budget."""
+    which convert copies into the output's JSON metadata: refused by the same decoded budget.
+    Measured: killed at the 700 MiB bound before; 223 MiB (torch imported) and 3.8 s after."""
     import torch
 
     import lenet_torch
