@@ -24,9 +24,10 @@ import paddle.distributed as dist
 import paddle.nn.functional as F
 
 import lenet_spec
-from lenet_spec.checkpoint import CheckpointError, atomic_write, envelope
+from lenet_spec.checkpoint import CheckpointError, atomic_write, envelope, misfit
 from lenet_spec.cli import no_gpu
 from lenet_spec.recipe import Recipe
+from lenet_spec.safe_pickle import shown
 from lenet_train.distributed import DEFAULT_TIMEOUT_S, World, lost
 
 from .bridge import load_state_numpy, state_numpy
@@ -234,15 +235,20 @@ class Backend:
         state = self.optimizer.state_dict() if state is None else state
         out = {}
         for key, value in state.items():
-            owner = max((k for k in names if key.startswith(k + "_")), key=len, default=None)
+            owner = owner_of(key, names)
             out[names[owner] + key[len(owner) :] if owner else key] = value
         return out
 
     def restore(self, path: str | os.PathLike) -> dict[str, Any]:
-        """Load weights, optimizer and RNG state from a checkpoint of this framework; returns its envelope."""
+        """Load weights, optimizer and RNG state from a checkpoint of this framework; returns its
+        envelope. The optimizer state is checked against the parameters first (a stranger's
+        moment of another shape fails only at the first step, deep in paddle)."""
         ckpt = load(path, self.variant.name)
         if "optimizer" not in ckpt.meta:
             raise CheckpointError(f"{path}: holds no optimizer state; it cannot be resumed")
+        problem = self.optimizer_misfit(ckpt.meta["optimizer"])
+        if problem:
+            raise CheckpointError(f"{path}: its optimizer state does not fit this run's {self.variant.name} ({problem}); it cannot be resumed")
         try:
             load_state_numpy(self.model, ckpt.state)
             self.optimizer.set_state_dict(self.optimizer_state(ckpt.meta["optimizer"]))
@@ -250,6 +256,32 @@ class Backend:
         except Exception as e:  # paddle raises ValueError, KeyError, TypeError... for state that does not fit
             raise CheckpointError(f"{path}: its state does not fit this run ({type(e).__name__}: {' '.join(str(e).split())[:150]})") from None
         return ckpt.meta
+
+    def optimizer_misfit(self, state: Any) -> str:
+        """'' when `state` (optimizer_state's, keyed by parameter names) fits this model: each
+        accumulator of a parameter's shape and dtype, the beta powers (Adam's step counters)
+        one float each."""
+        params = dict(self.model.named_parameters())
+        if not isinstance(state, dict):
+            return f"{shown(state)}, not a dict of accumulators"
+        for key, value in state.items():
+            owner = owner_of(key, params) if isinstance(key, str) else None
+            if owner is None:
+                continue  # not a parameter's (LR_Scheduler); paddle ignores what it does not know
+            p = params[owner]
+            if "_pow_acc_" in key:  # a beta power: one float
+                dtype = str(getattr(value, "dtype", ""))
+                problem = misfit(key, value, (1,), dtype if dtype in ("float32", "float64") else "float32", "a step counter's")
+            else:
+                problem = misfit(key, value, tuple(p.shape), str(p.dtype).removeprefix("paddle."))
+            if problem:
+                return problem
+        return ""
+
+
+def owner_of(key: str, names) -> str | None:
+    """The parameter name among `names` that accumulator `key` ("c1.weight_moment1_0") belongs to."""
+    return max((k for k in names if key.startswith(k + "_")), key=len, default=None)
 
 
 def generator_state(state) -> paddle.base.libpaddle.GeneratorState:

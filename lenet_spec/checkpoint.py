@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import safe_pickle
+from .safe_pickle import shown
 from .variants import VARIANTS
 
 FORMAT = "lenet-parity-checkpoint"
@@ -132,7 +133,7 @@ def loads_paddle(data: bytes, where: str | os.PathLike, variant: str | None = No
         CheckpointError: one line; for a file that asks to run code, it says so.
     """
     try:
-        obj = safe_pickle.loads(data)  # safe: the restricted unpickler
+        obj = safe_pickle.loads(data, MAX_BYTES)  # safe: the restricted unpickler; decoding no more than the largest file read
     except safe_pickle.ForbiddenGlobal as e:
         raise CheckpointError(f"{where}: {e}") from None
     except safe_pickle.UnsafePickle as e:
@@ -161,7 +162,7 @@ def loads_safetensors(data: bytes, where: str | os.PathLike, variant: str | None
     try:
         if size > SAFETENSORS_HEADER_MAX:
             raise ValueError(f"a {size:,}-byte header")
-        header = json.loads(data[8 : 8 + size])
+        header = _json(data[8 : 8 + size])
         metadata = header.get("__metadata__") or {}
         tensors = load(data)
     except Exception as e:  # safetensors raises its own SafetensorError; json its decode errors
@@ -170,19 +171,27 @@ def loads_safetensors(data: bytes, where: str | os.PathLike, variant: str | None
         try:
             envelope_ = {k: metadata[k] for k in ("format", "framework", "variant", "spec_version")}
             envelope_["format_version"] = int(metadata["format_version"])
-            extra = json.loads(metadata.get("envelope", "{}"))
+            extra = _json(metadata.get("envelope", "{}"))
             if not isinstance(extra, dict):
                 raise ValueError("envelope is not a JSON object")
         except (KeyError, ValueError) as e:
             raise CheckpointError(f"{where}: its lenet-parity metadata is damaged ({type(e).__name__}: {e})") from None
         if envelope_["framework"] not in ("torch", "paddle"):
-            raise CheckpointError(f"{where}: its metadata names the layout {envelope_['framework']!r}, not torch or paddle")
+            raise CheckpointError(f"{where}: its metadata names the layout {shown(envelope_['framework'])}, not torch or paddle")
         obj = {**extra, **envelope_, "state_dict": tensors}
         ckpt = parse(obj, where, envelope_["framework"], np.asarray, variant)
     else:
         ckpt = parse(tensors, where, None, np.asarray, variant)
     ckpt.sha256 = sha256(data)
     return ckpt
+
+
+def _json(text: str | bytes) -> Any:
+    """json.loads, with JSON nested past Python's recursion limit a ValueError, not a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("its JSON nests too deep for a checkpoint's") from None
 
 
 def save_safetensors(path: str | os.PathLike, framework: str, variant: str, state: Mapping[str, np.ndarray], **extra: Any) -> None:
@@ -230,14 +239,14 @@ def parse(obj: Any, path: str | os.PathLike, framework: str, to_numpy: Callable[
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a checkpoint dict")
     if obj.get("format") == FORMAT:
         if obj.get("format_version") != FORMAT_VERSION:
-            raise CheckpointError(f"{path}: checkpoint format version {obj.get('format_version')!r:.20} is not {FORMAT_VERSION}")
+            raise CheckpointError(f"{path}: checkpoint format version {shown(obj.get('format_version'))} is not {FORMAT_VERSION}")
         writer = obj.get("framework")
         if framework is not None and writer != framework:
             hint = f"rename it to {SUFFIXES[writer]}" if writer in ("torch", "paddle") else "it is damaged"
-            raise CheckpointError(f"{path}: written by {writer!r:.20}, but its suffix says {framework}; {hint}")
+            raise CheckpointError(f"{path}: written by {shown(writer)}, but its suffix says {framework}; {hint}")
         found = obj.get("variant")
         if not isinstance(found, str) or found not in VARIANTS:
-            raise CheckpointError(f"{path}: unknown variant {found!r:.40}")
+            raise CheckpointError(f"{path}: unknown variant {shown(found)}")
         if variant is not None and variant != found:
             raise CheckpointError(f"{path}: holds variant {found!r}, not {variant!r}")
         raw_state = obj.get("state_dict")
@@ -278,6 +287,17 @@ def state_mismatch(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, 
     if misshaped:
         parts.append(f"mis-shaped [{', '.join(misshaped)}]")
     return "; ".join(parts)
+
+
+def misfit(name: str, value: Any, shape: tuple[int, ...], dtype: str, whose: str = "its parameter's") -> str:
+    """'' when `value` (a torch tensor or an ndarray from a checkpoint's optimizer state) has
+    `shape` and `dtype` (`whose`), else a line saying what it is instead."""
+    if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+        return f"{name} is {shown(value)}, not a tensor"
+    found = (tuple(value.shape), str(value.dtype).removeprefix("torch."))
+    if found != (tuple(shape), dtype):
+        return f"{name} is {found[0]} {found[1]}, not {whose} {tuple(shape)} {dtype}"
+    return ""
 
 
 def reason(error: BaseException) -> str:

@@ -34,6 +34,10 @@ import numpy as np
 # Dtypes a tensor may have: booleans, integers, floats, complex (NumPy's pickled names).
 NUMERIC_DTYPES = frozenset("b1 i1 u1 i2 u2 i4 u4 i8 u8 f2 f4 f8 c8 c16".split())
 MAX_DEPTH = 64  # a state dict nests 4 deep (envelope, optimizer, tensor tuple, array)
+# What a pickle may decode to, each memo reference counted as the copy np.asarray or a walk
+# makes of it: lenet_spec.checkpoint.MAX_BYTES, the largest checkpoint read (a real one decodes
+# to about its own size).
+MAX_DECODED = 64 << 20
 
 
 class UnsafePickle(Exception):
@@ -84,7 +88,7 @@ _NDARRAY = _NdarrayToken()
 def _latin1(text, encoding="latin1"):
     """`_codecs.encode(str, 'latin1')`: how pickle protocol 2 spells bytes."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise UnsafePickle(f"_codecs.encode with {encoding!r}")
+        raise UnsafePickle(f"_codecs.encode with {shown(encoding)}")
     return text.encode("latin1")
 
 
@@ -115,7 +119,7 @@ class _Unpickler(pickle.Unpickler):
         raise ForbiddenGlobal("it holds a persistent id, which paddle.save never writes; refused, nothing was run")
 
 
-def loads(data: bytes) -> object:
+def loads(data: bytes, max_decoded: int = MAX_DECODED) -> object:
     """What paddle's loader returns (with return_numpy=True) for a file holding `data`: latin-1
     strings from Python 2 pickles, a Tensor's (name, ndarray) as the ndarray, the top-level
     "StructuredToParameterName@@" name table dropped; RNG states as plain tuples.
@@ -128,6 +132,7 @@ def loads(data: bytes) -> object:
         _check_sizes(data)
         raw = _Unpickler(io.BytesIO(data), encoding="latin1").load()
         obj = _Materialiser(len(data)).build(raw, 0)
+        decoded_size(obj, {}, max_decoded)
         if isinstance(obj, dict):
             obj.pop("StructuredToParameterName@@", None)
         return obj
@@ -152,6 +157,48 @@ def _check_sizes(data: bytes) -> None:
             memo += arg == memo
         elif op.name == "MEMOIZE":
             memo += 1
+
+
+def decoded_size(obj, sizes: dict[int, int], limit: int) -> int:
+    """Bytes `obj` decodes to when every reference is copied (as np.asarray copies a list that
+    holds one list many times): 8 a number, arrays their bytes; `sizes` memoises each container
+    once, so this takes one pass over the pickle's distinct objects, never over the copies.
+
+    Raises:
+        UnsafePickle: a container whose copies pass `limit`.
+    """
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return obj.nbytes
+    if isinstance(obj, (str, bytes)):
+        return 8 + len(obj)
+    if not isinstance(obj, (list, tuple, dict)):
+        return 8
+    key = id(obj)
+    if key not in sizes:
+        sizes[key] = 8  # a container met again inside itself (a cycle) is counted once
+        size = 8 + sum(decoded_size(v, sizes, limit) for v in (obj.values() if isinstance(obj, dict) else obj))
+        if size > limit:
+            raise UnsafePickle(f"it decodes to more than {limit >> 20} MiB (one object referenced many times through the pickle's memo)")
+        sizes[key] = size
+    return sizes[key]
+
+
+def shown(value, width: int = 40) -> str:
+    """`value` rendered for an error message, bounded: never a full repr of an untrusted object
+    (a list holding one list many times reprs to gigabytes; an int of 20,000 digits refuses to).
+
+    Returns:
+        A short repr of a number, None or a string's first `width` characters; else what it is
+        ("a list of 50 items", "a Tensor").
+    """
+    if value is None or isinstance(value, (bool, float)):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if value.bit_length() <= 64 else f"a {value.bit_length():,}-bit integer"
+    if isinstance(value, (str, bytes)):
+        return repr(value[:width]) + ("..." if len(value) > width else "")
+    count = f" of {len(value):,} items" if isinstance(value, (list, tuple, dict)) else ""
+    return f"a {type(value).__name__.strip('_')}{count}"
 
 
 def _is_count(value) -> bool:
@@ -234,10 +281,10 @@ class _Materialiser:
 def dtype_of(d) -> np.dtype:
     """A checked _Dtype as a NumPy dtype: numeric, no fields, no sub-array."""
     if type(d) is not _Dtype or d.kwargs or not (1 <= len(d.args) <= 3) or d.args[0] not in NUMERIC_DTYPES:
-        raise UnsafePickle(f"dtype {getattr(d, 'args', d)!r:.60} is not a numeric tensor type")
+        raise UnsafePickle(f"dtype {shown(d.args[0] if type(d) is _Dtype and d.args else d)} is not a numeric tensor type")
     s = d.state
     if s is not None and not (isinstance(s, tuple) and len(s) >= 5 and s[1] in ("<", ">", "|", "=") and s[2:5] == (None, None, None)):
-        raise UnsafePickle(f"dtype state {s!r:.80} is not a plain numeric type's")
+        raise UnsafePickle(f"dtype state {shown(s)} is not a plain numeric type's")
     dtype = np.dtype(d.args[0])
     return dtype.newbyteorder(s[1]) if s is not None and s[1] in "<>" else dtype
 

@@ -13,6 +13,7 @@ import torch
 
 import lenet_spec
 from lenet_spec.checkpoint import MAX_BYTES, Checkpoint, CheckpointError, atomic_write, envelope, format_of, parse, read, reason, sha256
+from lenet_spec.safe_pickle import MAX_DEPTH, UnsafePickle, decoded_size, shown
 
 from .bridge import load_state_numpy, state_numpy
 from .model import LeNet, build
@@ -52,9 +53,39 @@ def loads(data: bytes, where: str | os.PathLike, variant: str | None = None) -> 
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a damaged file
         raise CheckpointError(f"{where}: {refusal(e)}") from None
+    try:
+        aliased = next(((keys, t) for keys, t in tensors(obj, (), set()) if not owns_its_bytes(t)), None)  # first: it bounds the depth
+        decoded_size(obj, {}, MAX_BYTES)  # what its containers make when copied (convert writes metadata as JSON)
+    except UnsafePickle as e:
+        raise CheckpointError(f"{where}: not a readable {FRAMEWORK} checkpoint ({e})") from None
+    except CheckpointError as e:
+        raise CheckpointError(f"{where}: {e}") from None
+    if aliased:
+        keys, t = aliased
+        name = ".".join(k if isinstance(k, str) and len(k) <= 40 else shown(k) for k in keys)
+        raise CheckpointError(f"{where}: {name} claims {tuple(t.shape)} {str(t.dtype).removeprefix('torch.')} on {t.untyped_storage().nbytes():,} bytes of storage (strides {t.stride()}: a small file posing as a large tensor); refused, nothing was built from it")
     ckpt = parse(obj, where, FRAMEWORK, lambda t: t.detach().cpu().numpy(), variant)
     ckpt.sha256 = sha256(data)
     return ckpt
+
+
+def owns_its_bytes(t: torch.Tensor) -> bool:
+    """A dense, contiguous tensor whose storage holds every element it claims: not a view whose
+    strides alias few bytes (torch.save keeps `expand`'s zero strides: 8 bytes posing as 5 GB)."""
+    return t.layout == torch.strided and t.is_contiguous() and t.untyped_storage().nbytes() >= (t.storage_offset() + t.numel()) * t.element_size()
+
+
+def tensors(obj: Any, keys: tuple, seen: set[int]):
+    """(keys, tensor) for each tensor in what torch.load returned, each container visited once
+    (a pickle's memo lets one appear many times)."""
+    if isinstance(obj, torch.Tensor):
+        yield keys, obj
+    elif isinstance(obj, (dict, list, tuple)) and id(obj) not in seen:
+        if len(keys) > MAX_DEPTH:
+            raise CheckpointError(f"it nests deeper than {MAX_DEPTH}")
+        seen.add(id(obj))
+        for k, v in obj.items() if isinstance(obj, dict) else enumerate(obj):
+            yield from tensors(v, (*keys, k), seen)
 
 
 def refusal(error: Exception) -> str:

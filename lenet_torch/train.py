@@ -26,9 +26,10 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 import lenet_spec
-from lenet_spec.checkpoint import CheckpointError, atomic_write, envelope
+from lenet_spec.checkpoint import CheckpointError, atomic_write, envelope, misfit
 from lenet_spec.cli import no_gpu
 from lenet_spec.recipe import Recipe
+from lenet_spec.safe_pickle import shown
 from lenet_train.distributed import DEFAULT_TIMEOUT_S, World, lost
 
 from .bridge import load_state_numpy, state_numpy
@@ -221,10 +222,15 @@ class Backend:
         atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
     def restore(self, path: str | os.PathLike) -> dict[str, Any]:
-        """Load weights, optimizer and RNG state from a checkpoint of this framework; returns its envelope."""
+        """Load weights, optimizer and RNG state from a checkpoint of this framework; returns its
+        envelope. The optimizer state is checked against the parameters first (a stranger's
+        moment of another shape fails only at the first step, deep in torch)."""
         ckpt = load(path, self.variant.name)
         if "optimizer" not in ckpt.meta:
             raise CheckpointError(f"{path}: holds no optimizer state; it cannot be resumed")
+        problem = self.optimizer_misfit(ckpt.meta["optimizer"])
+        if problem:
+            raise CheckpointError(f"{path}: its optimizer state does not fit this run's {self.variant.name} ({problem}); it cannot be resumed")
         try:
             load_state_numpy(self.model, ckpt.state)
             self.optimizer.load_state_dict(ckpt.meta["optimizer"])
@@ -232,6 +238,27 @@ class Backend:
         except Exception as e:  # torch raises ValueError, KeyError, RuntimeError... for state that does not fit
             raise CheckpointError(f"{path}: its state does not fit this run ({type(e).__name__}: {' '.join(str(e).split())[:150]})") from None
         return ckpt.meta
+
+    def optimizer_misfit(self, state: Any) -> str:
+        """'' when `state` is an optimizer state_dict for this model: each entry a parameter's
+        index, each tensor in it of that parameter's shape and dtype, `step` a scalar count."""
+        names, params = zip(*self.model.named_parameters())
+        if not (isinstance(state, dict) and isinstance(state.get("state"), dict) and isinstance(state.get("param_groups"), list)):
+            return "not a torch optimizer state_dict"
+        for index, entry in state["state"].items():
+            if not (type(index) is int and 0 <= index < len(params) and isinstance(entry, dict)):
+                return f"entry {shown(index)} is no parameter's"
+            for key, value in entry.items():
+                name = f"{names[index]} {shown(key)}"
+                if key == "step":
+                    count = value.item() if isinstance(value, torch.Tensor) and value.shape == () and not value.is_complex() else value
+                    if not (type(count) in (int, float) and 0 <= count < 2**53):
+                        return f"{name} is {shown(value)}, not a step count"
+                elif not (key == "momentum_buffer" and value is None):
+                    problem = misfit(name, value, tuple(params[index].shape), str(params[index].dtype).removeprefix("torch."))
+                    if problem:
+                        return problem
+        return ""
 
 
 def main(argv: list[str] | None = None) -> int:

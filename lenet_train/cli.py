@@ -16,6 +16,7 @@ from lenet_spec.checkpoint import CheckpointError
 from lenet_spec.cli import HelpFormatter, UsageError, check_output_folder, holds_run
 from lenet_spec.data import DATASETS, IMAGE_SHAPES, DataError, load_split, locate
 from lenet_spec.recipe import OPTIMIZERS, SCHEDULES, Recipe, default_recipe, describe, extend
+from lenet_spec.safe_pickle import shown
 from lenet_spec.variants import DATASET_CLASSES
 
 from . import plots
@@ -123,11 +124,11 @@ def _stored_settings(meta: dict, last: Path) -> dict:
         settings = {**meta, **recipe.to_dict()}  # recipe fields from the recipe ("optimizer" in the envelope is its state)
         epoch, seed, limit = settings.get("epoch"), settings.get("seed", 0), settings.get("limit")
         if not (isinstance(epoch, int) and 1 <= epoch <= recipe.epochs):
-            raise ValueError(f"its epoch {epoch!r:.20} is not one of the recipe's 1..{recipe.epochs}")
+            raise ValueError(f"its epoch {shown(epoch)} is not one of the recipe's 1..{recipe.epochs}")
         if not isinstance(seed, int) or not isinstance(settings.get("augment", False), bool) or settings.get("dtype", "float32") not in ("float32", "float64"):
             raise ValueError("its seed, augment or dtype setting is damaged")
         if limit is not None and not (isinstance(limit, int) and limit >= 1):
-            raise ValueError(f"its limit {limit!r:.20} is not a count")
+            raise ValueError(f"its limit {shown(limit)} is not a count")
     except ValueError as e:
         raise CheckpointError(f"{last}: its run settings cannot be resumed ({e})") from None
     return settings
