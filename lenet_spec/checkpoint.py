@@ -248,7 +248,7 @@ def parse(obj: Any, path: str | os.PathLike, framework: str, to_numpy: Callable[
         if not isinstance(found, str) or found not in VARIANTS:
             raise CheckpointError(f"{path}: unknown variant {shown(found)}")
         if variant is not None and variant != found:
-            raise CheckpointError(f"{path}: holds variant {found!r}, not {variant!r}")
+            raise CheckpointError(f"{path}: holds variant {shown(found)}, not {variant!r}")
         raw_state = obj.get("state_dict")
         meta = {k: v for k, v in obj.items() if k != "state_dict"}
     else:

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from .safe_pickle import shown
+
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "lecun1998")
 LOSSES = ("cross_entropy", "rbf_map")
@@ -57,20 +59,20 @@ class Recipe:
                 ok = isinstance(value, tuple) and all(isinstance(e, int) and not isinstance(e, bool) for e in value) and list(value) == sorted(set(value))
                 ok = ok and (not value or (isinstance(self.epochs, int) and 0 < value[0] and value[-1] < self.epochs))
                 if not ok:
-                    raise ValueError(f"restarts must be increasing epochs between 1 and epochs - 1, got {value!r:.40}")
+                    raise ValueError(f"restarts must be increasing epochs between 1 and epochs - 1, got {shown(value)}")
                 continue
             if kind is float:  # both frameworks train in float32 (and paddle's kernels take float32 attributes)
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and abs(value) <= FLOAT32_MAX
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= FLOAT32_MAX  # also False for NaN; an int past float64 never reaches isfinite
             elif kind is tuple:
                 ok = isinstance(value, tuple) and len(value) == 2 and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in value)
             else:
                 ok = isinstance(value, kind) and not isinstance(value, bool)
             if not ok:
                 what = {float: f"a finite number within float32's range (at most {FLOAT32_MAX:.4g})", int: "a whole number", str: "a name", tuple: "two numbers in [0, 1)"}[kind]
-                raise ValueError(f"{f.name} must be {what}, got {value!r:.40}")
+                raise ValueError(f"{f.name} must be {what}, got {shown(value)}")
         for value, allowed, what in ((self.optimizer, OPTIMIZERS, "optimizer"), (self.schedule, SCHEDULES, "schedule"), (self.loss, LOSSES, "loss")):
             if value not in allowed:
-                raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(allowed)}")
+                raise ValueError(f"unknown {what} {shown(value)}; choose from {', '.join(allowed)}")
         if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"lr, epochs and batch_size must be positive, got {self.lr}, {self.epochs}, {self.batch_size}")
         if not self.weight_decay >= 0:
@@ -100,9 +102,9 @@ class Recipe:
         """The recipe stored in a checkpoint (its `to_dict`); ValueError for anything else."""
         if not isinstance(d, dict):
             raise ValueError(f"a recipe is a dict, not {type(d).__name__}")
-        unknown = sorted(str(k) for k in d if k not in _KINDS)
+        unknown = [k for k in d if k not in _KINDS]
         if unknown:
-            raise ValueError(f"unknown recipe fields {unknown}")
+            raise ValueError(f"unknown recipe fields {', '.join(shown(k) for k in unknown[:5])}{' ...' if len(unknown) > 5 else ''}")
         d = dict(d)
         for key in ("betas", "restarts"):
             if isinstance(d.get(key), (list, tuple)):

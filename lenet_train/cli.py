@@ -295,7 +295,7 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
                 raise CheckpointError(f"{args.checkpoint}: its recipe is damaged ({e})") from None
         dataset = args.dataset or ckpt.meta.get("dataset") or recipe.dataset
         if dataset not in DATASETS:
-            raise DataError(f"{variant.name} was trained on {dataset!r:.40}, which this project does not load")
+            raise DataError(f"{variant.name} was trained on {shown(dataset)}, which this project does not load")
         if IMAGE_SHAPES[dataset] != variant.input.shape:
             raise DataError(f"{variant.name} takes {'x'.join(map(str, variant.input.shape))} images and {dataset}'s are {'x'.join(map(str, IMAGE_SHAPES[dataset]))}")
         data = load_data(dataset, args.data_dir, framework)
