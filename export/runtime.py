@@ -179,13 +179,13 @@ def session(path: str | os.PathLike, device: str = "auto", threads: int | None =
     project (NotAnExport) or that onnxruntime cannot load."""
     import onnxruntime as ort
 
+    chosen = providers(device)  # no CUDA provider under --device gpu: that line first, whatever the file
     data = read_model(path)
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: a missing CUDA library is reported by provider_of, not as a log flood
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
         options.intra_op_num_threads = threads
-    chosen = providers(device)
     if "CUDAExecutionProvider" in chosen:
         preload_cuda_libraries(ort)
     try:

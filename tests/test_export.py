@@ -215,7 +215,7 @@ def test_predict_pngs_like_the_framework_model_without_importing_one(trained_onn
     np.save(tmp_path / "stack.npy", images)
     proc = run_predict([model, *files, tmp_path / "stack.npy", "--json", "--top", "2"])
     assert proc.returncode == 0, proc.stderr
-    assert "IMPORTED ['onnx']" not in proc.stderr and "IMPORTED []" in proc.stderr  # neither framework, not even onnx
+    assert "IMPORTED ['onnx']" in proc.stderr  # neither framework: onnx alone, which checks the graph before onnxruntime loads it
     out = json.loads(proc.stdout)
     got = {(Path(r["file"]).name, r.get("index")): r["top"][0]["class"] for r in out["predictions"]}
     for kind in (".png", "-inverted.jpg", "-off-centre.png"):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
 import pytest
 from conftest import ROOT
 
@@ -124,8 +125,11 @@ def test_a_cuda_provider_that_cannot_start_is_not_a_silent_cpu_run(tmp_path, mon
 
     from export.runtime import RuntimeUnavailable, provider_of, session
 
-    model = tmp_path / "relu.onnx"
-    model.write_bytes(_probe.relu_model())
+    model = tmp_path / "relu.onnx"  # a graph of an op the exporters write, with an export's input (runtime.read_model checks both)
+    image = onnx.helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, ["N", 1, 2, 2])
+    logits = onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["N", 1, 2, 2])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["image"], ["logits"])], "relu", [image], [logits])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)], ir_version=10), model)
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setattr(ort, "preload_dlls", lambda: print("preloading"), raising=False)
     with pytest.raises(RuntimeUnavailable) as e:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import zipfile
 
+import bounded
 import numpy as np
 import onnx
 import pytest
@@ -100,9 +101,14 @@ def test_torch_reader_refuses_code_without_torchs_advice(tmp_path):
     assert not marker.exists()
 
 
+CLI_MB = 700  # a command with torch and paddle imported: 420-520 MiB; a payload that decoded anything large would pass it
+
+
 def run_cli(module, args):
-    proc = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "LENET_DATA": str(ROOT.parent / "shared" / "datasets")})
-    return proc.returncode, proc.stderr
+    """`python -m module args` on a hostile file, under a memory bound (tests/bounded.py)."""
+    result = bounded.run(["-m", module, *map(str, args)], limit_mb=CLI_MB, cwd=ROOT, env={**os.environ, "LENET_DATA": str(ROOT.parent / "shared" / "datasets")})
+    assert not result.exceeded and not result.timed_out, result
+    return result.returncode, result.stderr
 
 
 @pytest.fixture(scope="module")
