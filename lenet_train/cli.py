@@ -13,7 +13,7 @@ import numpy as np
 
 from lenet_spec import VARIANTS, get_variant
 from lenet_spec.checkpoint import CheckpointError
-from lenet_spec.cli import HelpFormatter, UsageError, check_output_folder, holds_run
+from lenet_spec.cli import RUN_NAMES, HelpFormatter, UsageError, check_output_folder, holds_run, not_regular
 from lenet_spec.data import DATASETS, IMAGE_SHAPES, DataError, load_split, locate
 from lenet_spec.recipe import OPTIMIZERS, SCHEDULES, Recipe, default_recipe, describe, extend
 from lenet_spec.safe_pickle import shown
@@ -163,7 +163,14 @@ def _train(framework: str, args: argparse.Namespace, world: World) -> int:
         check_output_folder(out, "--out")
     except UsageError as e:
         return _error(framework, str(e), world)
-    existing = run_files(out)
+    # A run's file names in --out that are no regular file (a device, a FIFO, a link to one):
+    # the run would replace them; only --overwrite, which replaces the run, removes them.
+    strange = [(out / name, kind) for name in RUN_NAMES if (kind := not_regular(out / name))]
+    for path, kind in strange:
+        if kind == "a folder" or not args.overwrite:
+            fix = "remove it or choose another --out" if kind == "a folder" else "remove it, replace it with the run's own by --overwrite, or choose another --out"
+            return _error(framework, f"{path} is {kind}, not the regular file a run writes there; {fix}", world)
+    existing = run_files(out) + [path for path, _ in strange]  # run_files: the regular ones
     if args.resume:
         last = out / f"last{suffix}"
         if not last.exists():

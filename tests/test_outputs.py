@@ -274,3 +274,30 @@ def test_flags_that_cannot_be_trained_are_one_line(framework, flags, named, trai
     err = capsys.readouterr().err.strip()
     assert named in err and len(err.splitlines()) == 1
 
+
+
+@pytest.mark.parametrize("kind", ["device", "link to a device", "FIFO"])
+@pytest.mark.parametrize("name", ["metrics.jsonl", "last.pt", "curves.png"])
+def test_the_trainer_never_replaces_a_device_among_its_run_files(name, kind, trainer, device, tmp_path, capsys):
+    """The trainer's own outputs are checked like every command's (lenet_spec.cli.not_regular):
+    before this test a device, a link to one or a FIFO named metrics.jsonl, last.pt or curves.png
+    in --out was silently replaced by the run's file (exit 0, measured on ec7f312)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    target = out / name
+    if kind == "device":
+        device.rename(target)
+    elif kind == "FIFO":
+        os.mkfifo(target)
+    else:
+        target.symlink_to(device)
+    assert trainer.train_main("torch", [*ARGS, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(target) in err and "not the regular file a run writes" in err and "--overwrite" in err, err
+    mode = os.lstat(target).st_mode
+    assert (stat.S_ISFIFO if kind == "FIFO" else stat.S_ISLNK if kind.startswith("link") else stat.S_ISCHR)(mode)
+    assert not (out / "best.pt").exists()  # refused before any training
+    assert trainer.train_main("torch", [*ARGS, "--overwrite", "--out", str(out)]) == 0  # asked for: the entry (never what it points at) is replaced
+    assert target.is_file() and not target.is_symlink()
+    if kind.startswith("link"):
+        assert is_device(device)  # what the link pointed at is untouched
