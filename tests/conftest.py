@@ -34,3 +34,20 @@ def trained_onnx(tmp_path_factory, mnist_test):
     assert train_main("torch", ["--variant", "lenet5", "--epochs", "1", "--limit", "20000", "--out", str(folder), "--no-progress"]) == 0
     report = exporter.export(exporter.from_checkpoint(folder / "last.pt"), folder / "lenet5.onnx")
     return report.path, folder / "last.pt"
+
+
+def tiny_data(n=64, seed=0):
+    """Random MNIST-shaped data: n train images, 32 test images."""
+    from lenet_train.loop import Data
+
+    rng = np.random.default_rng(seed)
+    return Data(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n), rng.integers(0, 256, (32, 28, 28), dtype=np.uint8), rng.integers(0, 10, 32))
+
+
+@pytest.fixture
+def trainer(monkeypatch):
+    """lenet_train.cli with small random data in place of MNIST."""
+    from lenet_train import cli
+
+    monkeypatch.setattr(cli, "load_data", lambda *a, **k: tiny_data())
+    return cli

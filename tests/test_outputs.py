@@ -254,16 +254,6 @@ def test_recipe_values_must_be_trainable():
 ARGS = ["--epochs", "1", "--batch-size", "16", "--no-progress", "--device", "cpu"]
 
 
-@pytest.fixture
-def trainer(monkeypatch):
-    """lenet_train.cli with small random data in place of MNIST."""
-    from lenet_train import cli as train_cli
-    from test_safety import tiny_data
-
-    monkeypatch.setattr(train_cli, "load_data", lambda *a, **k: tiny_data())
-    return train_cli
-
-
 @pytest.mark.cross
 @pytest.mark.parametrize("framework", ["torch", "paddle"])
 @pytest.mark.parametrize("flags, named", [(["--lr", "1e39"], "lr must be a finite number within float32's range"), (["--seed", "-1"], "--seed must be")])

@@ -418,22 +418,6 @@ def test_outputs_never_replace_inputs(tmp_path, capsys):
     assert json.loads((tmp_path / "new" / "r.json").read_text())[0]["passed"]  # a missing folder is made
 
 
-def tiny_data(n=64, seed=0):
-    from lenet_train.loop import Data
-
-    rng = np.random.default_rng(seed)
-    return Data(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n), rng.integers(0, 256, (32, 28, 28), dtype=np.uint8), rng.integers(0, 10, 32))
-
-
-@pytest.fixture
-def trainer(monkeypatch):
-    """lenet_train.cli with small random data in place of MNIST."""
-    from lenet_train import cli
-
-    monkeypatch.setattr(cli, "load_data", lambda *a, **k: tiny_data())
-    return cli
-
-
 ARGS = ["--epochs", "2", "--batch-size", "16", "--no-progress", "--device", "cpu"]
 
 
