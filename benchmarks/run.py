@@ -47,9 +47,9 @@ from lenet_spec.checkpoint import atomic_write
 from lenet_spec.cli import UsageError, check_output
 from lenet_spec.flops import forward_flops, training_flops
 from lenet_spec.recipe import SPEED_RECIPE, default_recipe
-from parity.frameworks import FrameworkMissing
+from lenet_spec.frameworks import FrameworkMissing
 
-from .frameworks import inference_fn, plain_loop, synchronize, tutorial_loop
+from .frameworks import inference_fn, plain_loop, tutorial_loop
 
 FRAMEWORKS = ("torch", "paddle")
 SWEEP_BATCHES = (256, 1024)  # lenet5's throughput beside its recipe's batch of 64
@@ -128,7 +128,7 @@ def trainer_loop(framework: str, variant: str, images: np.ndarray, labels: np.nd
     Returns:
         (batch size, run(steps) -> images/s over the next `steps` steps of the schedule).
     """
-    from lenet_train.loop import epoch_steps
+    from lenet_spec.schedule import epoch_steps
 
     train = importlib.import_module(f"lenet_{framework}.train")
     recipe = default_recipe(variant).with_overrides(batch_size=batch_size)
@@ -232,7 +232,8 @@ def time_to_accuracy(framework: str, target: float, data, evals_per_epoch: int, 
     """Train lenet5 with lenet_spec.recipe.SPEED_RECIPE, evaluating on the test set
     `evals_per_epoch` times an epoch and after the last step, with the clock stopped; the
     training seconds until the first evaluation at or above `target`."""
-    from lenet_train.loop import epoch_steps, evaluate, steps_per_epoch
+    from lenet_spec.schedule import epoch_steps, steps_per_epoch
+    from lenet_train.loop import evaluate
 
     train = importlib.import_module(f"lenet_{framework}.train")
     recipe = SPEED_RECIPE
@@ -425,7 +426,7 @@ def require_gpu(frameworks: tuple[str, ...]) -> None:
     """Raises the project's one line (lenet_spec.cli.no_gpu) for the first of `frameworks`, or
     onnxruntime, that sees no GPU."""
     from export.runtime import providers
-    from parity.frameworks import gpu_problem
+    from lenet_spec.frameworks import gpu_problem
 
     problem = next(filter(None, (gpu_problem(framework) for framework in frameworks)), None)
     if problem:

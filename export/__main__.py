@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print JSON instead of a report")
     args = p.parse_args(argv)
     from lenet_spec.checkpoint import CheckpointError
-    from parity.frameworks import FrameworkMissing
+    from lenet_spec.frameworks import FrameworkMissing
 
     from .exporter import DEFAULT_OPSET, ExportError, export, fresh, from_checkpoint
 

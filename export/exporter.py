@@ -1,6 +1,6 @@
 """Export a LeNet to ONNX with its own framework's exporter, clean it, stamp it, write it atomically.
 
-The weights travel in the spec's layout (parity.mapping), so a checkpoint of either framework
+The weights travel in the spec's layout (lenet_spec.mapping), so a checkpoint of either framework
 can be exported by either; by default a checkpoint is exported by the framework that wrote it.
 """
 
@@ -56,10 +56,10 @@ def from_checkpoint(path: str | os.PathLike, variant: str | None = None, framewo
             before they are decoded).
     Raises:
         CheckpointError: unreadable, unsafe, wrong variant or hash, mismatched keys (one line).
-        parity.frameworks.FrameworkMissing: a .pt file without torch.
+        lenet_spec.frameworks.FrameworkMissing: a .pt file without torch.
     """
-    from parity.frameworks import load_checkpoint
-    from parity.mapping import MappingError, convert
+    from lenet_spec.load import load_checkpoint
+    from lenet_spec.mapping import MappingError, convert
 
     ckpt = load_checkpoint(path, variant, expected_sha256)
     try:

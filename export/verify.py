@@ -8,7 +8,6 @@ exported model, or the checkpoint it was exported from (found at its path, same 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from dataclasses import asdict, dataclass
@@ -81,8 +80,8 @@ def reference_params(info, ckpt: str | None) -> tuple[dict[str, np.ndarray], str
 
 def framework_logits(framework: str, variant: str, params: dict[str, np.ndarray], images: np.ndarray, batch: int = 2048) -> np.ndarray:
     """The training-form model of `framework` (not the inference form the exporter saw)."""
-    from parity.frameworks import bridge, package
-    from parity.mapping import convert
+    from lenet_spec.frameworks import bridge, package
+    from lenet_spec.mapping import convert
 
     model = package(framework).build(variant)
     bridge(framework).load_state_numpy(model, convert(params, variant, "spec", framework))
@@ -138,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from lenet_spec.checkpoint import CheckpointError
     from lenet_spec.data import DataError
-    from parity.frameworks import FrameworkMissing
+    from lenet_spec.frameworks import FrameworkMissing
 
     from .metadata import MetadataError
     from .runtime import RuntimeUnavailable

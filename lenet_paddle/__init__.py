@@ -1,17 +1,22 @@
-"""lenet_paddle: the lenet_spec variants as paddle.nn.Layers."""
+"""lenet_paddle: the lenet_spec variants as paddle.nn.Layers.
 
-import lenet_spec  # noqa: F401  (first: a Ctrl-C while torch or paddle is imported ends in one line)
+Importing the package imports nothing heavy: paddle is imported by the first name used from it
+(`lenet_paddle.build`, or a module such as `lenet_paddle.train`), so a command's own first line can
+make a Ctrl-C during that import end in one line (lenet_spec.cli.interrupts_quietly)."""
 
+from __future__ import annotations
+
+import importlib
 import warnings
 
-try:
-    with warnings.catch_warnings():  # paddle warns on import when the C++ build cache ccache is absent
-        warnings.filterwarnings("ignore", message="No ccache found")
-        import paddle  # noqa: F401
-except ImportError as e:  # pragma: no cover - depends on the environment
-    raise ImportError("lenet_paddle needs PaddlePaddle: pip install paddlepaddle (or paddlepaddle-gpu)") from e
+# paddle warns on import when the C++ build cache ccache is absent, which no command here uses
+warnings.filterwarnings("ignore", message="No ccache found", module="paddle.utils.cpp_extension")
 
-from .checkpoint import load, load_model, save, save_state
-from .model import LeNet, build
+_NAMES = {"LeNet": "model", "build": "model", "load": "checkpoint", "load_model": "checkpoint", "save": "checkpoint", "save_state": "checkpoint"}
+__all__ = list(_NAMES)
 
-__all__ = ["LeNet", "build", "load", "load_model", "save", "save_state"]
+
+def __getattr__(name: str):
+    if name not in _NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)

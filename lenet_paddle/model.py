@@ -267,7 +267,7 @@ class BatchNorm(nn.Layer):
 
 class Dropout(nn.Layer):
     """In training, the units the spec chose are kept (`mask`: kept / (1 - p), set by the
-    trainer for each step, lenet_spec.data.dropout_masks); without a mask, paddle's own F.dropout
+    trainer for each step, lenet_spec.schedule.dropout_masks); without a mask, paddle's own F.dropout
     (mode upscale_in_train, torch's scaling), whose units come from paddle's RNG: what a plain port
     does, and no other framework can match."""
 
@@ -314,7 +314,7 @@ class LeNet(nn.Layer):
 
     def set_dropout_masks(self, masks: dict[str, np.ndarray] | None) -> None:
         """The units each Dropout layer keeps in the next training passes (bool (N, *features) by
-        layer name, from lenet_spec.data.dropout_masks); None: the framework's own draws."""
+        layer name, from lenet_spec.schedule.dropout_masks); None: the framework's own draws."""
         dtype = self.parameters()[0].dtype
         for name, layer in self.named_children():
             if isinstance(layer, Dropout):

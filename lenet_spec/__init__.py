@@ -1,10 +1,6 @@
 """lenet_spec: every fact the PyTorch and PaddlePaddle LeNets must agree on, once (NumPy only)."""
 
-from .cli import interrupts_quietly
-
-interrupts_quietly()  # first: `python -m lenet_torch.train` and the others import this before torch or paddle
-
-from .checkpoint import SPEC_VERSION  # noqa: E402
+from .checkpoint import SPEC_VERSION
 from .init import SCHEMES, init_params
 from .layers import (
     ACTIVATIONS,

@@ -31,6 +31,7 @@ import numpy as np
 
 from . import safe_pickle
 from .safe_pickle import shown
+from .frameworks import NAMES
 from .variants import VARIANTS
 
 FORMAT = "lenet-parity-checkpoint"
@@ -149,7 +150,7 @@ SAFETENSORS_HEADER_MAX = 1 << 20  # a LeNet file's header is a few KiB
 def loads_safetensors(data: bytes, where: str | os.PathLike, variant: str | None = None) -> Checkpoint:
     """A .safetensors file's bytes as a Checkpoint. With this project's metadata its layout is
     the framework the metadata names; a plain state dict (any other writer's) comes back with
-    framework None, for the caller to settle from the shapes (parity.frameworks.load_checkpoint).
+    framework None, for the caller to settle from the shapes (lenet_spec.load.load_checkpoint).
 
     Raises:
         CheckpointError: one line.
@@ -176,7 +177,7 @@ def loads_safetensors(data: bytes, where: str | os.PathLike, variant: str | None
                 raise ValueError("envelope is not a JSON object")
         except (KeyError, ValueError) as e:
             raise CheckpointError(f"{where}: its lenet-parity metadata is damaged ({type(e).__name__}: {e})") from None
-        if envelope_["framework"] not in ("torch", "paddle"):
+        if envelope_["framework"] not in NAMES:
             raise CheckpointError(f"{where}: its metadata names the layout {shown(envelope_['framework'])}, not torch or paddle")
         obj = {**extra, **envelope_, "state_dict": tensors}
         ckpt = parse(obj, where, envelope_["framework"], np.asarray, variant)
@@ -242,7 +243,7 @@ def parse(obj: Any, path: str | os.PathLike, framework: str, to_numpy: Callable[
             raise CheckpointError(f"{path}: checkpoint format version {shown(obj.get('format_version'))} is not {FORMAT_VERSION}")
         writer = obj.get("framework")
         if framework is not None and writer != framework:
-            hint = f"rename it to {SUFFIXES[writer]}" if writer in ("torch", "paddle") else "it is damaged"
+            hint = f"rename it to {SUFFIXES[writer]}" if writer in NAMES else "it is damaged"
             raise CheckpointError(f"{path}: written by {shown(writer)}, but its suffix says {framework}; {hint}")
         found = obj.get("variant")
         if not isinstance(found, str) or found not in VARIANTS:

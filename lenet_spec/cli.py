@@ -174,13 +174,11 @@ def _interrupted(error: BaseException | None) -> bool:
 
 
 def interrupts_quietly() -> None:
-    """Under `python -m <package>.<module>`, make a Ctrl-C before main begins (while torch or
-    paddle is imported: seconds) end in one line and status 130, as `run` does after.
-
-    Installed by the project's packages when imported; only while Python is locating a `-m`
-    module (sys.argv[0] is "-m" then, and only then), so importing them from a program of
-    one's own changes nothing."""
-    if sys.argv[:1] != ["-m"] or sys.excepthook is not sys.__excepthook__:
+    """Make a Ctrl-C before main begins (while torch or paddle is imported: seconds) end in one
+    line and status 130, as `run` does after. A command calls it first, under
+    `if __name__ == "__main__"`, before its module imports a framework: importing the project's
+    modules from a program of one's own changes nothing."""
+    if sys.excepthook is not sys.__excepthook__:
         return
 
     def hook(kind, value, traceback):

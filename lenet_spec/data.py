@@ -9,7 +9,6 @@ import math
 import os
 import zlib
 from pathlib import Path
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -450,86 +449,3 @@ def to_model_input(images: np.ndarray, dtype=np.float32) -> np.ndarray:
     if x.ndim == 3:
         x = x[:, None]
     return (x.astype(np.float64) / 255.0).astype(dtype)
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The order of the `n` training images in `epoch`: a function of (seed, epoch) alone,
-    so a resumed run draws the same batches as an uninterrupted one."""
-    return np.random.default_rng([seed, epoch]).permutation(n)
-
-
-def batch_slices(n: int, batch_size: int) -> list[slice]:
-    """Consecutive batches over n items; the last one may be smaller."""
-    return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-
-
-def dropout_masks(variant, seed: int, epoch: int, step: int, batch: int) -> dict[str, np.ndarray] | None:
-    """The units each Dropout layer of `variant` keeps at training step `step` of `epoch`: bool
-    (batch, *the layer's input shape) per layer name, kept with probability 1 - p, drawn from
-    (seed, epoch, step) alone, as the batch order is; None for a variant without dropout."""
-    from .layers import Dropout
-
-    shapes = dict(variant.shapes())
-    names = [name for name, _ in variant.shapes()]
-    layers = [layer for layer in variant.layers if isinstance(layer, Dropout)]
-    if not layers:
-        return None
-    rng = np.random.default_rng([seed, epoch, step, 2])
-    return {layer.name: rng.random((batch, *shapes[names[names.index(layer.name) - 1]])) >= layer.p for layer in layers}
-
-
-@dataclass(frozen=True)
-class Distortion:
-    """Ranges of the random affine distortions (1998 paper, section III.C: translation,
-    scaling, squeezing, horizontal shearing); every draw is uniform in +-range."""
-
-    translate: float = 2.0  # pixels, each axis
-    scale: float = 0.1  # size factor 1 +- scale, both axes
-    squeeze: float = 0.1  # x *= 1 + s, y /= 1 + s
-    shear: float = 0.2  # x += shear * y
-
-
-DISTORTION = Distortion()
-
-
-def affine_thetas(count: int, seed: int, epoch: int, size: int = 28, d: Distortion = DISTORTION) -> np.ndarray:
-    """(count, 2, 3) float64 matrices for affine_grid (align_corners=False): output pixel
-    coordinates in [-1, 1] -> where to sample the input. Drawn from (seed, epoch) alone."""
-    rng = np.random.default_rng([seed, epoch, 1])
-    u = rng.uniform(-1.0, 1.0, size=(count, 5))
-    s = 1.0 + d.scale * u[:, 0]
-    q = 1.0 + d.squeeze * u[:, 1]
-    sx, sy = s * q, s / q  # forward scaling of the digit
-    shear = d.shear * u[:, 2]
-    tx, ty = (d.translate * u[:, 3:5] * 2.0 / size).T  # pixels -> normalised units
-    # forward map A = [[sx, shear*sy], [0, sy]] plus t; the grid needs its inverse
-    theta = np.zeros((count, 2, 3))
-    theta[:, 0, 0] = 1.0 / sx
-    theta[:, 0, 1] = -shear / sx
-    theta[:, 1, 1] = 1.0 / sy
-    theta[:, 0, 2] = -(theta[:, 0, 0] * tx + theta[:, 0, 1] * ty)
-    theta[:, 1, 2] = -theta[:, 1, 1] * ty
-    return theta
-
-
-def warp_reference(images: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """NumPy affine_grid + bilinear grid_sample (zeros padding, align_corners=False), the
-    computation both frameworks' augmentation must match. images (N, C, H, W)."""
-    n, c, h, w = images.shape
-    xs = (2 * np.arange(w) + 1) / w - 1
-    ys = (2 * np.arange(h) + 1) / h - 1
-    gx, gy = np.meshgrid(xs, ys)  # (H, W)
-    base = np.stack([gx, gy, np.ones_like(gx)], -1)  # (H, W, 3)
-    grid = np.einsum("hwk,njk->nhwj", base, theta)  # (N, H, W, 2): x, y in [-1, 1]
-    px = ((grid[..., 0] + 1) * w - 1) / 2
-    py = ((grid[..., 1] + 1) * h - 1) / 2
-    x0, y0 = np.floor(px).astype(int), np.floor(py).astype(int)
-    out = np.zeros((n, c, h, w), dtype=np.float64)
-    for dx in (0, 1):
-        for dy in (0, 1):
-            xi, yi = x0 + dx, y0 + dy
-            weight = (1 - np.abs(px - xi)) * (1 - np.abs(py - yi))
-            inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-            vals = images[np.arange(n)[:, None, None], :, np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)]  # (N, H, W, C)
-            out += np.moveaxis(vals * (weight * inside)[..., None], -1, 1)
-    return out

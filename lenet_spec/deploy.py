@@ -39,7 +39,7 @@ def inference_form(variant: Variant, params: dict[str, np.ndarray]) -> tuple[Var
 
     Args:
         variant: any variant.
-        params: its parameters in the spec's layout (lenet_spec.init_params, parity.mapping).
+        params: its parameters in the spec's layout (lenet_spec.init_params, lenet_spec.mapping).
     Returns:
         (variant without tables, its parameters); the variant keeps its name. The added kernel
         entries are exact zeros, so outputs differ from the original's only by the order in which

@@ -26,8 +26,8 @@ Shape = tuple[int, ...]
 class ParamSpec:
     """One trainable parameter, in the spec's layout."""
 
-    name: str  # "<layer>.<attribute>", the state-dict key (parity.mapping renames where a framework differs)
-    role: str  # e.g. "conv.weight", "dense.weight": selects the layout rule in parity.mapping
+    name: str  # "<layer>.<attribute>", the state-dict key (lenet_spec.mapping renames where a framework differs)
+    role: str  # e.g. "conv.weight", "dense.weight": selects the layout rule in lenet_spec.mapping
     shape: Shape
     fan_in: int  # inputs feeding one unit that this parameter belongs to
     fan_out: int  # units one input feeds (for Xavier)
@@ -38,7 +38,7 @@ class BufferSpec:
     """State a layer keeps that is not trained by the optimizer (BatchNorm's running
     statistics): saved, converted and compared like a parameter, with a fixed initial value."""
 
-    name: str  # "<layer>.<attribute>", spec (and torch) names; paddle's differ (parity.mapping)
+    name: str  # "<layer>.<attribute>", spec (and torch) names; paddle's differ (lenet_spec.mapping)
     role: str
     shape: Shape
     dtype: str  # "float" (the model's dtype) or "int64"
@@ -349,7 +349,7 @@ class BatchNorm:
 class Dropout:
     """In training, each unit is kept with probability 1 - p and the kept ones are scaled by
     1 / (1 - p) (torch's rule, and paddle's default mode `upscale_in_train`); evaluation passes
-    the input through. Which units are kept is drawn by the spec (`lenet_spec.data.dropout_masks`),
+    the input through. Which units are kept is drawn by the spec (`lenet_spec.schedule.dropout_masks`),
     as the batch order is, so that both frameworks drop the same units."""
 
     name: str

@@ -118,7 +118,7 @@ def forward(variant: Variant, params: dict[str, np.ndarray], images: np.ndarray,
         images: the model's input contract.
         dtype: the dtype to compute in.
         train: training mode (BatchNorm on batch statistics, Dropout with `masks`).
-        masks: Dropout's kept units (`lenet_spec.data.dropout_masks`), for training mode.
+        masks: Dropout's kept units (`lenet_spec.schedule.dropout_masks`), for training mode.
         updated: a dict to receive the state after the pass (training mode moves the running
             statistics).
     Returns:

@@ -1,13 +1,18 @@
-"""lenet_torch: the lenet_spec variants as torch.nn.Modules."""
+"""lenet_torch: the lenet_spec variants as torch.nn.Modules.
 
-import lenet_spec  # noqa: F401  (first: a Ctrl-C while torch or paddle is imported ends in one line)
+Importing the package imports nothing heavy: torch is imported by the first name used from it
+(`lenet_torch.build`, or a module such as `lenet_torch.train`), so a command's own first line can
+make a Ctrl-C during that import end in one line (lenet_spec.cli.interrupts_quietly)."""
 
-try:
-    import torch  # noqa: F401
-except ImportError as e:  # pragma: no cover - depends on the environment
-    raise ImportError("lenet_torch needs PyTorch: pip install torch (see README.md for the CPU build)") from e
+from __future__ import annotations
 
-from .checkpoint import load, load_model, save, save_state
-from .model import LeNet, build
+import importlib
 
-__all__ = ["LeNet", "build", "load", "load_model", "save", "save_state"]
+_NAMES = {"LeNet": "model", "build": "model", "load": "checkpoint", "load_model": "checkpoint", "save": "checkpoint", "save_state": "checkpoint"}
+__all__ = list(_NAMES)
+
+
+def __getattr__(name: str):
+    if name not in _NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)

@@ -108,7 +108,7 @@ def load(path: str | os.PathLike, variant: str | None = None) -> Checkpoint:
         CheckpointError: one line naming the file and the problem.
     """
     if format_of(path) != FRAMEWORK:
-        raise CheckpointError(f"{path}: lenet_{FRAMEWORK}.load reads .pt files; parity.frameworks.load_checkpoint reads every format")
+        raise CheckpointError(f"{path}: lenet_{FRAMEWORK}.load reads .pt files; lenet_spec.load.load_checkpoint reads every format")
     return loads(read(path), path, variant)
 
 

@@ -235,7 +235,7 @@ class BatchNorm(nn.Module):
 
 class Dropout(nn.Module):
     """In training, the units the spec chose are kept (`mask`: kept / (1 - p), set by the
-    trainer for each step, lenet_spec.data.dropout_masks); without a mask, torch's own F.dropout,
+    trainer for each step, lenet_spec.schedule.dropout_masks); without a mask, torch's own F.dropout,
     whose units come from torch's RNG: what a plain port does, and no other framework can match."""
 
     def __init__(self, spec: lenet_spec.Dropout, params: dict[str, np.ndarray]):
@@ -279,7 +279,7 @@ class LeNet(nn.Module):
 
     def set_dropout_masks(self, masks: dict[str, np.ndarray] | None) -> None:
         """The units each Dropout layer keeps in the next training passes (bool (N, *features) by
-        layer name, from lenet_spec.data.dropout_masks); None: the framework's own draws."""
+        layer name, from lenet_spec.schedule.dropout_masks); None: the framework's own draws."""
         dtype = next(self.parameters()).dtype
         for name, layer in self.named_children():
             if isinstance(layer, Dropout):

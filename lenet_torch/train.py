@@ -15,6 +15,11 @@ if __name__ == "__main__" and not __package__:  # run as a file (paddle.distribu
     runpy.run_module("lenet_torch.train", run_name="__main__", alter_sys=True)
     raise SystemExit(0)
 
+if __name__ == "__main__":  # a command: a Ctrl-C while torch is imported below ends in one line
+    from lenet_spec.cli import interrupts_quietly
+
+    interrupts_quietly()
+
 import os
 from datetime import timedelta
 from typing import Any
@@ -164,7 +169,7 @@ class Backend:
 
     def train_step(self, index: np.ndarray, lr: float, theta: np.ndarray | None = None, masks: dict[str, np.ndarray] | None = None) -> None:
         """One optimizer step on the training images `index`, distorted by `theta` if given, its
-        Dropout layers keeping the units of `masks` (lenet_spec.data.dropout_masks). In a job,
+        Dropout layers keeping the units of `masks` (lenet_spec.schedule.dropout_masks). In a job,
         `index` is the global batch and this process trains on its shard (lenet_train.distributed).
 
         Raises:

@@ -284,8 +284,9 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"], help="where to evaluate (auto: a GPU when the framework sees one)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a report")
     args = p.parse_args(argv)
-    from parity.frameworks import FrameworkMissing, load_checkpoint
-    from parity.mapping import convert
+    from lenet_spec.frameworks import FrameworkMissing
+    from lenet_spec.load import load_checkpoint
+    from lenet_spec.mapping import convert
 
     try:
         backend_module = importlib.import_module(f"lenet_{framework}.train")

@@ -25,21 +25,17 @@ import os
 import re
 from dataclasses import dataclass
 
+from lenet_spec.frameworks import REGISTRY
+
 # How long a process waits for the others at a collective before the job fails (seconds). It
 # bounds a hung process; a process that dies is noticed at once (its sockets close). Rank 0
 # evaluates and writes checkpoints while the others wait, so it must exceed an epoch's
 # evaluation and pictures (seconds for these models).
 DEFAULT_TIMEOUT_S = 300
 
-# The variables each framework's launcher sets: (rank, world size, local rank).
-LAUNCH_ENV = {
-    "torch": ("RANK", "WORLD_SIZE", "LOCAL_RANK"),  # torchrun (torch.distributed.run)
-    "paddle": ("PADDLE_TRAINER_ID", "PADDLE_TRAINERS_NUM", "PADDLE_LOCAL_RANK"),  # paddle.distributed.launch / spawn
-}
-LAUNCHERS = {
-    "torch": "torchrun --nproc_per_node N -m lenet_torch.train ...",
-    "paddle": "python -m paddle.distributed.launch --nproc_per_node N lenet_paddle/train.py ...",
-}
+# The variables each framework's launcher sets (rank, world size, local rank), and how to start a job.
+LAUNCH_ENV = {fw.name: fw.launch_env for fw in REGISTRY}
+LAUNCHERS = {fw.name: fw.launcher for fw in REGISTRY}
 
 
 class LaunchError(ValueError):
@@ -78,7 +74,7 @@ class World:
         return (part.stop - part.start) * self.size / n
 
     def take_shard(self, index, theta=None, masks=None) -> tuple:
-        """This rank's part of one global step (lenet_train.loop.Step's index, theta, masks)
+        """This rank's part of one global step (lenet_spec.schedule.Step's index, theta, masks)
         and the weight of its mean loss: (index, theta, masks, weight)."""
         part = self.shard(len(index))
         shard = None if masks is None else {k: v[part] for k, v in masks.items()}

@@ -9,14 +9,14 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from lenet_spec.checkpoint import CheckpointError, atomic_write, write_failure
 from lenet_spec.cli import RUN_NAMES, not_regular
 from lenet_spec import Variant
-from lenet_spec.data import affine_thetas, batch_slices, dropout_masks, epoch_order
+from lenet_spec.schedule import epoch_steps, steps_per_epoch
 from lenet_spec.recipe import Recipe, lr_at
 
 from .distributed import World
@@ -75,31 +75,6 @@ def evaluate(backend: Backend, images: np.ndarray, labels: np.ndarray, recipe: R
     logits = backend.predict(images)
     predicted = logits.argmax(1)
     return {"loss": loss_numpy(logits, labels, recipe), "acc": float((predicted == labels).mean()), "predicted": predicted}
-
-
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    return math.ceil(n / batch_size)
-
-
-class Step(NamedTuple):
-    """One optimizer step as the spec decides it, the same for every framework."""
-
-    index: np.ndarray  # the training images of the batch
-    lr: float
-    theta: np.ndarray | None  # (batch, 2, 3) distortions, with --augment
-    masks: dict[str, np.ndarray] | None  # the units each Dropout layer keeps
-
-
-def epoch_steps(n: int, recipe: Recipe, seed: int, epoch: int, augment: bool, size: int, variant: Variant | None = None) -> Iterator[Step]:
-    """Every step of `epoch`, in order: the schedule every framework trains on, a function of
-    (seed, epoch) alone; with `variant`, its Dropout layers' masks too."""
-    order = epoch_order(n, seed, epoch)
-    thetas = affine_thetas(n, seed, epoch, size=size) if augment else None
-    slices = batch_slices(n, recipe.batch_size)
-    for i, sl in enumerate(slices):
-        index = order[sl]
-        masks = dropout_masks(variant, seed, epoch, i, len(index)) if variant is not None else None
-        yield Step(index, lr_at(recipe, epoch * len(slices) + i, len(slices)), None if thetas is None else thetas[index], masks)
 
 
 def run_epoch(backend: Backend, data: Data, recipe: Recipe, seed: int, epoch: int, augment: bool, progress: bool = False) -> tuple[float, float]:

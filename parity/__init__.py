@@ -4,6 +4,6 @@ Importing this package imports no framework; `parity.check` and `parity.convert`
 the ones they need.
 """
 
-from .mapping import MappingError, convert, paddle_to_torch, table, torch_to_paddle
+from lenet_spec.mapping import MappingError, convert, paddle_to_torch, table, torch_to_paddle
 
 __all__ = ["MappingError", "convert", "paddle_to_torch", "table", "torch_to_paddle"]

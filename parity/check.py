@@ -29,11 +29,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 from lenet_spec import VARIANTS, AdaptivePool, Pool, Variant, get_variant, reference
 from lenet_spec.checkpoint import CheckpointError, atomic_write
 from lenet_spec.cli import UsageError, check_output, run
-from lenet_spec.data import DataError, dataset_dirs, dropout_masks, find_dataset, load_split, to_model_input
+from lenet_spec.data import DataError, dataset_dirs, find_dataset, load_split, to_model_input
+from lenet_spec.schedule import dropout_masks
 from lenet_spec.recipe import Recipe, default_recipe
 
-from .frameworks import FRAMEWORKS, FrameworkMissing, bridge, gpu_problem, load_checkpoint, package
-from .mapping import MappingError, convert, table
+from lenet_spec.frameworks import NAMES as FRAMEWORKS, FrameworkMissing, bridge, gpu_problem, package
+from lenet_spec.load import load_checkpoint
+from lenet_spec.mapping import MappingError, convert, table
 
 DTYPES = ("float32", "float64")
 DIRECTIONS = ("torch2paddle", "paddle2torch")
@@ -311,7 +313,7 @@ def run_training_case(variant: Variant, dtype: str, steps: int, seed: int, mnist
     """Train torch and paddle side by side from the same init on the same batches with
     `recipe` (default: the variant's, for distorted images with `augment`), comparing every
     weight after every step."""
-    from lenet_train.loop import epoch_steps
+    from lenet_spec.schedule import epoch_steps
 
     recipe = recipe or default_recipe(variant.name, augment)
     images, labels, source = train_batches_source(variant, steps, recipe.batch_size, seed, mnist_train)

@@ -19,8 +19,9 @@ from lenet_spec import VARIANTS
 from lenet_spec.checkpoint import Checkpoint, CheckpointError, format_of, save_safetensors, state_mismatch
 from lenet_spec.cli import UsageError, check_output, run
 
-from .frameworks import FRAMEWORKS, FrameworkMissing, load_checkpoint, package
-from .mapping import MappingError, convert, expected_shapes
+from lenet_spec.frameworks import NAMES as FRAMEWORKS, FrameworkMissing, package
+from lenet_spec.load import load_checkpoint
+from lenet_spec.mapping import MappingError, convert, expected_shapes
 
 
 def convert_file(src: str | os.PathLike, dst: str | os.PathLike, variant: str | None = None, layout: str | None = None, overwrite: bool = False) -> tuple[Checkpoint, str]:

@@ -5,7 +5,7 @@ For each framework the check starts N processes through the framework's own laun
 (torch.multiprocessing.start_processes, paddle.distributed.spawn) on loopback; each joins the
 job as the trainers do under torchrun or paddle.distributed.launch (lenet_<fw>.train.
 init_distributed, DistributedDataParallel / paddle.DataParallel) and trains STEPS steps of the
-trainers' own schedule (lenet_train.loop.epoch_steps), every process on its shard of each
+trainers' own schedule (lenet_spec.schedule.epoch_steps), every process on its shard of each
 global batch. Process 0 keeps every weight after every step; every process keeps its final
 weights. The parent then trains the same steps in one process of each framework and compares:
 
@@ -31,7 +31,7 @@ import numpy as np
 from lenet_spec import Variant, get_variant
 from lenet_spec.recipe import Recipe, default_recipe
 
-from .mapping import convert
+from lenet_spec.mapping import convert
 
 # float64, N processes against one of the same framework. Measured (lenet5, MNIST, 100 steps,
 # 2 processes): see README "Distributed training"; the bound is the issue's 1e-12.
@@ -65,7 +65,7 @@ def train_steps(framework: str, variant_name: str, recipe: Recipe, dtype: str, s
     """Train `steps` steps of the trainers' schedule in `framework` (in a job: this process's
     part of it) and return the weights after each step, in the spec's layout."""
     from lenet_train.distributed import World
-    from lenet_train.loop import epoch_steps
+    from lenet_spec.schedule import epoch_steps
 
     variant = get_variant(variant_name)
     backend = importlib.import_module(f"lenet_{framework}.train").Backend(variant, recipe, seed, "cpu", dtype, world or World())

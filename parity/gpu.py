@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lenet_spec import Variant, init_params
-from lenet_spec.data import dropout_masks
+from lenet_spec.schedule import dropout_masks
 
 from .check import WIDTH, Batch, decision_flips, grad_rel_diffs, rel_diff
-from .frameworks import FRAMEWORKS, bridge, package
-from .mapping import convert
+from lenet_spec.frameworks import NAMES as FRAMEWORKS, bridge, package
+from lenet_spec.mapping import convert
 
 # Tolerances on max|a - b| / max|a| for every pair above: NOT MEASURED YET. No GPU has run this
 # check (issue 16's machines had none), and the CPU's bounds (check.LAYER_TOL, GRAD_TOL) are not

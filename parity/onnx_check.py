@@ -11,7 +11,7 @@ import numpy as np
 
 from lenet_spec import Variant, init_params
 
-from .frameworks import FRAMEWORKS
+from lenet_spec.frameworks import NAMES as FRAMEWORKS
 
 COMPUTATIONS = ("torch", "paddle", "torch.onnx", "paddle.onnx")
 

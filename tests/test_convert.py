@@ -1,4 +1,4 @@
-"""parity.mapping and parity.convert: the table, bit-exact round trips, checkpoint files both ways."""
+"""lenet_spec.mapping and parity.convert: the table, bit-exact round trips, checkpoint files both ways."""
 
 import subprocess
 import sys
@@ -14,7 +14,7 @@ from lenet_spec import VARIANTS, get_variant
 from lenet_spec.checkpoint import CheckpointError
 from lenet_torch import bridge as torch_io
 from parity.convert import main as convert_main
-from parity.mapping import MappingError, convert, paddle_to_torch, table, torch_to_paddle
+from lenet_spec.mapping import MappingError, convert, paddle_to_torch, table, torch_to_paddle
 
 pytestmark = pytest.mark.cross
 

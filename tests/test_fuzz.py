@@ -297,7 +297,7 @@ def test_load_gives_a_checked_stack(scratch, content, suffix, colour):
             assert x.dtype == np.float32 and (x.size == 0 or (np.isfinite(x).all() and 0 <= x.min() and x.max() <= 1))
 
 
-# checkpoint readers: parity.frameworks.load_checkpoint (every command's), lenet_spec.safe_pickle
+# checkpoint readers: lenet_spec.load.load_checkpoint (every command's), lenet_spec.safe_pickle
 
 CHECKPOINT_SUFFIXES = {"torch": ".pt", "paddle": ".pdparams", "safetensors": ".safetensors"}
 
@@ -331,7 +331,7 @@ def checkpoints():
 def read_checkpoint(scratch, content: bytes, kind: str, variant=None):
     """load_checkpoint on `content` saved as `kind`: the Checkpoint, or the CheckpointError."""
     from lenet_spec.checkpoint import CheckpointError
-    from parity.frameworks import load_checkpoint
+    from lenet_spec.load import load_checkpoint
 
     path = scratch / f"ckpt{CHECKPOINT_SUFFIXES[kind]}"
     path.write_bytes(content)

@@ -10,7 +10,7 @@ from lenet_paddle import bridge as paddle_io
 from lenet_spec import VARIANTS, get_variant, init_params
 from lenet_spec.__main__ import summary_rows
 from lenet_torch import bridge as torch_io
-from parity.mapping import convert
+from lenet_spec.mapping import convert
 
 pytestmark = pytest.mark.cross
 PACKAGES = {"torch": (lenet_torch, torch_io), "paddle": (lenet_paddle, paddle_io)}

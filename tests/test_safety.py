@@ -21,8 +21,8 @@ from conftest import ROOT
 from lenet_spec import safe_pickle
 from lenet_spec.checkpoint import FORMAT, MAX_BYTES, CheckpointError, save_safetensors
 from lenet_spec.recipe import OPTIMIZERS, Recipe
-from parity.frameworks import load_checkpoint
-from parity.mapping import convert
+from lenet_spec.load import load_checkpoint
+from lenet_spec.mapping import convert
 
 pytestmark = pytest.mark.cross
 

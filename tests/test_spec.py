@@ -155,7 +155,7 @@ def test_summary_cli_unknown_variant(capsys):
 
 
 def test_spec_imports_no_framework():
-    code = "import sys, lenet_spec, lenet_spec.reference, lenet_spec.data, lenet_spec.checkpoint, parity, parity.mapping; print(sorted(m for m in ('torch', 'paddle') if m in sys.modules))"
+    code = "import sys, lenet_spec, lenet_spec.reference, lenet_spec.data, lenet_spec.checkpoint, parity, lenet_spec.mapping; print(sorted(m for m in ('torch', 'paddle') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip() == "[]"
 

@@ -10,10 +10,10 @@ from lenet_paddle import bridge as paddle_io
 from lenet_paddle.model import BatchNorm as PaddleBatchNorm
 from lenet_spec import get_variant, init_params, reference
 from lenet_spec.checkpoint import CheckpointError
-from lenet_spec.data import dropout_masks
+from lenet_spec.schedule import dropout_masks
 from lenet_torch import bridge as torch_io
 from parity import check
-from parity.mapping import convert, table
+from lenet_spec.mapping import convert, table
 
 pytestmark = pytest.mark.cross
 

@@ -8,7 +8,7 @@ import pytest
 import lenet_paddle.train as paddle_train
 import lenet_torch.train as torch_train
 from lenet_spec import VARIANTS, get_variant
-from lenet_spec.data import affine_thetas, warp_reference
+from lenet_spec.augment import affine_thetas, warp_reference
 from lenet_spec.recipe import OPTIMIZERS, Recipe, default_recipe, lr_at
 from lenet_train.loop import Data, run_epoch
 
@@ -53,7 +53,7 @@ def test_both_frameworks_get_identical_batches():
 
 
 def test_epoch_order_depends_on_seed_and_epoch_only():
-    from lenet_spec.data import epoch_order
+    from lenet_spec.schedule import epoch_order
 
     assert np.array_equal(epoch_order(100, 1, 4), epoch_order(100, 1, 4))
     assert not np.array_equal(epoch_order(100, 1, 4), epoch_order(100, 1, 5))
@@ -62,7 +62,7 @@ def test_epoch_order_depends_on_seed_and_epoch_only():
 
 @pytest.mark.parametrize("framework", BACKENDS)
 def test_distortions_match_the_numpy_warp(framework):
-    """Both frameworks' affine_grid + grid_sample compute lenet_spec.data.warp_reference."""
+    """Both frameworks' affine_grid + grid_sample compute lenet_spec.augment.warp_reference."""
     images = tiny_data(8).train_images
     theta = affine_thetas(8, seed=0, epoch=0)
     assert np.abs(theta[:, :, :2] - np.eye(2)).max() > 0.05  # really distorted
@@ -83,7 +83,7 @@ def test_distortions_match_the_numpy_warp(framework):
 
 
 def test_identity_distortion_is_identity():
-    from lenet_spec.data import Distortion
+    from lenet_spec.augment import Distortion
 
     theta = affine_thetas(3, 0, 0, d=Distortion(0, 0, 0, 0))
     images = tiny_data(3).train_images[:, None] / 255.0

@@ -1,41 +1,13 @@
-"""Framework packages by name, imported on first use with a clear message if missing, and the
-one reader of every checkpoint format the project takes from its users."""
+"""The one reader of every checkpoint format the project takes from its users (NumPy only,
+except a .pt file, which only torch.load(weights_only=True) reads)."""
 
 from __future__ import annotations
 
-import importlib
 import os
-from types import ModuleType
 
-from lenet_spec.checkpoint import Checkpoint, CheckpointError, format_of, loads_paddle, loads_safetensors, read, sha256, state_mismatch
-
-FRAMEWORKS = ("torch", "paddle")
-_INSTALL = {"torch": "pip install torch", "paddle": "pip install paddlepaddle"}
-
-
-class FrameworkMissing(RuntimeError):
-    pass
-
-
-def package(framework: str) -> ModuleType:
-    """lenet_torch or lenet_paddle."""
-    try:
-        return importlib.import_module(f"lenet_{framework}")
-    except ImportError as e:
-        raise FrameworkMissing(f"{framework} is not importable ({e}); install it: {_INSTALL[framework]}") from None
-
-
-def bridge(framework: str) -> ModuleType:
-    """lenet_torch.bridge or lenet_paddle.bridge."""
-    package(framework)
-    return importlib.import_module(f"lenet_{framework}.bridge")
-
-
-def gpu_problem(framework: str) -> str | None:
-    """None when `framework` sees a CUDA GPU, else the project's one line saying why not
-    (lenet_spec.cli.no_gpu: the same words for every command and framework)."""
-    package(framework)
-    return importlib.import_module(f"lenet_{framework}.train").gpu_problem()
+from .checkpoint import Checkpoint, CheckpointError, format_of, loads_paddle, loads_safetensors, read, sha256, state_mismatch
+from .frameworks import NAMES, module
+from .mapping import expected_shapes
 
 
 def load_checkpoint(path: str | os.PathLike, variant: str | None = None, expected_sha256: str | None = None) -> Checkpoint:
@@ -57,23 +29,20 @@ def load_checkpoint(path: str | os.PathLike, variant: str | None = None, expecte
     if expected_sha256 is not None and sha256(data) != expected_sha256:
         raise CheckpointError(f"{path}: its SHA-256 is not the {expected_sha256[:12]}... recorded at export; it is not that file (or it has changed since)")
     kind = format_of(path)
-    if kind == "torch":
-        package("torch")
-        return importlib.import_module("lenet_torch.checkpoint").loads(data, path, variant)
-    if kind == "paddle":
+    if kind == "paddle":  # paddle.save's pickle, through the restricted unpickler: no paddle needed
         return loads_paddle(data, path, variant)
-    ckpt = loads_safetensors(data, path, variant)
-    if ckpt.framework is None:
-        ckpt.framework = layout_of(ckpt, path)
-    return ckpt
+    if kind == "safetensors":
+        ckpt = loads_safetensors(data, path, variant)
+        if ckpt.framework is None:
+            ckpt.framework = layout_of(ckpt, path)
+        return ckpt
+    return module(kind, "checkpoint").loads(data, path, variant)  # .pt: only torch.load(weights_only=True) reads it
 
 
 def layout_of(ckpt: Checkpoint, path: str | os.PathLike) -> str:
     """Whose layout a plain state dict is in, from its shapes (paddle's dense weights are torch's
     transposed; no LeNet variant has a square one, so the shapes always tell)."""
-    from .mapping import expected_shapes
-
-    problems = {side: state_mismatch(expected_shapes(ckpt.variant, side), ckpt.state) for side in FRAMEWORKS}
+    problems = {side: state_mismatch(expected_shapes(ckpt.variant, side), ckpt.state) for side in NAMES}
     fits = [side for side, problem in problems.items() if not problem]
     if len(fits) == 1:
         return fits[0]

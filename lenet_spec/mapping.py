@@ -30,8 +30,9 @@ from typing import Mapping
 
 import numpy as np
 
-from lenet_spec import BufferSpec, Variant, get_variant
-from lenet_spec.checkpoint import state_mismatch
+from .layers import BufferSpec, Variant
+from .variants import get_variant
+from .checkpoint import state_mismatch
 
 SIDES = ("spec", "torch", "paddle")
 
