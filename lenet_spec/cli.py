@@ -26,6 +26,37 @@ class UsageError(ValueError):
     """A command line that cannot be carried out as given; the message is the line to print."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse as every command of the project uses it: a mistake in a flag is one line (no
+    usage block: `--help` shows it) with a suggestion where a known word is close, status 2;
+    no abbreviations (`--epoch` is not taken for `--epochs`); HelpFormatter by default."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def _check_value(self, action: argparse.Action, value) -> None:
+        if action.choices is not None and value not in action.choices:
+            choices = [str(c) for c in action.choices]
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}; choose from {', '.join(choices)}{did_you_mean(str(value), choices)}")
+
+    def error(self, message: str) -> NoReturn:
+        unknown = message.partition("unrecognized arguments: ")[2].split()
+        flags = [f for f in unknown if f.startswith("-")]
+        if flags:
+            message += did_you_mean(flags[0].partition("=")[0], [s for s in self._option_string_actions if s.startswith("--")])
+        self.exit(2, f"{self.prog}: error: {message}{'' if message.endswith('?') else ' (see --help)'}\n")
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """'; did you mean X?' when one of `known` is close to `word` (difflib's ratio), else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 ENV_CHECK = "python -m parity.check --env"  # what this machine has for the project, in one screen
 
 
