@@ -1,4 +1,5 @@
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +52,41 @@ def trainer(monkeypatch):
 
     monkeypatch.setattr(cli, "load_data", lambda *a, **k: tiny_data())
     return cli
+
+
+# What makes a test slow by the suite's rule: it starts a launcher, a server or a training run.
+# A test that does so without @pytest.mark.slow fails, so `pytest -m "not slow"` stays a quick run.
+STARTS = (
+    ("torchrun", "a launcher"), ("torch.distributed.run", "a launcher"), ("paddle.distributed.launch", "a launcher"),
+    ("export.serve", "a server"), ("benchmarks.serve", "a server"),
+    ("lenet_torch.train", "a training run"), ("lenet_paddle.train", "a training run"), ("lenet_torch/train.py", "a training run"), ("lenet_paddle/train.py", "a training run"),
+)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def slow_when_it_starts_a_job(request, monkeypatch):
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
+    started = []
+    popen_init = subprocess.Popen.__init__
+
+    def init(self, args, *rest, **kwargs):
+        words = [str(a) for a in ([args] if isinstance(args, (str, os.PathLike)) else args)]
+        if "--help" not in words:
+            started.extend(what for needle, what in STARTS if any(needle in w for w in words))
+        popen_init(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", init)
+    from lenet_train import cli
+
+    fit = cli.fit
+
+    def fitting(*args, **kwargs):
+        started.append("a training run")
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "fit", fitting)
+    yield
+    if started:
+        pytest.fail(f"{request.node.nodeid} starts {started[0]}: mark it @pytest.mark.slow (tests/conftest.py, STARTS)", pytrace=False)
