@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, SHARED
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -134,9 +133,7 @@ def runnable_modules() -> frozenset[str]:
     for package in packages:
         for path in sorted((ROOT / package).rglob("*.py")):
             name = _module_of_file(str(path.relative_to(ROOT)))
-            if path.name == "__main__.py":
-                found.add(name)
-            elif not path.stem.startswith("_") and re.search(r'^if __name__ == "__main__":', path.read_text(), re.M):
+            if path.name == "__main__.py" or (not path.stem.startswith("_") and re.search(r'^if __name__ == "__main__":', path.read_text(), re.MULTILINE)):
                 found.add(name)
     return frozenset(found)
 
@@ -148,7 +145,7 @@ def _env() -> dict[str, str]:
 @functools.cache
 def help_text(*argv: str) -> str:
     """`python -m MODULE [SUB] --help`, once per session."""
-    proc = subprocess.run([sys.executable, "-m", *argv, "--help"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=180)
+    proc = subprocess.run([sys.executable, "-m", *argv, "--help"], check=False, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, f"python -m {' '.join(argv)} --help: exit {proc.returncode}\n{proc.stderr[-2000:]}"
     return proc.stdout
 
@@ -254,7 +251,7 @@ def test_commands_match_the_code(doc):
 
 def anchors(markdown: str) -> set[str]:
     """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as dashes."""
-    headings = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", markdown, flags=re.S), re.M)
+    headings = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", markdown, flags=re.DOTALL), re.MULTILINE)
     return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
 
 
@@ -301,5 +298,5 @@ def test_run_blocks(doc, tmp_path):
     work.mkdir()
     env = {**_env(), "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}", "LENET_DATA": str(tmp_path / "shared" / "datasets")}
     for block in (b for b in blocks(doc.read_text(), doc.name) if b.run):
-        proc = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block.text], cwd=work, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT)
+        proc = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block.text], check=False, cwd=work, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT)
         assert proc.returncode == 0, f"{block.path}:{block.line}: exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
