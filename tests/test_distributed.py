@@ -100,7 +100,7 @@ def test_the_launchers_train_as_one_process_does_and_resume_either_way(framework
     assert train_main(framework, [*common, "--epochs", "1", "--out", str(tmp_path / "one")]) == 0
     two, one = _weights(framework, tmp_path / "two" / f"last{suffix}"), _weights(framework, tmp_path / "one" / f"last{suffix}")
     assert (two.meta["world_size"], one.meta["world_size"]) == (2, 1)
-    assert _rel(two.state, one.state) <= 1e-12  # measured: see README, Distributed training
+    assert _rel(two.state, one.state) <= 1e-12  # measured: see docs/TRAINING.md, Distributed training
     records = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
     assert [r["world_size"] for r in records] == [1 * 2]
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(["metrics.jsonl", "curves.png", "predictions.png", "confusion.png", f"last{suffix}", f"best{suffix}"])
