@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 
+from .cli import ArgumentParser, did_you_mean
 from .variants import VARIANTS, get_variant
 
 
@@ -44,14 +44,19 @@ def format_summary(name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lenet_spec", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = ArgumentParser(prog="python -m lenet_spec", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="{summary}")
     p = sub.add_parser("summary", help="print a variant's layers, output shapes and parameter counts")
     p.add_argument("variant", help=f"one of: {', '.join(VARIANTS)}")
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     args = parser.parse_args(argv)
+    if args.command is None:  # no command: what there is to summarise
+        width = max(map(len, VARIANTS))
+        print("\n".join(f"{name:<{width}}  {get_variant(name).title}" for name in VARIANTS))
+        print("\nshow one: python -m lenet_spec summary VARIANT [--json]")
+        return 0
     if args.variant not in VARIANTS:
-        print(f"lenet_spec: error: unknown variant {args.variant!r}; choose from {', '.join(VARIANTS)}", file=sys.stderr)
+        print(f"lenet_spec: error: unknown variant {args.variant!r}; choose from {', '.join(VARIANTS)}{did_you_mean(args.variant, VARIANTS)}", file=sys.stderr)
         return 2
     if args.json:
         variant = get_variant(args.variant)

@@ -1,0 +1,45 @@
+"""What every command line shares: one-line flag errors with a suggestion, no abbreviations."""
+
+from __future__ import annotations
+
+import pytest
+
+from lenet_spec.__main__ import main as spec_main
+from lenet_spec.cli import ArgumentParser, did_you_mean
+
+
+def parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m tool")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--variant", choices=["lenet5", "lenet5-1998", "d2l"])
+    return p
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (["--epoch", "1"], "python -m tool: error: unrecognized arguments: --epoch 1; did you mean --epochs?"),  # before: taken as --epochs
+        (["--variant", "lenet"], "python -m tool: error: argument --variant: invalid choice: 'lenet'; choose from lenet5, lenet5-1998, d2l; did you mean lenet5?"),
+        (["--variant", "zzz"], "python -m tool: error: argument --variant: invalid choice: 'zzz'; choose from lenet5, lenet5-1998, d2l (see --help)"),
+        (["--epochs", "x"], "python -m tool: error: argument --epochs: invalid int value: 'x' (see --help)"),
+        (["--vairant=d2l"], "python -m tool: error: unrecognized arguments: --vairant=d2l; did you mean --variant?"),
+    ],
+)
+def test_a_flag_mistake_is_one_line_with_a_suggestion(capsys, argv, line):
+    with pytest.raises(SystemExit) as e:
+        parser().parse_args(argv)
+    assert e.value.code == 2
+    assert capsys.readouterr().err == line + "\n"  # one line: no usage block
+
+
+def test_a_suggestion_only_when_one_is_close():
+    assert did_you_mean("--epoch", ["--epochs", "--out"]) == "; did you mean --epochs?"
+    assert did_you_mean("--zzz", ["--epochs", "--out"]) == ""
+
+
+def test_lenet_spec_without_a_command_lists_the_variants(capsys):
+    assert spec_main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("lenet5 ") and "lenet-caffe-dropout" in out and "python -m lenet_spec summary VARIANT" in out
+    assert spec_main(["summary", "lenet"]) == 2
+    assert "did you mean lenet5?" in capsys.readouterr().err
