@@ -201,7 +201,11 @@ class Dropout(nn.Layer):
         return x * self.mask
 
 
-LAYERS = {"conv": Conv, "pool": Pool, "adaptive_pool": AdaptivePool, "subsample": Subsample, "flatten": Flatten, "dense": Dense, "rbf": RBF, "batchnorm": BatchNorm, "dropout": Dropout}
+# spec class -> its module: the one place the model dispatches on a layer's type
+LAYERS = {
+    lenet_spec.Conv: Conv, lenet_spec.Pool: Pool, lenet_spec.AdaptivePool: AdaptivePool, lenet_spec.Subsample: Subsample, lenet_spec.Flatten: Flatten,
+    lenet_spec.Dense: Dense, lenet_spec.RBF: RBF, lenet_spec.BatchNorm: BatchNorm, lenet_spec.Dropout: Dropout,
+}  # fmt: skip
 
 
 class LeNet(nn.Layer):
@@ -212,7 +216,7 @@ class LeNet(nn.Layer):
         self.variant = variant
         self.input = Input(variant.input, params)
         for spec in variant.layers:
-            self.add_sublayer(spec.name, LAYERS[spec.kind](spec, params))
+            self.add_sublayer(spec.name, LAYERS[type(spec)](spec, params))
 
     def check_input(self, x: paddle.Tensor) -> None:
         if not paddle.in_dynamic_mode():
@@ -263,8 +267,8 @@ def build(variant: str | lenet_spec.Variant, seed: int = 0, dtype: str = "float3
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', not {dtype!r}")
     model = LeNet(variant, lenet_spec.init_params(variant, seed))
+    counters = [name.split(".") for name, buffer in model.named_buffers() if buffer.dtype == paddle.int64]
     model.to(dtype=dtype)
-    for layer in model.children():  # Layer.to casts every buffer, integer ones too
-        if isinstance(layer, BatchNorm):
-            layer.num_batches_tracked = layer.num_batches_tracked.astype("int64")
+    for layer, attr in counters:  # Layer.to casts every buffer, integer ones too: made int64 again
+        setattr(getattr(model, layer), attr, getattr(getattr(model, layer), attr).astype("int64"))
     return model

@@ -200,7 +200,11 @@ class Dropout(nn.Module):
         return x * self.mask
 
 
-LAYERS = {"conv": Conv, "pool": Pool, "adaptive_pool": AdaptivePool, "subsample": Subsample, "flatten": Flatten, "dense": Dense, "rbf": RBF, "batchnorm": BatchNorm, "dropout": Dropout}
+# spec class -> its module: the one place the model dispatches on a layer's type
+LAYERS = {
+    lenet_spec.Conv: Conv, lenet_spec.Pool: Pool, lenet_spec.AdaptivePool: AdaptivePool, lenet_spec.Subsample: Subsample, lenet_spec.Flatten: Flatten,
+    lenet_spec.Dense: Dense, lenet_spec.RBF: RBF, lenet_spec.BatchNorm: BatchNorm, lenet_spec.Dropout: Dropout,
+}  # fmt: skip
 
 
 class LeNet(nn.Module):
@@ -211,7 +215,7 @@ class LeNet(nn.Module):
         self.variant = variant
         self.input = Input(variant.input, params)
         for spec in variant.layers:
-            self.add_module(spec.name, LAYERS[spec.kind](spec, params))
+            self.add_module(spec.name, LAYERS[type(spec)](spec, params))
 
     def check_input(self, x: torch.Tensor) -> None:
         spec = self.variant.input
