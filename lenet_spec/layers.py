@@ -176,7 +176,7 @@ class Input(Layer):
         c, h, w = shape
         return (c, h + 2 * self.pad, w + 2 * self.pad)
 
-    def reference(self, x, params, train=False, masks=None):
+    def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
         p = self.pad
         x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
         return x * self.scale + self.offset
@@ -270,7 +270,7 @@ class Conv(Layer):
         kernels = sum(len(row) for row in self.table) if self.table is not None else self.in_channels * self.out_channels
         return 2 * kernels * self.kernel * self.kernel * out_shape[1] * out_shape[2]  # a tabled conv: its real connections
 
-    def reference(self, x, params, train=False, masks=None):
+    def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
         if self.table is None:
             y = _conv(x, params[f"{self.name}.weight"], params[f"{self.name}.bias"], self.stride, self.padding)
         else:  # map by map, straight from the table
@@ -295,7 +295,7 @@ class Conv(Layer):
                 bias[j] = b[m]
         return weight, bias
 
-    def inference(self, layers, params):
+    def inference(self, layers: list[Layer], params: dict[str, np.ndarray]) -> None:
         """A connection table becomes a dense kernel, zero off the table."""
         if self.table is None:
             layers.append(self)
@@ -327,7 +327,7 @@ class Pool(Layer):
         c, h, w = shape
         return (c, _conv_size(h, self.kernel, self.stride, 0), _conv_size(w, self.kernel, self.stride, 0))
 
-    def reference(self, x, params, train=False, masks=None):
+    def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
         win = _windows(x, self.kernel, self.stride)
         y = win.max(axis=(4, 5)) if self.mode == "max" else win.mean(axis=(4, 5))
         return activate(y, self.activation)
@@ -337,7 +337,7 @@ class Pool(Layer):
         win = _windows(x, self.kernel, self.stride)
         return win.reshape(*win.shape[:4], -1).argmax(-1)
 
-    def decisions(self, x, y):
+    def decisions(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """Max pooling: which input won each window (and the activation's choices)."""
         own = (self.winners(x),) if self.mode == "max" else ()
         return (*activation_decisions(self.activation, y), *own)
@@ -363,7 +363,7 @@ class AdaptivePool(Layer):
     def out_shape(self, shape: Shape) -> Shape:
         return (shape[0], *self.output_size)
 
-    def reference(self, x, params, train=False, masks=None):
+    def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
         h, w = x.shape[2:]
         oh, ow = self.output_size
         y = np.empty((*x.shape[:2], oh, ow), dtype=x.dtype)
@@ -377,7 +377,7 @@ class AdaptivePool(Layer):
         rows, cols = self.windows(x.shape[2], self.output_size[0]), self.windows(x.shape[3], self.output_size[1])
         return np.stack([x[:, :, h0:h1, w0:w1].reshape(*x.shape[:2], -1).argmax(-1) for h0, h1 in rows for w0, w1 in cols], -1)
 
-    def decisions(self, x, y):
+    def decisions(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """Which input won each cell."""
         return (self.winners(x),)
 
@@ -409,7 +409,7 @@ class Subsample(Layer):
             ParamSpec(f"{self.name}.bias", "subsample.bias", (self.channels,), fan_in, 1),
         )
 
-    def reference(self, x, params, train=False, masks=None):
+    def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
         total = _windows(x, self.kernel, self.kernel).sum(axis=(4, 5))
         coef = params[f"{self.name}.coefficient"][None, :, None, None]
         bias = params[f"{self.name}.bias"][None, :, None, None]
@@ -426,7 +426,7 @@ class Flatten(Layer):
     def out_shape(self, shape: Shape) -> Shape:
         return (math.prod(shape),)
 
-    def reference(self, x, params, train=False, masks=None):
+    def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
         return x.reshape(x.shape[0], -1)
 
 
@@ -459,7 +459,7 @@ class Dense(Layer):
     def flops(self, out_shape: Shape) -> int:
         return 2 * self.in_features * self.out_features
 
-    def reference(self, x, params, train=False, masks=None):
+    def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
         y = x @ params[f"{self.name}.weight"].T + params[f"{self.name}.bias"]
         return activate(y, self.activation)
 
@@ -514,7 +514,7 @@ class RBF(Layer):
     def flops(self, out_shape: Shape) -> int:
         return 3 * self.in_features * self.out_features  # subtract, square, add
 
-    def reference(self, x, params, train=False, masks=None):
+    def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
         centres = rbf_bitmaps().astype(x.dtype)
         return -((x[:, None, :] - centres[None]) ** 2).sum(axis=-1)
 
@@ -566,7 +566,7 @@ class BatchNorm(Layer):
             BufferSpec(f"{self.name}.num_batches_tracked", "batchnorm.num_batches_tracked", (), "int64", 0),
         )
 
-    def reference(self, x, params, train=False, masks=None):
+    def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """In training mode, on the batch's statistics, updating `params`' running ones in place."""
         shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
         mean_key, var_key, count_key = (f"{self.name}.{k}" for k in ("running_mean", "running_var", "num_batches_tracked"))
@@ -585,7 +585,7 @@ class BatchNorm(Layer):
         y = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + self.eps)
         return activate(y * params[f"{self.name}.weight"].reshape(shape) + params[f"{self.name}.bias"].reshape(shape), self.activation)
 
-    def inference(self, layers, params):
+    def inference(self, layers: list[Layer], params: dict[str, np.ndarray]) -> None:
         """After an affine layer without activation: folded into it (`fold_into`)."""
         if layers and layers[-1].affine and layers[-1].activation == "identity":
             layers[-1] = self.fold_into(layers[-1], params)
@@ -628,13 +628,13 @@ class Dropout(Layer):
     def out_shape(self, shape: Shape) -> Shape:
         return shape
 
-    def reference(self, x, params, train=False, masks=None):
+    def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """In training mode, keeps `masks[name]`'s units."""
         if not train:
             return x
         return x * masks[self.name] / (1 - self.p)
 
-    def inference(self, layers, params):
+    def inference(self, layers: list[Layer], params: dict[str, np.ndarray]) -> None:
         """Left out: evaluation passes the input through."""
 
 
