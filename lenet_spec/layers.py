@@ -45,7 +45,7 @@ class ParamSpec:
     """One trainable parameter, in the spec's layout."""
 
     name: str  # "<layer>.<attribute>", the state-dict key (lenet_spec.mapping renames where a framework differs)
-    role: str  # e.g. "conv.weight", "dense.weight": selects the layout rule in lenet_spec.mapping
+    role: str  # e.g. "conv.weight", "dense.weight": what it is (lenet_spec.mapping.Entry.role)
     shape: Shape
     fan_in: int  # inputs feeding one unit that this parameter belongs to
     fan_out: int  # units one input feeds (for Xavier)
