@@ -2,7 +2,9 @@
 
 Everything here is plain data (frozen dataclasses) plus the arithmetic that follows from it.
 A layer type is its class here, a module in lenet_torch/model.py and one in
-lenet_paddle/model.py; nothing else asks which type a layer is. The class says (`Layer`):
+lenet_paddle/model.py; the rest of the project reads what the class says instead of asking
+which type a layer is (but lenet_spec.schedule, which draws the Dropout layers' masks). The
+class says (`Layer`):
   out_shape, params, buffers   shapes, parameters and buffers (each ParamSpec carries how it is
                                initialised and which frameworks transpose or rename it:
                                lenet_spec.init, lenet_spec.mapping)
