@@ -15,6 +15,8 @@ from paddle import nn
 import lenet_spec
 from lenet_spec import SCALED_TANH_A, SCALED_TANH_S
 
+from . import kernels
+
 
 def parameter(array: np.ndarray) -> paddle.Tensor:
     """A trainable parameter holding a copy of `array`."""
@@ -24,16 +26,6 @@ def parameter(array: np.ndarray) -> paddle.Tensor:
 def index(values: tuple[int, ...], like: paddle.Tensor) -> paddle.Tensor:
     """An int64 index tensor on `like`'s device."""
     return paddle.to_tensor(values, dtype="int64", place=like.place)
-
-
-def per_map(values: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
-    """(C,) values laid out as `like` (N, C, H, W), for elementwise arithmetic. Paddle's CPU
-    kernels broadcast a (1, C, 1, 1) operand slowly: adding lenet5's conv biases took 3.6 ms
-    of a 27 ms training step at batch 64, expanded first 0.1 ms (measured; docs/BENCHMARKS.md).
-    The sums are the same; torch broadcasts as fast and needs no such step. In a static graph
-    (export) it stays a broadcast: one ONNX Add, which the exporters' clean-up folds into Conv."""
-    values = values.reshape([1, -1, 1, 1])
-    return values.expand_as(like) if paddle.in_dynamic_mode() else values
 
 
 def activate(x: paddle.Tensor, name: str) -> paddle.Tensor:
@@ -87,8 +79,7 @@ class Conv(nn.Layer):
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         s, p = self.spec.stride, self.spec.padding
         weight, bias = (self.weight, self.bias) if self.spec.table is None else self.dense_kernel()
-        y = F.conv2d(x, weight, None, s, p)
-        y = y + per_map(bias, y)  # (N, out, H', W'); F.conv2d's own bias add is the slow broadcast
+        y = kernels.conv2d(x, weight, bias, s, p)  # (N, out, H', W')
         return activate(y, self.spec.activation)
 
     def dense_kernel(self) -> tuple[paddle.Tensor, paddle.Tensor]:
@@ -110,10 +101,7 @@ class Pool(nn.Layer):
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         k, s = self.spec.kernel, self.spec.stride
-        # paddle's max_pool2d: 0.5 ms forward, 1.1 ms gradient a call on average over lenet5's two
-        # pools at batch 64, one thread; so no counterpart of torch's MaxPool2x2 (torch's kernel
-        # took 2.3 ms forward for the first pool alone; docs/BENCHMARKS.md)
-        y = F.max_pool2d(x, k, s) if self.spec.mode == "max" else F.avg_pool2d(x, k, s)
+        y = kernels.max_pool(x, k, s) if self.spec.mode == "max" else F.avg_pool2d(x, k, s)
         return activate(y, self.spec.activation)
 
 
@@ -139,7 +127,7 @@ class Subsample(nn.Layer):
         c, h, w = x.shape[1:]
         k = self.spec.kernel
         total = x.reshape([-1, c, h // k, k, w // k, k]).sum([3, 5])  # (N, C, H/k, W/k)
-        y = total * per_map(self.coefficient, total) + per_map(self.bias, total)
+        y = total * kernels.per_map(self.coefficient, total) + kernels.per_map(self.bias, total)
         return activate(y, self.spec.activation)
 
 
@@ -176,36 +164,10 @@ class RBF(nn.Layer):
         return -(diff * diff).sum(-1)
 
 
-def channel_mean(x: paddle.Tensor) -> paddle.Tensor:
-    """The mean of each channel of (N, C, H, W), or feature of (N, F), keeping the dimensions: over
-    each map first, then over the batch. Paddle's mean over (N, H, W) at once sums in one run
-    whose rounding grows with the count: c1's output of lenet5-bn on 256 MNIST images (147,456
-    values a channel), batch-normalised in float64, is then 6.0e-12 off the exact value; in two
-    stages, 6.2e-15."""
-    if x.ndim == 4:
-        return x.mean([2, 3], keepdim=True).mean(0, keepdim=True)
-    return x.mean(0, keepdim=True)
-
-
-class BatchNorm(nn.Layer):
-    """Batch normalisation with nn.BatchNorm2D/1D's state names: weight, bias, _mean, _variance;
-    plus torch's num_batches_tracked, so that a torch checkpoint's count survives the round trip.
-
-    Paddle's kernel (F.batch_norm) differs from the spec and torch in its running statistics
-    (measured; tests/test_stateful.py), so the layer keeps them itself:
-    - paddle's `momentum` weighs the running average, so the spec's 0.1 is paddle's 0.9 (`batch_weight`);
-    - paddle folds the batch's *biased* variance into the running variance, where the spec and
-      torch fold the unbiased one (`running_variance`).
-    In training the kernel normalises, and hands over the batch's mean and biased variance by
-    updating two scratch vectors at momentum 0; the layer folds those into its own.
-    In float64 (the proof) the kernel is too coarse: c1's output of lenet5-bn, batch 256,
-    normalised, is 2.6e-11 off the exact value on random images and 1.3e-10 on MNIST (torch's
-    kernel: 7.7e-14 and 3.6e-12). There the layer normalises with paddle's arithmetic ops, the
-    mean taken in two stages (`channel_mean`): 3.6e-15 and 6.2e-15. In float32 the kernel is
-    1.8e-6 off, torch's 4.8e-7 (Fashion-MNIST, batch 256), within float32's 1e-5; the
-    arithmetic ops would make a training step 6x slower (360 vs 60 ms at batch 256).
-    In evaluation the same split: in float32 paddle's kernel on the running statistics; in
-    float64 the arithmetic ops, as the kernel is 3e-14 off there (torch's: 4e-16)."""
+class BatchNorm(kernels.BatchNormKernel, nn.Layer):
+    """Batch normalisation with nn.BatchNorm2D/1D's state: weight, bias, _mean, _variance; plus
+    torch's num_batches_tracked, so that a torch checkpoint's count survives the round trip. The
+    arithmetic, and how it keeps the spec's conventions, is lenet_paddle.kernels.BatchNormKernel."""
 
     def __init__(self, spec: lenet_spec.BatchNorm, params: dict[str, np.ndarray]):
         super().__init__()
@@ -216,53 +178,8 @@ class BatchNorm(nn.Layer):
         self.register_buffer("_variance", paddle.to_tensor(np.array(params[f"{spec.name}.running_var"])))
         self.register_buffer("num_batches_tracked", paddle.to_tensor(int(params[f"{spec.name}.num_batches_tracked"]), dtype="int64"))
 
-    def batch_weight(self) -> float:
-        """The batch's weight in the running averages: the spec's momentum (paddle's own
-        `momentum` argument would be 1 - this)."""
-        return self.spec.momentum
-
-    def running_variance(self, biased: paddle.Tensor, count: int) -> paddle.Tensor:
-        """The variance folded into the running one, from the batch's biased variance over `count`
-        values a channel: the unbiased variance, as torch's."""
-        return biased * (count / (count - 1))
-
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        if not self.training and x.dtype == paddle.float64:
-            return activate(self.normalise(x, self._mean, self._variance), self.spec.activation)
-        if not self.training:
-            return activate(F.batch_norm(x, self._mean, self._variance, self.weight, self.bias, training=False, epsilon=self.spec.eps), self.spec.activation)
-        if x.dtype == paddle.float64:
-            y, mean, biased = self.normalise_exactly(x)
-        else:
-            mean = paddle.zeros([x.shape[1]], dtype=x.dtype)  # scratch: at momentum 0 the kernel writes the batch's statistics here
-            biased = paddle.zeros([x.shape[1]], dtype=x.dtype)
-            y = F.batch_norm(x, mean, biased, self.weight, self.bias, training=True, momentum=0.0, epsilon=self.spec.eps)
-        with paddle.no_grad():
-            m = self.batch_weight()
-            self._mean.set_value((1 - m) * self._mean + m * mean.detach())
-            self._variance.set_value((1 - m) * self._variance + m * self.running_variance(biased.detach(), x.size // x.shape[1]))
-            self.num_batches_tracked.set_value(self.num_batches_tracked + 1)
-        return activate(y, self.spec.activation)
-
-    def normalise_exactly(self, x: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor]:
-        """Training-mode batch normalisation by paddle's arithmetic ops, two-pass.
-
-        Returns:
-            (output, the batch's mean (C,), its biased variance (C,)).
-        """
-        mean = channel_mean(x)  # (1, C, 1, 1) or (1, C)
-        centred = x - mean
-        biased = channel_mean(centred * centred)
-        return self.normalise(x, mean.flatten(), biased.flatten()), mean.flatten(), biased.flatten()
-
-    def normalise(self, x: paddle.Tensor, mean: paddle.Tensor, variance: paddle.Tensor) -> paddle.Tensor:
-        """(x - mean) / sqrt(variance + eps) * weight + bias by paddle's arithmetic ops, the (C,)
-        statistics applied to each channel or feature."""
-        shape = [1, -1, 1, 1] if x.ndim == 4 else [1, -1]
-        y = (x - mean.reshape(shape)) / paddle.sqrt(variance.reshape(shape) + self.spec.eps)
-        if x.ndim == 4:
-            return y * per_map(self.weight, y) + per_map(self.bias, y)
-        return y * self.weight + self.bias
+        return activate(self.normalise_batch(x), self.spec.activation)
 
 
 class Dropout(nn.Layer):
@@ -284,7 +201,11 @@ class Dropout(nn.Layer):
         return x * self.mask
 
 
-LAYERS = {"conv": Conv, "pool": Pool, "adaptive_pool": AdaptivePool, "subsample": Subsample, "flatten": Flatten, "dense": Dense, "rbf": RBF, "batchnorm": BatchNorm, "dropout": Dropout}
+# spec class -> its module: the one place the model dispatches on a layer's type
+LAYERS = {
+    lenet_spec.Conv: Conv, lenet_spec.Pool: Pool, lenet_spec.AdaptivePool: AdaptivePool, lenet_spec.Subsample: Subsample, lenet_spec.Flatten: Flatten,
+    lenet_spec.Dense: Dense, lenet_spec.RBF: RBF, lenet_spec.BatchNorm: BatchNorm, lenet_spec.Dropout: Dropout,
+}  # fmt: skip
 
 
 class LeNet(nn.Layer):
@@ -295,7 +216,7 @@ class LeNet(nn.Layer):
         self.variant = variant
         self.input = Input(variant.input, params)
         for spec in variant.layers:
-            self.add_sublayer(spec.name, LAYERS[spec.kind](spec, params))
+            self.add_sublayer(spec.name, LAYERS[type(spec)](spec, params))
 
     def check_input(self, x: paddle.Tensor) -> None:
         if not paddle.in_dynamic_mode():
@@ -346,8 +267,8 @@ def build(variant: str | lenet_spec.Variant, seed: int = 0, dtype: str = "float3
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', not {dtype!r}")
     model = LeNet(variant, lenet_spec.init_params(variant, seed))
+    counters = [name.split(".") for name, buffer in model.named_buffers() if buffer.dtype == paddle.int64]
     model.to(dtype=dtype)
-    for layer in model.children():  # Layer.to casts every buffer, integer ones too
-        if isinstance(layer, BatchNorm):
-            layer.num_batches_tracked = layer.num_batches_tracked.astype("int64")
+    for layer, attr in counters:  # Layer.to casts every buffer, integer ones too: made int64 again
+        setattr(getattr(model, layer), attr, getattr(getattr(model, layer), attr).astype("int64"))
     return model

@@ -17,25 +17,18 @@ from dataclasses import replace
 
 import numpy as np
 
-from .layers import BatchNorm, Conv, Dense, Dropout, Variant
+from .layers import BatchNorm, Conv, Dense, Layer, Variant
 
 
 def dense_kernel(layer: Conv, params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """A tabled conv's parameters as a dense (out, in, kh, kw) kernel and (out,) bias."""
-    k = layer.kernel
-    first = params[f"{layer.name}.weight_{layer.groups()[0].fan}"]
-    weight = np.zeros((layer.out_channels, layer.in_channels, k, k), dtype=first.dtype)
-    bias = np.zeros(layer.out_channels, dtype=first.dtype)
-    for g in layer.groups():
-        w, b = params[f"{layer.name}.weight_{g.fan}"], params[f"{layer.name}.bias_{g.fan}"]  # (maps, fan, k, k), (maps,)
-        for m, j in enumerate(g.maps):
-            weight[j, list(layer.table[j])] = w[m]
-            bias[j] = b[m]
-    return weight, bias
+    """A tabled conv's parameters as a dense (out, in, kh, kw) kernel and (out,) bias (Conv.dense_kernel)."""
+    return layer.dense_kernel(params)
 
 
 def inference_form(variant: Variant, params: dict[str, np.ndarray]) -> tuple[Variant, dict[str, np.ndarray]]:
-    """The same function with every connection table made a dense kernel.
+    """The same function with every connection table made a dense kernel, Dropout left out and
+    each BatchNorm folded into the layer before it where it can be: each layer's `inference`
+    (lenet_spec.layers).
 
     Args:
         variant: any variant.
@@ -45,34 +38,14 @@ def inference_form(variant: Variant, params: dict[str, np.ndarray]) -> tuple[Var
         entries are exact zeros, so outputs differ from the original's only by the order in which
         a map's terms are summed (float64 reference: 1.2e-15 relative, measured).
     """
-    layers, out = [], dict(params)
+    layers: list[Layer] = []
+    out = dict(params)
     for layer in variant.layers:
-        if isinstance(layer, Conv) and layer.table is not None:
-            weight, bias = dense_kernel(layer, params)
-            for g in layer.groups():
-                del out[f"{layer.name}.weight_{g.fan}"], out[f"{layer.name}.bias_{g.fan}"]
-            out[f"{layer.name}.weight"], out[f"{layer.name}.bias"] = weight, bias
-            layer = replace(layer, table=None)
-        if isinstance(layer, Dropout):
-            continue
-        if isinstance(layer, BatchNorm) and layers and isinstance(layers[-1], (Conv, Dense)) and layers[-1].activation == "identity":
-            layers[-1] = fold_batchnorm(layers[-1], layer, out)
-            continue
-        layers.append(layer)
+        layer.inference(layers, out)
     return replace(variant, layers=tuple(layers)), out
 
 
 def fold_batchnorm(before: Conv | Dense, bn: BatchNorm, params: dict[str, np.ndarray]) -> Conv | Dense:
     """`before` followed by `bn` (evaluation mode) as one layer: its weight and bias replaced in
-    `params` (computed in float64, stored in the weight's dtype), `bn`'s entries removed."""
-    name = bn.name
-    dtype = params[f"{before.name}.weight"].dtype
-    var = params.pop(f"{name}.running_var").astype(np.float64)
-    mean = params.pop(f"{name}.running_mean").astype(np.float64)
-    del params[f"{name}.num_batches_tracked"]
-    s = params.pop(f"{name}.weight").astype(np.float64) / np.sqrt(var + bn.eps)  # (C,)
-    shift = params.pop(f"{name}.bias").astype(np.float64)
-    weight = params[f"{before.name}.weight"].astype(np.float64)
-    params[f"{before.name}.weight"] = (weight * s.reshape(-1, *[1] * (weight.ndim - 1))).astype(dtype)
-    params[f"{before.name}.bias"] = ((params[f"{before.name}.bias"].astype(np.float64) - mean) * s + shift).astype(dtype)
-    return replace(before, activation=bn.activation)
+    `params` (computed in float64, stored in the weight's dtype), `bn`'s entries removed (BatchNorm.fold_into)."""
+    return bn.fold_into(before, params)

@@ -8,21 +8,12 @@ the forward pass: the forward, the gradient of the inputs and that of the weight
 
 from __future__ import annotations
 
-from .layers import Conv, Dense, RBF, Variant
+from .layers import Variant
 
 
 def forward_flops(variant: Variant) -> int:
-    """FLOPs of one image's forward pass."""
-    total = 0
-    for (name, shape), layer in zip(variant.shapes()[1:], variant.layers):
-        if isinstance(layer, Conv):
-            kernels = sum(len(row) for row in layer.table) if layer.table is not None else layer.in_channels * layer.out_channels
-            total += 2 * kernels * layer.kernel * layer.kernel * shape[1] * shape[2]
-        elif isinstance(layer, Dense):
-            total += 2 * layer.in_features * layer.out_features
-        elif isinstance(layer, RBF):
-            total += 3 * layer.in_features * layer.out_features  # subtract, square, add
-    return total
+    """FLOPs of one image's forward pass: each layer's `flops` (lenet_spec.layers), given its output shape."""
+    return sum(layer.flops(shape) for (name, shape), layer in zip(variant.shapes()[1:], variant.layers))
 
 
 def training_flops(variant: Variant) -> int:

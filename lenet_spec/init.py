@@ -1,8 +1,9 @@
 """Initial weights, drawn with NumPy so that every framework starts from the same numbers.
 
 Each parameter is drawn in `Variant.params()` order from one `numpy.random.default_rng(seed)`,
-in float64, then rounded to float32, the dtype models are built in. A framework's own
-initialiser is never used.
+in float64, then rounded to float32, the dtype models are built in, unless its ParamSpec gives a
+constant `initial` (then it draws nothing); `ParamSpec.weight` says which bound of the scheme
+applies. A framework's own initialiser is never used.
 """
 
 from __future__ import annotations
@@ -26,19 +27,13 @@ SCHEMES = {
 
 
 def _bound(scheme: str, p: ParamSpec) -> float:
-    is_weight = p.role in ("conv.weight", "dense.weight")
     if scheme == "lecun-1998":
         return 2.4 / p.fan_in
-    if scheme == "fan-in-uniform" or not is_weight:
+    if scheme == "fan-in-uniform" or not p.weight:
         return 1.0 / math.sqrt(p.fan_in)
     if scheme == "xavier-uniform":
         return math.sqrt(6.0 / (p.fan_in + p.fan_out))
     raise ValueError(f"unknown init scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
-
-
-# BatchNorm starts as the identity: scale 1, shift 0 (torch's and paddle's default), drawn from
-# nothing, so a variant's random draws do not depend on where its BatchNorm layers sit.
-CONSTANT_ROLES = {"batchnorm.weight": 1.0, "batchnorm.bias": 0.0}
 
 
 def init_params(variant: Variant, seed: int = 0) -> dict[str, np.ndarray]:
@@ -54,8 +49,8 @@ def init_params(variant: Variant, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     drawn = {}
     for p in variant.params():
-        if p.role in CONSTANT_ROLES:
-            drawn[p.name] = np.full(p.shape, CONSTANT_ROLES[p.role], dtype=np.float32)
+        if p.initial is not None:  # a constant (BatchNorm's scale and shift): no draw
+            drawn[p.name] = np.full(p.shape, p.initial, dtype=np.float32)
         else:
             bound = _bound(variant.init, p)
             drawn[p.name] = rng.uniform(-bound, bound, size=p.shape).astype(np.float32)

@@ -15,9 +15,12 @@ Layouts, per parameter role:
     batchnorm.running_var   (C,) running_var    (C,) running_var    (C,) _variance    <- renamed (a buffer)
     batchnorm.num_batches_tracked  () int64     () int64            () int64          (a buffer)
 
+Each ParamSpec and BufferSpec (lenet_spec.layers) carries its row: `transposed` (the frameworks
+whose layout is the spec's transposed) and `renamed` ((framework, attribute) where a framework
+names it its own way); `table(variant)` reads them, and nothing here knows the layer types.
 Both models register their layers under the spec's layer names, and their parameters and
 buffers under the spec's attribute names except where a framework names a buffer its own way
-(RENAMED: paddle's BatchNorm keeps `_mean` and `_variance`). Buffers travel like parameters, so
+(paddle's BatchNorm keeps `_mean` and `_variance`). Buffers travel like parameters, so
 a round trip is bit-exact for the whole state. `num_batches_tracked` is torch's count of
 training batches; paddle's BatchNorm has none, and the project's paddle model keeps one so that
 nothing of a torch checkpoint is lost (no computation reads it: momentum is always set).
@@ -30,24 +33,12 @@ from typing import Mapping
 
 import numpy as np
 
+from .checkpoint import state_mismatch
+from .frameworks import NAMES
 from .layers import BufferSpec, Variant
 from .variants import get_variant
-from .checkpoint import state_mismatch
 
-SIDES = ("spec", "torch", "paddle")
-
-# role -> is the array transposed on each side, relative to the spec
-TRANSPOSED = {
-    "conv.weight": {"spec": False, "torch": False, "paddle": False},
-    "conv.bias": {"spec": False, "torch": False, "paddle": False},
-    "dense.weight": {"spec": False, "torch": False, "paddle": True},
-    "dense.bias": {"spec": False, "torch": False, "paddle": False},
-    "subsample.coefficient": {"spec": False, "torch": False, "paddle": False},
-    "subsample.bias": {"spec": False, "torch": False, "paddle": False},
-    **{f"batchnorm.{attr}": {"spec": False, "torch": False, "paddle": False} for attr in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")},
-}
-# role -> a side's attribute name where it is not the spec's
-RENAMED = {"batchnorm.running_mean": {"paddle": "_mean"}, "batchnorm.running_var": {"paddle": "_variance"}}
+SIDES = ("spec", *NAMES)  # the spec's own layout, then every framework's
 
 
 class MappingError(ValueError):
@@ -71,14 +62,18 @@ def table(variant: Variant | str) -> tuple[Entry, ...]:
         variant = get_variant(variant)
     entries = []
     for p in variant.state():
-        flips = TRANSPOSED[p.role]
+        unknown = {*p.transposed, *dict(p.renamed)} - set(NAMES)
+        if unknown:
+            raise ValueError(f"{p.name}: transposed or renamed for unknown frameworks {sorted(unknown)}")
+        flips = {side: side in p.transposed for side in SIDES}
+        renamed = dict(p.renamed)
         layer, attr = p.name.rsplit(".", 1)
         entries.append(
             Entry(
                 role=p.role,
-                names={side: f"{layer}.{RENAMED.get(p.role, {}).get(side, attr)}" for side in SIDES},
+                names={side: f"{layer}.{renamed.get(side, attr)}" for side in SIDES},
                 shapes={side: p.shape[::-1] if flips[side] else p.shape for side in SIDES},
-                transposed=dict(flips),
+                transposed=flips,
                 buffer=isinstance(p, BufferSpec),
             )
         )
@@ -96,7 +91,7 @@ def convert(state: Mapping[str, np.ndarray], variant: Variant | str, src: str, d
     Args:
         state: name -> array on side `src`.
         variant: the network the state belongs to.
-        src, dst: "spec", "torch" or "paddle".
+        src, dst: sides of SIDES: "spec" or a framework of lenet_spec.frameworks.NAMES.
         params_only: `state` holds the parameters alone (gradients, say), no buffers.
     Returns:
         A new dict of contiguous arrays (values and dtypes unchanged: bit-exact).
@@ -123,8 +118,8 @@ def convert(state: Mapping[str, np.ndarray], variant: Variant | str, src: str, d
 
 
 def torch_to_paddle(state: Mapping[str, np.ndarray], variant: Variant | str) -> dict[str, np.ndarray]:
-    return convert(state, variant, "torch", "paddle")
+    return convert(state, variant, src="torch", dst="paddle")
 
 
 def paddle_to_torch(state: Mapping[str, np.ndarray], variant: Variant | str) -> dict[str, np.ndarray]:
-    return convert(state, variant, "paddle", "torch")
+    return convert(state, variant, src="paddle", dst="torch")

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
-import numpy as np
-
 from .layers import AdaptivePool, BatchNorm, Conv, Dense, Dropout, Flatten, Input, Pool, RBF, Subsample, Variant
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
@@ -21,35 +16,6 @@ C3_TABLE = (
     (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
     (0, 1, 2, 3, 4, 5),
 )  # fmt: skip
-
-_BITMAPS = Path(__file__).with_name("data") / "rbf_bitmaps.txt"
-
-
-def rbf_bitmaps() -> np.ndarray:
-    """The fixed 7x12 codes of LeNet-5's output RBF units, float64 (10, 84) of +-1 (a fresh copy)."""
-    return _read_bitmaps().copy()
-
-
-@functools.lru_cache(maxsize=1)
-def _read_bitmaps() -> np.ndarray:
-    rows: dict[int, list[str]] = {}
-    digit = None
-    for line in _BITMAPS.read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        if line.startswith("digit "):
-            digit = int(line.split()[1])
-            rows[digit] = []
-        else:
-            rows[digit].append(line.strip())
-    codes = np.empty((10, 84))
-    for d in range(10):
-        bitmap = rows[d]
-        if len(bitmap) != 12 or any(len(r) != 7 or set(r) - {"X", "."} for r in bitmap):
-            raise ValueError(f"{_BITMAPS}: digit {d} is not a 12x7 bitmap of 'X' and '.'")
-        codes[d] = [1.0 if ch == "X" else -1.0 for r in bitmap for ch in r]
-    return codes
-
 
 LENET5 = Variant(
     name="lenet5",

@@ -15,6 +15,8 @@ from torch import nn
 import lenet_spec
 from lenet_spec import SCALED_TANH_A, SCALED_TANH_S
 
+from . import kernels
+
 
 def parameter(array: np.ndarray) -> nn.Parameter:
     """A trainable parameter holding a copy of `array`."""
@@ -24,53 +26,6 @@ def parameter(array: np.ndarray) -> nn.Parameter:
 def index(values: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
     """An int64 index tensor on `like`'s device."""
     return torch.tensor(values, dtype=torch.int64, device=like.device)
-
-
-def window_corners(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The four corners of every 2x2 window, as strided views (N, C, H/2, W/2), in max_pool2d's scan order."""
-    return x[..., 0::2, 0::2], x[..., 0::2, 1::2], x[..., 1::2, 0::2], x[..., 1::2, 1::2]
-
-
-def window_max(x: torch.Tensor) -> torch.Tensor:
-    """2x2, stride-2 max pooling by elementwise maxima of the corners: max_pool2d's values, bit for bit."""
-    a, b, c, d = window_corners(x)
-    return torch.maximum(torch.maximum(a, b), torch.maximum(c, d))  # (N, C, H/2, W/2)
-
-
-class MaxPool2x2(torch.autograd.Function):
-    """2x2, stride-2 max pooling as elementwise maxima of strided views, with max_pool2d's
-    gradient rule: the first maximum of a window (row by row) takes the whole gradient.
-    torch's CPU max_pool2d kernel took 2.3 ms forward for lenet5's first pool at batch 64,
-    this 0.3 ms; the values are bit-identical (measured; docs/BENCHMARKS.md)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        y = window_max(x)
-        ctx.save_for_backward(x, y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        x, y = ctx.saved_tensors
-        a, b, c, d = window_corners(x)
-        first = a == y
-        second = (b == y) & ~first
-        taken = first | second
-        third = (c == y) & ~taken
-        fourth = ~(taken | third)
-        out = torch.empty_like(x)  # the four views tile x exactly (even H and W)
-        for (i, j), won in zip(((0, 0), (0, 1), (1, 0), (1, 1)), (first, second, third, fourth)):
-            out[..., i::2, j::2] = grad * won  # a bool factor: 2.4x faster than torch.where here
-        return out
-
-
-def max_pool(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """F.max_pool2d, through MaxPool2x2 for the 2x2/2 windows of every variant here (not while
-    exporting: the ONNX graph keeps one MaxPool node). Torch only: paddle's own max_pool2d is
-    not slow at these sizes (lenet_paddle.model.Pool)."""
-    if kernel == stride == 2 and x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0 and not torch.compiler.is_exporting():
-        return MaxPool2x2.apply(x) if x.requires_grad and torch.is_grad_enabled() else window_max(x)
-    return F.max_pool2d(x, kernel, stride)
 
 
 def activate(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -123,10 +78,8 @@ class Conv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s, p = self.spec.stride, self.spec.padding
-        if self.spec.table is None:
-            y = F.conv2d(x, self.weight, self.bias, s, p)
-        else:
-            y = F.conv2d(x, *self.dense_kernel(), s, p)
+        weight, bias = (self.weight, self.bias) if self.spec.table is None else self.dense_kernel()
+        y = kernels.conv2d(x, weight, bias, s, p)  # (N, out, H', W')
         return activate(y, self.spec.activation)
 
     def dense_kernel(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,7 +101,7 @@ class Pool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.spec.kernel, self.spec.stride
-        y = max_pool(x, k, s) if self.spec.mode == "max" else F.avg_pool2d(x, k, s)
+        y = kernels.max_pool(x, k, s) if self.spec.mode == "max" else F.avg_pool2d(x, k, s)
         return activate(y, self.spec.activation)
 
 
@@ -174,7 +127,7 @@ class Subsample(nn.Module):
         c, h, w = x.shape[1:]
         k = self.spec.kernel
         total = x.reshape([-1, c, h // k, k, w // k, k]).sum([3, 5])  # (N, C, H/k, W/k)
-        y = total * self.coefficient.reshape([1, -1, 1, 1]) + self.bias.reshape([1, -1, 1, 1])
+        y = total * kernels.per_map(self.coefficient, total) + kernels.per_map(self.bias, total)
         return activate(y, self.spec.activation)
 
 
@@ -211,11 +164,10 @@ class RBF(nn.Module):
         return -(diff * diff).sum(-1)
 
 
-class BatchNorm(nn.Module):
-    """Batch normalisation on torch's own kernel (F.batch_norm, as nn.BatchNorm2d/1d), with their
-    state: weight, bias, running_mean, running_var, num_batches_tracked. torch's conventions are
-    the spec's: `momentum` is the batch's weight, and the running variance takes the batch's
-    unbiased variance (lenet_spec.BatchNorm)."""
+class BatchNorm(kernels.BatchNormKernel, nn.Module):
+    """Batch normalisation with nn.BatchNorm2d/1d's state: weight, bias, running_mean, running_var,
+    num_batches_tracked. The arithmetic, and how it keeps the spec's conventions, is
+    lenet_torch.kernels.BatchNormKernel."""
 
     def __init__(self, spec: lenet_spec.BatchNorm, params: dict[str, np.ndarray]):
         super().__init__()
@@ -227,10 +179,7 @@ class BatchNorm(nn.Module):
         self.register_buffer("num_batches_tracked", torch.tensor(int(params[f"{spec.name}.num_batches_tracked"]), dtype=torch.int64))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            self.num_batches_tracked.add_(1)
-        y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training, self.spec.momentum, self.spec.eps)
-        return activate(y, self.spec.activation)
+        return activate(self.normalise_batch(x), self.spec.activation)
 
 
 class Dropout(nn.Module):
@@ -251,7 +200,11 @@ class Dropout(nn.Module):
         return x * self.mask
 
 
-LAYERS = {"conv": Conv, "pool": Pool, "adaptive_pool": AdaptivePool, "subsample": Subsample, "flatten": Flatten, "dense": Dense, "rbf": RBF, "batchnorm": BatchNorm, "dropout": Dropout}
+# spec class -> its module: the one place the model dispatches on a layer's type
+LAYERS = {
+    lenet_spec.Conv: Conv, lenet_spec.Pool: Pool, lenet_spec.AdaptivePool: AdaptivePool, lenet_spec.Subsample: Subsample, lenet_spec.Flatten: Flatten,
+    lenet_spec.Dense: Dense, lenet_spec.RBF: RBF, lenet_spec.BatchNorm: BatchNorm, lenet_spec.Dropout: Dropout,
+}  # fmt: skip
 
 
 class LeNet(nn.Module):
@@ -262,7 +215,7 @@ class LeNet(nn.Module):
         self.variant = variant
         self.input = Input(variant.input, params)
         for spec in variant.layers:
-            self.add_module(spec.name, LAYERS[spec.kind](spec, params))
+            self.add_module(spec.name, LAYERS[type(spec)](spec, params))
 
     def check_input(self, x: torch.Tensor) -> None:
         spec = self.variant.input

@@ -51,7 +51,7 @@ def test_mismatched_state_lists_every_problem():
     assert "missing ['c1.bias']" in message and "unexpected ['extra.weight']" in message
     assert "mis-shaped [f5.weight (400, 120) != (120, 400)]" in message
     with pytest.raises(MappingError, match="missing"):
-        convert(state, "lenet-caffe", "torch", "paddle")  # another variant's state
+        convert(state, "lenet-caffe", src="torch", dst="paddle")  # another variant's state
 
 
 def test_model_load_rejects_another_variants_state():

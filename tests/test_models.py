@@ -134,3 +134,14 @@ def test_unknown_variant_and_dtype():
         lenet_torch.build("lenet7")
     with pytest.raises(ValueError, match="dtype must be"):
         lenet_paddle.build("lenet5", dtype="float16")
+
+
+def test_each_framework_builds_every_layer_type_from_one_table():
+    """Each model.py maps spec class -> module in one table, the same layer types in both."""
+    import lenet_paddle.model
+    import lenet_spec
+    import lenet_torch.model
+
+    types = {cls for cls in vars(lenet_spec.layers).values() if isinstance(cls, type) and issubclass(cls, lenet_spec.Layer)} - {lenet_spec.Layer, lenet_spec.Input}
+    assert set(lenet_torch.model.LAYERS) == set(lenet_paddle.model.LAYERS) == types
+    assert [cls.__name__ for cls in lenet_torch.model.LAYERS.values()] == [cls.__name__ for cls in lenet_paddle.model.LAYERS.values()] == [cls.__name__ for cls in lenet_torch.model.LAYERS]

@@ -191,3 +191,48 @@ def test_summary_shows_what_the_user_feeds():
     assert rows[1]["layer"] == "preprocess" and rows[1]["kind"] == "pad 2, x * 1.275 - 0.1" and rows[1]["output_shape"] == [-1, 1, 32, 32]
     assert rows[2]["layer"] == "c1" and rows[2]["output_shape"] == [-1, 6, 28, 28]
     assert [r["layer"] for r in summary_rows("d2l")][:2] == ["input", "c1"]  # nothing to preprocess: no row
+
+
+def test_every_layer_type_says_its_own_facts():
+    """A layer type is its class: shapes, state, FLOPs, the reference, its inference form and its
+    decisions come from the class (lenet_spec.layers.Layer), which every layer type derives from."""
+    from lenet_spec import flops, layers
+
+    for name in VARIANTS:
+        v = get_variant(name)
+        assert all(isinstance(layer, layers.Layer) for layer in (v.input, *v.layers))
+        assert flops.forward_flops(v) == sum(layer.flops(shape) for (_, shape), layer in zip(v.shapes()[1:], v.layers))
+    lenet5 = get_variant("lenet5")
+    assert [layer.name for layer in lenet5.layers if layer.flops((6, 28, 28))] == ["c1", "c3", "f5", "f6", "output"]
+    assert not lenet5.stateful and get_variant("lenet5-bn").has_batchnorm and get_variant("lenet-caffe-dropout").stateful
+
+
+def test_decisions_are_relu_signs_and_max_pool_winners():
+    v = get_variant("lenet-caffe")
+    layer = {layer.name: layer for layer in v.layers}
+    x = np.random.default_rng(0).normal(size=(2, 3, 8, 8))
+    pool = layer["pool1"]
+    (winners,) = pool.decisions(x, reference.layer_forward(pool, x, {}))
+    assert winners.shape == (2, 3, 4, 4)
+    np.testing.assert_array_equal(np.take_along_axis(x.reshape(2, 3, 4, 2, 4, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 3, 4, 4, 4), winners[..., None], -1)[..., 0], x.reshape(2, 3, 4, 2, 4, 2).max((3, 5)))
+    relu = next(layer for layer in v.layers if getattr(layer, "activation", None) == "relu")
+    y = np.array([[-1.0, 0.0, 2.0]])
+    assert [d.tolist() for d in relu.decisions(None, y)] == [[[False, False, True]]]
+    assert get_variant("lenet5-1998").layers[0].decisions(None, y) == ()  # scaled tanh decides nothing
+    assert get_variant("d2l").layers[1].decisions(x, x) == ()  # average pooling neither
+
+
+def test_mapping_rows_name_known_frameworks_only():
+    from dataclasses import replace
+
+    from lenet_spec import Dense, Variant, mapping
+
+    class Odd(Dense):
+        def params(self):
+            return tuple(replace(p, transposed=("jax",)) for p in super().params())
+
+    v = get_variant("lenet5")
+    odd = Variant(**{**{f: getattr(v, f) for f in ("name", "title", "dataset", "input", "init", "classes")}, "layers": (*v.layers[:-1], Odd("output", 84, 10))})
+    with pytest.raises(ValueError, match="unknown frameworks"):
+        mapping.table(odd)
+    assert mapping.SIDES == ("spec", *lenet_spec.frameworks.NAMES)
