@@ -7,6 +7,9 @@ Mirrors lenet_torch/bench.py: same functions, framework words only.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -127,6 +130,12 @@ def plain_step(variant: str, images: np.ndarray, labels: np.ndarray, own_batchno
 
     sync = lambda loss: float(loss)  # reading the loss back waits for the step
     return step, sync
+
+
+def launch_command(processes: int, args: list[str], out: Path) -> list[str]:
+    """The command line of a training job of `processes` processes on this machine
+    (paddle.distributed.launch, its logs beside `out`), writing its run to `out`."""
+    return [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(processes), "--log_dir", str(out.parent / f"{out.name}-logs"), "lenet_paddle/train.py", *args, "--out", str(out)]
 
 
 def plain_onnx_export(variant: str, path: str) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -130,6 +132,12 @@ def plain_step(variant: str, images: np.ndarray, labels: np.ndarray, own_batchno
 
     sync = (lambda loss: float(loss)) if device == "gpu" else (lambda loss: None)  # CPU: the step has finished when it returns
     return step, sync
+
+
+def launch_command(processes: int, args: list[str], out: Path) -> list[str]:
+    """The command line of a training job of `processes` processes on this machine (torchrun,
+    standalone), writing its run to `out`."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), "-m", "lenet_torch.train", *args, "--out", str(out)]
 
 
 def plain_onnx_export(variant: str, path: str) -> None:
