@@ -348,3 +348,62 @@ def test_what_new_users_read(tmp_path, monkeypatch, capsys):
     header = lines.index("confusion matrix (rows: true class; columns: predicted class, in the same order):")
     assert lines[header + 1].split() == ["true", "/", "pred", *[str(k) for k in range(10)]]
     assert len(lines) == header + 12
+
+
+def test_a_redirected_log_gets_no_progress_frames(tmp_path):
+    """`python -m lenet_torch.train ... 2> log`: no bar is drawn where stderr is not a terminal
+    (tqdm's disable=None), so the log holds no carriage-return frames; the epoch lines stay."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from lenet_spec.data import find_dataset
+
+    if find_dataset("mnist", None, "train") is None:
+        pytest.skip("MNIST not found: set LENET_DATA to a folder holding mnist/")
+    log = tmp_path / "log"
+    with open(log, "wb") as stderr:
+        proc = subprocess.run([sys.executable, "-m", "lenet_torch.train", "--epochs", "1", "--limit", "640", "--batch-size", "16", "--device", "cpu", "--out", str(tmp_path / "run")],
+                              stdout=subprocess.PIPE, stderr=stderr, cwd=ROOT, env=os.environ)  # fmt: skip
+    assert proc.returncode == 0, log.read_text()
+    assert b"\r" not in log.read_bytes() and b"\r" not in proc.stdout and b"epoch  1/1" in proc.stdout  # bytes: text mode would read a \r as \n
+
+
+def test_the_progress_bar_shows_the_running_figures_as_often_as_it_is_drawn(monkeypatch):
+    """On a terminal, the bar's loss and accuracy are read each time tqdm may redraw it
+    (mininterval), not every 50 batches: a short epoch does not show its first batch's throughout."""
+    import io
+    import sys
+    import time
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    class Slow:
+        """A backend whose running figures are the number of steps taken, a step 30 ms."""
+
+        variant = get_variant("lenet5")
+
+        def reset_running(self):
+            self.steps = 0
+
+        def train_step(self, *step):
+            time.sleep(0.03)
+            self.steps += 1
+
+        def running(self):
+            return float(self.steps), 0.0
+
+        def totals(self):
+            return np.array([float(self.steps), 0.0, 1.0])
+
+        def all_sum(self, values):
+            return values
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    run_epoch(Slow(), tiny_data(16 * 20), Recipe(batch_size=16, epochs=1), 0, 0, False, progress=True)  # 20 batches, 0.6 s
+    shown = {float(v) for v in __import__("re").findall(r"loss=([0-9.]+)", terminal.getvalue())}
+    assert len(shown) >= 3 and max(shown) > 10, shown  # batch 50's rule showed one value (the first batch's) until the end
