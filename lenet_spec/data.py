@@ -204,12 +204,18 @@ def cache_dir(dataset: str) -> Path:
     return root / "lenet-parity" / dataset
 
 
+# dataset_dirs' order without --data-dir, in words (the flags' help shows it as their default)
+SEARCH_ORDER = ("$LENET_DATA/<dataset>, the cache (~/.cache/lenet-parity/<dataset>, or under $XDG_CACHE_HOME), ./data/<dataset>, "
+                "torchvision's ./data/MNIST/raw (FashionMNIST/raw), paddle's ~/.cache/paddle/dataset/<dataset>, /usr/share/datasets/<dataset>")  # fmt: skip
+
+
 def dataset_dirs(dataset: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
     """Folders searched for `dataset`, in order.
 
     An explicit `data_dir` is the only place looked (the data set's own folder, or one
-    holding `<dataset>/`). Otherwise: `$LENET_DATA/<dataset>/`, the cache, `./data/<dataset>/`,
-    torchvision's and paddle's usual folders, then Debian's `/usr/share/datasets/<dataset>/`.
+    holding `<dataset>/`). Otherwise (SEARCH_ORDER): `$LENET_DATA/<dataset>/`, the cache,
+    `./data/<dataset>/`, torchvision's and paddle's usual folders, then Debian's
+    `/usr/share/datasets/<dataset>/` (CIFAR-10: the first three only).
     """
     if dataset not in DATASETS:
         raise ValueError(f"unknown data set {dataset!r}; choose from {', '.join(DATASETS)}")

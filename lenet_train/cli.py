@@ -14,7 +14,7 @@ import numpy as np
 from lenet_spec import VARIANTS, get_variant
 from lenet_spec.checkpoint import CheckpointError
 from lenet_spec.cli import RUN_NAMES, HelpFormatter, UsageError, check_output_folder, holds_run, not_regular
-from lenet_spec.data import DATASETS, IMAGE_SHAPES, DataError, load_split, locate
+from lenet_spec.data import DATASETS, IMAGE_SHAPES, SEARCH_ORDER, DataError, load_split, locate
 from lenet_spec.recipe import OPTIMIZERS, SCHEDULES, Recipe, default_recipe, describe, extend
 from lenet_spec.safe_pickle import shown
 from lenet_spec.variants import DATASET_CLASSES
@@ -23,6 +23,7 @@ from . import plots
 from .distributed import DEFAULT_TIMEOUT_S, LaunchError, PeerLost, World
 from .loop import Data, Diverged, Stopped, confusion, evaluate, fit, run_files
 
+DATA_DIR_HELP = f"folder holding the data set, or to download it into (default: the first of these that holds it: {SEARCH_ORDER}; else a download into the cache)"
 # What a resumed run takes from its checkpoint; giving another value on the command line is an error.
 RUN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "seed", "augment", "dtype", "limit")
 
@@ -45,7 +46,7 @@ def train_parser(framework: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.train", description=f"Train a LeNet variant in {framework}.", formatter_class=_HelpWithEpilog, epilog=recipes_epilog())
     p.add_argument("--variant", default=None, choices=list(VARIANTS), help="network to train (default: lenet5, or the resumed run's)")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the variant's recipe)")
-    p.add_argument("--data-dir", default=None, help="folder holding the data set (default: $LENET_DATA/<dataset>, caches, Debian's copy, else download)")
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
@@ -280,7 +281,7 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint", help="a .pt, .pdparams or .safetensors checkpoint, from either framework")
     p.add_argument("--variant", default=None, choices=list(VARIANTS), help="the checkpoint's variant; needed for a plain state dict")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the one the checkpoint was trained on)")
-    p.add_argument("--data-dir", default=None, help="folder holding the data set")
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"], help="where to evaluate (auto: a GPU when the framework sees one)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a report")
     args = p.parse_args(argv)

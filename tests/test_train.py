@@ -407,3 +407,18 @@ def test_the_progress_bar_shows_the_running_figures_as_often_as_it_is_drawn(monk
     run_epoch(Slow(), tiny_data(16 * 20), Recipe(batch_size=16, epochs=1), 0, 0, False, progress=True)  # 20 batches, 0.6 s
     shown = {float(v) for v in __import__("re").findall(r"loss=([0-9.]+)", terminal.getvalue())}
     assert len(shown) >= 3 and max(shown) > 10, shown  # batch 50's rule showed one value (the first batch's) until the end
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_data_dir_help_shows_where_the_data_is_looked_for(command, capsys):
+    """--data-dir's default, in both commands' --help: the search order of lenet_spec.data.dataset_dirs."""
+    from lenet_spec.data import SEARCH_ORDER
+    from lenet_train import cli
+
+    if command == "train":
+        cli.train_parser("torch").print_help()
+    else:
+        with pytest.raises(SystemExit):
+            cli.evaluate_main("torch", ["--help"])
+    help_text = "".join(capsys.readouterr().out.split())  # argparse wraps lines (and breaks them at hyphens)
+    assert "".join(f"--data-dir DATA_DIR folder holding the data set, or to download it into (default: the first of these that holds it: {SEARCH_ORDER};".split()) in help_text
