@@ -20,16 +20,17 @@ from pathlib import Path
 
 from lenet_spec.checkpoint import atomic_write
 from lenet_spec.cli import UsageError, check_output
+from lenet_spec.frameworks import NAMES, get
+
+from .frameworks import bench
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def command(framework: str, processes: int, out: Path, args: list[str]) -> list[str]:
     if processes == 1:
-        return [sys.executable, "-m", f"lenet_{framework}.train", *args, "--out", str(out)]
-    if framework == "torch":
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), "-m", "lenet_torch.train", *args, "--out", str(out)]
-    return [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(processes), "--log_dir", str(out.parent / f"{out.name}-logs"), "lenet_paddle/train.py", *args, "--out", str(out)]
+        return [sys.executable, "-m", f"{get(framework).package}.train", *args, "--out", str(out)]
+    return bench(framework).launch_command(processes, args, out)
 
 
 def measure(framework: str, processes: int, threads: int, batch: int, limit: int, folder: Path) -> dict:
@@ -49,7 +50,7 @@ def measure(framework: str, processes: int, threads: int, batch: int, limit: int
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.distributed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--limit", type=int, default=12800, help="training images per epoch (default: 12800)")
-    p.add_argument("--frameworks", default="torch,paddle")
+    p.add_argument("--frameworks", default=",".join(NAMES))
     p.add_argument("--json", default=None, help="also write the rows to this file")
     args = p.parse_args(argv)
     if args.json:

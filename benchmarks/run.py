@@ -28,7 +28,6 @@ ratios of JUDGED were measured on CPUs, the GPU's are not known yet.
 from __future__ import annotations
 
 import argparse
-import importlib
 import itertools
 import json
 import os
@@ -46,12 +45,11 @@ from export.runtime import RuntimeUnavailable
 from lenet_spec.checkpoint import atomic_write
 from lenet_spec.cli import UsageError, check_output
 from lenet_spec.flops import forward_flops, training_flops
+from lenet_spec.frameworks import NAMES, REGISTRY, FrameworkMissing, module
 from lenet_spec.recipe import SPEED_RECIPE, default_recipe
-from lenet_spec.frameworks import FrameworkMissing
 
-from .frameworks import inference_fn, plain_loop, tutorial_loop
+from .frameworks import inference_fn, matmul, plain_loop, plain_onnx_session, tutorial_loop
 
-FRAMEWORKS = ("torch", "paddle")
 SWEEP_BATCHES = (256, 1024)  # lenet5's throughput beside its recipe's batch of 64
 # The ratios a full run must reach (docs/BENCHMARKS.md: measured, and why these bounds). The
 # absolute images/s targets of the speed issue are history there, not pass/fail lines here.
@@ -94,21 +92,10 @@ def steal_since(start: tuple[int, int] | None) -> float | None:
 
 
 def gemm_rate(quick: bool, device: str = "cpu") -> dict:
-    """float32 GEMM GFLOP/s with the threads the frameworks use (torch's MKL when installed, else
-    NumPy's BLAS); on the GPU, torch's cuBLAS."""
+    """float32 GEMM GFLOP/s with the threads the frameworks use (the first installed framework's:
+    torch's MKL, else NumPy's BLAS); on the GPU, its cuBLAS."""
     n, reps = (512, 5) if quick else (1024, 20)
-    try:
-        import torch
-
-        if device == "gpu":
-            a, b = torch.rand(n, n, device="cuda"), torch.rand(n, n, device="cuda")
-            mm, library = (lambda: (a @ b, torch.cuda.synchronize())), f"torch {torch.__version__} (cuBLAS) on {torch.cuda.get_device_name(0)}"
-        else:
-            a, b = torch.rand(n, n), torch.rand(n, n)
-            mm, library = (lambda: a @ b), f"torch {torch.__version__} (MKL), {torch.get_num_threads()} threads"
-    except ImportError:
-        a, b = np.random.rand(n, n).astype(np.float32), np.random.rand(n, n).astype(np.float32)
-        mm, library = (lambda: a @ b), "numpy"
+    mm, library = matmul(n, device)
     for _ in range(3):
         mm()
     best = min(_timed(mm) for _ in range(reps))
@@ -130,7 +117,7 @@ def trainer_loop(framework: str, variant: str, images: np.ndarray, labels: np.nd
     """
     from lenet_spec.schedule import epoch_steps
 
-    train = importlib.import_module(f"lenet_{framework}.train")
+    train = module(framework, "train")
     recipe = default_recipe(variant).with_overrides(batch_size=batch_size)
     backend = train.Backend(lenet_spec.get_variant(variant), recipe, 0, device)
     backend.set_train_data(images, labels)
@@ -198,8 +185,6 @@ def inference(variant: str, quick: bool, frameworks: tuple[str, ...], device: st
     from export.exporter import export, fresh
     from export.runtime import run, session
 
-    from .frameworks import plain_onnx_session
-
     spec = lenet_spec.get_variant(variant)
     x = np.random.default_rng(0).random((1024, *spec.input.shape), dtype=np.float32)
     x1 = x[:1]
@@ -215,8 +200,9 @@ def inference(variant: str, quick: bool, frameworks: tuple[str, ...], device: st
             path = export(fresh(variant, 0, framework), Path(d) / f"{framework}.onnx").path
             sess = session(path, device)
             batch_fns[f"onnxruntime ({framework}'s file)"] = one_fns[f"onnxruntime ({framework}'s file)"] = lambda im, s=sess: run(s, im)
-        if "torch" in frameworks:
-            batch_fns[PLAIN_ONNX] = one_fns[PLAIN_ONNX] = plain_onnx_session(variant, str(Path(d) / "plain.onnx"), device)
+        plain = plain_onnx_session(variant, str(Path(d) / "plain.onnx"), frameworks, device)
+        if plain is not None:
+            batch_fns[PLAIN_ONNX] = one_fns[PLAIN_ONNX] = plain
         lat = latencies(one_fns, x1, lat_reps)  # the files and the plain one in turns: their ratio is the figure judged
         rates = dict.fromkeys(batch_fns, 0.0)
         for _ in range(5):  # batch throughput: the best call, in five turns of a few calls each (each turn
@@ -235,7 +221,7 @@ def time_to_accuracy(framework: str, target: float, data, evals_per_epoch: int, 
     from lenet_spec.schedule import epoch_steps, steps_per_epoch
     from lenet_train.loop import evaluate
 
-    train = importlib.import_module(f"lenet_{framework}.train")
+    train = module(framework, "train")
     recipe = SPEED_RECIPE
     if max_epochs is not None:
         recipe = recipe.with_overrides(epochs=max_epochs)
@@ -286,20 +272,24 @@ def load_mnist(data_dir: str | None, quick: bool):
     return data, time.perf_counter() - t, f"MNIST from {train_dir}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a reduced run (seconds): few steps, lenet5 only, time to 80%% on 6,400 images")
     p.add_argument("--json", default="runs/benchmarks.json", help="where to write the results (default: runs/benchmarks.json)")
-    p.add_argument("--frameworks", default="torch,paddle", help="comma-separated (default: torch,paddle)")
+    p.add_argument("--frameworks", default=",".join(NAMES), help=f"comma-separated (default: {','.join(NAMES)})")
     p.add_argument("--variants", default=None, help="comma-separated training variants (default: all; lenet5 with --quick)")
     p.add_argument("--data-dir", default=None, help="folder holding MNIST (default: the usual places; never downloads)")
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="where the frameworks and onnxruntime run; gpu: reported, not judged (default: cpu)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     frameworks = tuple(f for f in args.frameworks.split(",") if f)
     variants = args.variants.split(",") if args.variants else (["lenet5"] if args.quick else list(lenet_spec.VARIANTS))
-    bad = [f for f in frameworks if f not in FRAMEWORKS] + [v for v in variants if v not in lenet_spec.VARIANTS]
+    bad = [f for f in frameworks if f not in NAMES] + [v for v in variants if v not in lenet_spec.VARIANTS]
     if bad:
-        print(f"benchmarks: error: unknown framework or variant {bad}; frameworks: {', '.join(FRAMEWORKS)}; variants: {', '.join(lenet_spec.VARIANTS)}", file=sys.stderr)
+        print(f"benchmarks: error: unknown framework or variant {bad}; frameworks: {', '.join(NAMES)}; variants: {', '.join(lenet_spec.VARIANTS)}", file=sys.stderr)
         return 2
     try:
         from lenet_spec.data import find_dataset
@@ -311,103 +301,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks: error: {e}", file=sys.stderr)
         return 2
     started, cpu_start = time.perf_counter(), cpu_times()
-    import_s = {}
-    for framework in frameworks:  # first, so that the figure is the import's alone
-        t = time.perf_counter()
-        importlib.import_module(f"lenet_{framework}.train")
-        import_s[framework] = time.perf_counter() - t
+    import_s = import_seconds(frameworks)  # first, so that the figure is the import's alone
     data, data_s, data_note = load_mnist(args.data_dir, args.quick)
     result = {
         "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "quick": args.quick,
         "device": args.device,
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "data": data_note,
     }
-    for name, dist in (("torch", "torch"), ("paddle", "paddlepaddle"), ("onnxruntime", "onnxruntime")):
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            result["machine"][name] = version(dist)
-        except PackageNotFoundError:
-            result["machine"][name] = None
-    result["gemm"] = gemm = gemm_rate(args.quick, args.device)
-    print(f"GEMM: {gemm['gflops']:.0f} GFLOP/s ({gemm['library']}, {gemm['size']}x{gemm['size']} float32)", flush=True)
-    warmup, steps = (3, 10) if args.quick else (30, 300)
-    tutorial = {}
-    for framework in frameworks:
-        tutorial[framework] = tutorial_loop(framework, data.train_images, data.train_labels, 20 if args.quick else 400, 5 if args.quick else 50, device=args.device)
-        print(f"tutorial loop, {framework}: {tutorial[framework]:,.0f} images/s", flush=True)
-    result["tutorial"] = [{"framework": f, "images_per_s": v, "batch_size": 16, "variant": "lenet5"} for f, v in tutorial.items()]
-    result["training"] = []
-    for variant in variants:
-        bound = gemm["gflops"] * 1e9 / training_flops(lenet_spec.get_variant(variant))
-        images, labels = (data.train_images, data.train_labels)
-        if lenet_spec.get_variant(variant).input.shape != (1, 28, 28):
-            c, h, w = lenet_spec.get_variant(variant).input.shape
-            images = np.random.default_rng(0).integers(0, 256, (len(labels), c, h, w), dtype=np.uint8)
-        recipe_batch = default_recipe(variant).batch_size
-        sweep = [b for b in SWEEP_BATCHES if b > recipe_batch] if variant == "lenet5" else []  # how far per-step costs, not arithmetic, set the pace
-        for batch in [None, *sweep]:
-            for framework in frameworks:
-                n = steps if batch is None else max(6, steps * recipe_batch // batch)
-                size, trainer = trainer_loop(framework, variant, images, labels, batch, args.device)
-                rates = interleaved({"trainer": trainer, "plain": plain_loop(framework, variant, images, labels, size, device=args.device)}, min(warmup, n), n)
-                r = {"framework": framework, "variant": variant, "batch_size": size, "images_per_s": rates["trainer"], "steps": n}
-                r.update(flop_bound=bound, flop_fraction=r["images_per_s"] / bound, vs_tutorial=r["images_per_s"] / tutorial[framework], recipe_batch=batch is None,
-                         plain_loop_images_per_s=rates["plain"], vs_plain_loop=rates["trainer"] / rates["plain"])  # fmt: skip
-                plain = rates["plain"]
-                result["training"].append(r)
-                print(f"training {variant:12} {framework:7} batch {r['batch_size']:4}: {r['images_per_s']:9,.0f} images/s, {r['vs_plain_loop']:4.2f}x the plain loop ({plain:,.0f}), "
-                      f"{r['vs_tutorial']:4.1f}x the tutorial loop, {100 * r['flop_fraction']:4.1f}% of the FLOP bound ({bound:,.0f} images/s)", flush=True)  # fmt: skip
-    result["batchnorm"] = []
-    for variant in [v for v in variants if any(layer.kind == "batchnorm" for layer in lenet_spec.get_variant(v).layers)]:
-        size = default_recipe(variant).batch_size
-        for framework in frameworks:  # the project's layers against the framework's own, in the same plain loop, in turns
-            n = steps // 3
-            rates = interleaved({"ours": plain_loop(framework, variant, data.train_images, data.train_labels, size, device=args.device),
-                                 "own": plain_loop(framework, variant, data.train_images, data.train_labels, size, own_batchnorm=True, device=args.device)}, min(warmup, n), n)  # fmt: skip
-            r = {"framework": framework, "variant": variant, "batch_size": size, "steps": n, "ours_images_per_s": rates["ours"], "own_images_per_s": rates["own"], "ratio": rates["ours"] / rates["own"]}
-            result["batchnorm"].append(r)
-            print(f"BatchNorm   {variant:12} {framework:7} batch {size:4}: {1e3 * size / r['ours_images_per_s']:6.1f} ms a step with the project's layers, "
-                  f"{1e3 * size / r['own_images_per_s']:6.1f} ms with {framework}'s own ({r['ratio']:4.2f}x its speed)", flush=True)  # fmt: skip
+    result["gemm"] = gemm = gemm_section(args.quick, args.device)
+    result["tutorial"] = tutorial_section(frameworks, data, args.quick, args.device)
+    result["training"] = training_section(variants, frameworks, data, gemm, result["tutorial"], args.quick, args.device)
+    result["batchnorm"] = batchnorm_section(variants, frameworks, data, args.quick, args.device)
     try:
-        result["inference"] = inference("lenet5", args.quick, frameworks, args.device)
+        result["inference"] = inference_section(frameworks, gemm, args.quick, args.device)
     except RuntimeUnavailable as e:  # onnxruntime-gpu listing a CUDA provider it cannot start
         print(f"benchmarks: error: {e}", file=sys.stderr)
         return 2
-    bound = gemm["gflops"] * 1e9 / forward_flops(lenet_spec.get_variant("lenet5"))
-    for r in result["inference"]:
-        r.update(flop_bound=bound, flop_fraction=r["batch_images_per_s"] / bound)
-        print(f"inference lenet5 {r['runtime']:58}: {r['batch_images_per_s']:10,.0f} images/s at batch 1,024 ({100 * r['flop_fraction']:4.1f}% of the FLOP bound, {bound:,.0f} images/s); "
-              f"one image p50 {r['latency_p50_us']:7.1f} us, p99 {r['latency_p99_us']:7.1f} us", flush=True)  # fmt: skip
     result["serving"] = serving(data.test_images[:256], args.quick, frameworks[0])
-    result["time_to_accuracy"] = []
-    if args.quick:
-        from lenet_train.loop import Data
-
-        small = Data(data.train_images[:6400], data.train_labels[:6400], data.test_images[:1000], data.test_labels[:1000])
-        runs = [(f, 0.80, small, 4, 1) for f in frameworks]
-    else:
-        runs = [(f, 0.99, data, 4, None) for f in frameworks]  # an evaluation every quarter epoch
-    for framework, target, d, evals, epochs in runs:
-        r = time_to_accuracy(framework, target, d, evals, epochs, import_s[framework], args.device)
-        r["data_s"] += data_s
-        result["time_to_accuracy"].append(r)
-        print(f"time to {100 * target:.1f}% ({framework}): " + (f"{r['train_s']:.1f} s training" if r["reached"] else f"not reached in {r['train_s']:.1f} s")
-              + f" ({r['epochs']:.2f} epochs, test accuracy {100 * r['accuracy']:.2f}%); evaluations {r['eval_s']:.1f} s, imports {r['import_s']:.1f} s, data {r['data_s']:.1f} s", flush=True)  # fmt: skip
-    if args.quick:
-        result["judged"] = []
-        print("quick run: a few steps on little data, to show the code runs; nothing is judged (run without --quick for that)")
-    elif args.device == "gpu":
-        result["judged"] = []
-        print("GPU run: the figures are reported, not judged (the ratios of JUDGED were measured on CPUs; the GPU's are not known yet)")
-    else:
-        result["judged"] = judge(result)
-        print("judged against the peers measured in this run (ratios; docs/BENCHMARKS.md):")
-        for j in result["judged"]:
-            print(f"  {j['what']}: {j['ratio']:.2f} (at least {j['bound']:.2f}) {'ok' if j['ok'] else 'NOT met'}")
+    result["time_to_accuracy"] = time_to_accuracy_section(frameworks, data, data_s, import_s, args.quick, args.device)
+    result["judged"] = judged_section(result, args.quick, args.device)
     result["seconds"] = time.perf_counter() - started
     result["machine"]["steal_fraction"] = steal = steal_since(cpu_start)
     if steal is not None:
@@ -420,6 +335,143 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"wrote {out} ({result['seconds']:.0f} s)")
     return 0 if all(j["ok"] for j in result["judged"]) else 1
+
+
+def import_seconds(frameworks: tuple[str, ...]) -> dict[str, float]:
+    """Seconds each framework's trainer module takes to import (the framework with it)."""
+    import_s = {}
+    for framework in frameworks:
+        t = time.perf_counter()
+        module(framework, "train")
+        import_s[framework] = time.perf_counter() - t
+    return import_s
+
+
+def machine() -> dict:
+    """The CPU, its cores, Python, the platform, and the versions of the frameworks and onnxruntime (None: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    distributions = [(fw.name, fw.install.split()[-1]) for fw in REGISTRY] + [("onnxruntime", "onnxruntime")]  # 'pip install paddlepaddle': its distribution
+    for name, dist in distributions:
+        try:
+            found[name] = version(dist)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def gemm_section(quick: bool, device: str) -> dict:
+    gemm = gemm_rate(quick, device)
+    print(f"GEMM: {gemm['gflops']:.0f} GFLOP/s ({gemm['library']}, {gemm['size']}x{gemm['size']} float32)", flush=True)
+    return gemm
+
+
+def tutorial_section(frameworks: tuple[str, ...], data, quick: bool, device: str) -> list[dict]:
+    """The tutorial-style loop (lenet5, batch 16) in each framework."""
+    rows = []
+    for framework in frameworks:
+        rate = tutorial_loop(framework, data.train_images, data.train_labels, 20 if quick else 400, 5 if quick else 50, device=device)
+        print(f"tutorial loop, {framework}: {rate:,.0f} images/s", flush=True)
+        rows.append({"framework": framework, "images_per_s": rate, "batch_size": 16, "variant": "lenet5"})
+    return rows
+
+
+def training_section(variants: list[str], frameworks: tuple[str, ...], data, gemm: dict, tutorial: list[dict], quick: bool, device: str) -> list[dict]:
+    """Each framework's trainer against its plain loop, in turns, per variant at the recipe's
+    batch, and lenet5's at the larger SWEEP_BATCHES; with the FLOP bound and the tutorial loop's ratio."""
+    warmup, steps = (3, 10) if quick else (30, 300)
+    tutorial_rate = {t["framework"]: t["images_per_s"] for t in tutorial}
+    rows = []
+    for variant in variants:
+        bound = gemm["gflops"] * 1e9 / training_flops(lenet_spec.get_variant(variant))
+        images, labels = (data.train_images, data.train_labels)
+        if lenet_spec.get_variant(variant).input.shape != (1, 28, 28):
+            c, h, w = lenet_spec.get_variant(variant).input.shape
+            images = np.random.default_rng(0).integers(0, 256, (len(labels), c, h, w), dtype=np.uint8)
+        recipe_batch = default_recipe(variant).batch_size
+        sweep = [b for b in SWEEP_BATCHES if b > recipe_batch] if variant == "lenet5" else []  # how far per-step costs, not arithmetic, set the pace
+        for batch in [None, *sweep]:
+            for framework in frameworks:
+                n = steps if batch is None else max(6, steps * recipe_batch // batch)
+                size, trainer = trainer_loop(framework, variant, images, labels, batch, device)
+                rates = interleaved({"trainer": trainer, "plain": plain_loop(framework, variant, images, labels, size, device=device)}, min(warmup, n), n)
+                r = {"framework": framework, "variant": variant, "batch_size": size, "images_per_s": rates["trainer"], "steps": n}
+                r.update(flop_bound=bound, flop_fraction=r["images_per_s"] / bound, vs_tutorial=r["images_per_s"] / tutorial_rate[framework], recipe_batch=batch is None,
+                         plain_loop_images_per_s=rates["plain"], vs_plain_loop=rates["trainer"] / rates["plain"])  # fmt: skip
+                plain = rates["plain"]
+                rows.append(r)
+                print(f"training {variant:12} {framework:7} batch {r['batch_size']:4}: {r['images_per_s']:9,.0f} images/s, {r['vs_plain_loop']:4.2f}x the plain loop ({plain:,.0f}), "
+                      f"{r['vs_tutorial']:4.1f}x the tutorial loop, {100 * r['flop_fraction']:4.1f}% of the FLOP bound ({bound:,.0f} images/s)", flush=True)  # fmt: skip
+    return rows
+
+
+def batchnorm_section(variants: list[str], frameworks: tuple[str, ...], data, quick: bool, device: str) -> list[dict]:
+    """For the variants with BatchNorm: the plain loop with the project's layers against the same
+    loop with the framework's own, in turns."""
+    warmup, steps = (3, 10) if quick else (30, 300)
+    rows = []
+    for variant in [v for v in variants if any(layer.kind == "batchnorm" for layer in lenet_spec.get_variant(v).layers)]:
+        size = default_recipe(variant).batch_size
+        for framework in frameworks:
+            n = steps // 3
+            rates = interleaved({"ours": plain_loop(framework, variant, data.train_images, data.train_labels, size, device=device),
+                                 "own": plain_loop(framework, variant, data.train_images, data.train_labels, size, own_batchnorm=True, device=device)}, min(warmup, n), n)  # fmt: skip
+            r = {"framework": framework, "variant": variant, "batch_size": size, "steps": n, "ours_images_per_s": rates["ours"], "own_images_per_s": rates["own"], "ratio": rates["ours"] / rates["own"]}
+            rows.append(r)
+            print(f"BatchNorm   {variant:12} {framework:7} batch {size:4}: {1e3 * size / r['ours_images_per_s']:6.1f} ms a step with the project's layers, "
+                  f"{1e3 * size / r['own_images_per_s']:6.1f} ms with {framework}'s own ({r['ratio']:4.2f}x its speed)", flush=True)  # fmt: skip
+    return rows
+
+
+def inference_section(frameworks: tuple[str, ...], gemm: dict, quick: bool, device: str) -> list[dict]:
+    """`inference` on lenet5, with the FLOP bound.
+
+    Raises:
+        RuntimeUnavailable: onnxruntime cannot start the device's provider.
+    """
+    rows = inference("lenet5", quick, frameworks, device)
+    bound = gemm["gflops"] * 1e9 / forward_flops(lenet_spec.get_variant("lenet5"))
+    for r in rows:
+        r.update(flop_bound=bound, flop_fraction=r["batch_images_per_s"] / bound)
+        print(f"inference lenet5 {r['runtime']:58}: {r['batch_images_per_s']:10,.0f} images/s at batch 1,024 ({100 * r['flop_fraction']:4.1f}% of the FLOP bound, {bound:,.0f} images/s); "
+              f"one image p50 {r['latency_p50_us']:7.1f} us, p99 {r['latency_p99_us']:7.1f} us", flush=True)  # fmt: skip
+    return rows
+
+
+def time_to_accuracy_section(frameworks: tuple[str, ...], data, data_s: float, import_s: dict[str, float], quick: bool, device: str) -> list[dict]:
+    """`time_to_accuracy` in each framework: 99.0% on MNIST, evaluating every quarter epoch;
+    with `quick`, 80% on 6,400 images in one epoch."""
+    if quick:
+        from lenet_train.loop import Data
+
+        small = Data(data.train_images[:6400], data.train_labels[:6400], data.test_images[:1000], data.test_labels[:1000])
+        runs = [(f, 0.80, small, 4, 1) for f in frameworks]
+    else:
+        runs = [(f, 0.99, data, 4, None) for f in frameworks]  # an evaluation every quarter epoch
+    rows = []
+    for framework, target, d, evals, epochs in runs:
+        r = time_to_accuracy(framework, target, d, evals, epochs, import_s[framework], device)
+        r["data_s"] += data_s
+        rows.append(r)
+        print(f"time to {100 * target:.1f}% ({framework}): " + (f"{r['train_s']:.1f} s training" if r["reached"] else f"not reached in {r['train_s']:.1f} s")
+              + f" ({r['epochs']:.2f} epochs, test accuracy {100 * r['accuracy']:.2f}%); evaluations {r['eval_s']:.1f} s, imports {r['import_s']:.1f} s, data {r['data_s']:.1f} s", flush=True)  # fmt: skip
+    return rows
+
+
+def judged_section(result: dict, quick: bool, device: str) -> list[dict]:
+    """`judge`'s rows for a full CPU run, printed; none for a quick or a GPU run (it says why)."""
+    if quick:
+        print("quick run: a few steps on little data, to show the code runs; nothing is judged (run without --quick for that)")
+        return []
+    if device == "gpu":
+        print("GPU run: the figures are reported, not judged (the ratios of JUDGED were measured on CPUs; the GPU's are not known yet)")
+        return []
+    rows = judge(result)
+    print("judged against the peers measured in this run (ratios; docs/BENCHMARKS.md):")
+    for j in rows:
+        print(f"  {j['what']}: {j['ratio']:.2f} (at least {j['bound']:.2f}) {'ok' if j['ok'] else 'NOT met'}")
+    return rows
 
 
 def require_gpu(frameworks: tuple[str, ...]) -> None:

@@ -204,12 +204,18 @@ def cache_dir(dataset: str) -> Path:
     return root / "lenet-parity" / dataset
 
 
+# dataset_dirs' order without --data-dir, in words (the flags' help shows it as their default)
+SEARCH_ORDER = ("$LENET_DATA/<dataset>, the cache (~/.cache/lenet-parity/<dataset>, or under $XDG_CACHE_HOME), ./data/<dataset>, "
+                "torchvision's ./data/MNIST/raw (FashionMNIST/raw), paddle's ~/.cache/paddle/dataset/<dataset>, /usr/share/datasets/<dataset>")  # fmt: skip
+
+
 def dataset_dirs(dataset: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
     """Folders searched for `dataset`, in order.
 
     An explicit `data_dir` is the only place looked (the data set's own folder, or one
-    holding `<dataset>/`). Otherwise: `$LENET_DATA/<dataset>/`, the cache, `./data/<dataset>/`,
-    torchvision's and paddle's usual folders, then Debian's `/usr/share/datasets/<dataset>/`.
+    holding `<dataset>/`). Otherwise (SEARCH_ORDER): `$LENET_DATA/<dataset>/`, the cache,
+    `./data/<dataset>/`, torchvision's and paddle's usual folders, then Debian's
+    `/usr/share/datasets/<dataset>/` (CIFAR-10: the first three only).
     """
     if dataset not in DATASETS:
         raise ValueError(f"unknown data set {dataset!r}; choose from {', '.join(DATASETS)}")
@@ -261,63 +267,132 @@ def _content_md5(path: Path, max_bytes: int = MAX_IDX_BYTES, gunzip: bool = True
 
 
 Downloader = Callable[[str, Path], Path]  # (url, folder) -> path of the downloaded file
+MAX_SHOWN_ERROR = 100  # characters of a mirror's error shown in a message
+
+
+class DownloadFailed(DataError):
+    """No mirror gave every file with the right checksum; nothing was written.
+
+    Attributes:
+        tried: (mirror or folder, its error, short), in the order tried.
+    """
+
+    def __init__(self, tried: list[tuple[str, str]]):
+        super().__init__("; ".join(f"{where}: {error}" for where, error in tried))
+        self.tried = tried
+
+
+def _short(error: BaseException, url: str, name: str) -> str:
+    """An exception as a mirror's line: its first line, the file's name for its URL, at most MAX_SHOWN_ERROR characters."""
+    text = (str(error).splitlines() or [""])[0].replace(url, name).strip() or type(error).__name__
+    return text if len(text) <= MAX_SHOWN_ERROR else text[: MAX_SHOWN_ERROR - 3] + "..."
+
+
+def _nearest_folder(path: Path) -> Path:
+    """`path` if it exists, else its nearest ancestor that does ('.' for a relative one)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def download(dataset: str, folder: Path, downloader: Downloader, mirror: str | None = None) -> Path:
-    """Fetch the four files of `dataset` into `folder` with `downloader`, checking each
-    file's content md5 (of the uncompressed bytes, so any gzip wrapper will do).
+    """Fetch the files of `dataset` into `folder` with `downloader`, checking each file's md5
+    (MNIST's: of the uncompressed content, so any gzip wrapper will do; CIFAR-10's: of the archive).
+
+    Nothing is written, and `folder` is not created, until every file has come with the right
+    checksum: they are fetched into a temporary folder inside `folder`, or beside where it will
+    be (its nearest existing ancestor: the same file system, so that moving them in is a
+    rename), which is removed whatever happens. A file already in `folder` with the right
+    checksum is not fetched again.
 
     Args:
         mirror: base URL holding `<dataset>/<file>.gz`; default $LENET_DATA_MIRROR, else the
             data set's public mirrors.
+    Returns:
+        `folder`.
     Raises:
-        DataError: when no mirror gave every file with the right checksum.
+        DownloadFailed: when no mirror gave every file with the right checksum; its `tried`
+            holds each mirror's error.
     """
+    import shutil
+    import tempfile
+
     mirror = mirror or os.environ.get("LENET_DATA_MIRROR")
     bases = [mirror.rstrip("/") + f"/{dataset}/"] if mirror else list(MIRRORS[dataset])
     archive = dataset == "cifar10"  # one archive, checked by the md5 of the file; MNIST's files by their content's
     md5_of = (lambda p: _content_md5(p, CIFAR_ARCHIVE_MAX, gunzip=False)) if archive else _content_md5
-    errors = []
-    for base in bases:
-        try:
-            for stem, md5 in CHECKSUMS[dataset].items():
-                path = (folder / stem if (folder / stem).is_file() else None) if archive else _find_file(folder, stem)
-                if path is not None and md5_of(path) == md5:
-                    continue
-                name = stem if archive else stem + ".gz"
-                path = Path(downloader(base + name, folder))
-                if md5_of(path) != md5:
-                    path.unlink()
-                    raise DataError(f"{base}{name}: checksum mismatch")
+    folder = Path(folder)
+    place = _nearest_folder(folder)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".lenet-download-", dir=place))
+    except OSError as e:
+        raise DownloadFailed([(str(folder), f"nothing can be written in {place} ({e.strerror or type(e).__name__})")]) from None
+    found = (lambda where, stem: where / stem if (where / stem).is_file() else None) if archive else _find_file
+    tried = []
+    try:
+        for base in bases:
+            url = name = base
+            try:
+                for stem, md5 in CHECKSUMS[dataset].items():
+                    if any(path is not None and md5_of(path) == md5 for path in (found(folder, stem), found(staging, stem))):
+                        continue  # in place already, or fetched from a mirror tried before
+                    name = stem if archive else stem + ".gz"
+                    url = base + name
+                    if (staging / name).exists():  # a bad copy from a mirror tried before: a downloader may take it for done
+                        (staging / name).unlink()
+                    path = Path(downloader(url, staging))
+                    if md5_of(path) != md5:
+                        path.unlink()
+                        raise DataError(f"{name}: checksum mismatch")
+            except Exception as e:  # a downloader raises whatever its library raises
+                tried.append((base, _short(e, url, name)))
+                continue
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                for path in staging.iterdir():
+                    if path.is_file() and not path.name.startswith("."):  # not a downloader's temporary file
+                        os.replace(path, folder / path.name)
+            except OSError as e:
+                tried.append((str(folder), f"cannot be written ({e.strerror or type(e).__name__})"))
+                break
             return folder
-        except Exception as e:  # a downloader raises whatever its library raises
-            errors.append(f"{base}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-    raise DataError("; ".join(errors))
+        raise DownloadFailed(tried)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def locate(dataset: str, data_dir: str | os.PathLike | None = None, downloader: Downloader | None = None) -> Path:
     """The folder holding both splits of `dataset`, downloading them if need be.
 
-    Downloads go to `data_dir` when given, else to the cache.
+    Downloads go to `data_dir` when given (created once the download has succeeded), else to
+    the cache.
+
     Raises:
-        DataError: one line saying where the files were looked for and how to provide them.
+        DataError: where the files were looked for and how to provide them: one line when no
+            download was tried; when one failed, a line then indented ones: the folders looked
+            in, the downloader, each mirror tried with its error, what to do.
     """
-    found = [d for d in dataset_dirs(dataset, data_dir) if holds(dataset, d, "train") and holds(dataset, d, "test")]
+    folders = dataset_dirs(dataset, data_dir)
+    found = [d for d in folders if holds(dataset, d, "train") and holds(dataset, d, "test")]
     if found:
         return found[0]
     target = Path(data_dir) if data_dir is not None else cache_dir(dataset)
-    reason = "no download was tried"
-    if downloader is not None:
-        try:
-            return download(dataset, target, downloader)
-        except DataError as e:
-            reason = f"the download with {getattr(downloader, 'label', 'the downloader')} failed: {e}"
-    looked = ", ".join(str(d) for d in dataset_dirs(dataset, data_dir))
     if dataset == "cifar10":
         names = f"{CIFAR_ARCHIVE} (or its {CIFAR_FOLDER}/ folder)"
     else:
         names = ", ".join(f"{s}.gz" for split in SPLITS.values() for s in split)
-    raise DataError(f"{dataset} not found (looked in {looked}) and {reason}; put {names} in one of those folders or pass --data-dir DIR")
+    looked = ", ".join(str(d) for d in folders)
+    if data_dir is not None and not Path(data_dir).exists():
+        looked = f"{data_dir}: no such folder"
+    if downloader is None:
+        raise DataError(f"{dataset} not found (looked in {looked}) and no download was tried; put {names} in one of those folders or pass --data-dir DIR")
+    try:
+        return download(dataset, target, downloader)
+    except DownloadFailed as e:
+        lines = [f"{dataset} not found, and its download failed; nothing was written:", f"  looked in {looked}", f"  downloader: {getattr(downloader, 'label', 'unnamed')}"]
+        lines += [f"  {where}: {error}" for where, error in e.tried]  # each mirror tried
+        lines.append(f"  put {names} in one of the folders looked in, or pass --data-dir DIR")
+        raise DataError("\n".join(lines)) from None
 
 
 def http_downloader() -> Downloader:

@@ -4,7 +4,6 @@ flags, one behaviour, whichever framework runs."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -14,7 +13,8 @@ import numpy as np
 from lenet_spec import VARIANTS, get_variant
 from lenet_spec.checkpoint import CheckpointError
 from lenet_spec.cli import RUN_NAMES, HelpFormatter, UsageError, check_output_folder, holds_run, not_regular
-from lenet_spec.data import DATASETS, IMAGE_SHAPES, DataError, load_split, locate
+from lenet_spec.data import DATASETS, IMAGE_SHAPES, SEARCH_ORDER, DataError, load_split, locate
+from lenet_spec.frameworks import module, package
 from lenet_spec.recipe import OPTIMIZERS, SCHEDULES, Recipe, default_recipe, describe, extend
 from lenet_spec.safe_pickle import shown
 from lenet_spec.variants import DATASET_CLASSES
@@ -23,6 +23,7 @@ from . import plots
 from .distributed import DEFAULT_TIMEOUT_S, LaunchError, PeerLost, World
 from .loop import Data, Diverged, Stopped, confusion, evaluate, fit, run_files
 
+DATA_DIR_HELP = f"folder holding the data set, or to download it into (default: the first of these that holds it: {SEARCH_ORDER}; else a download into the cache)"
 # What a resumed run takes from its checkpoint; giving another value on the command line is an error.
 RUN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "seed", "augment", "dtype", "limit")
 
@@ -45,7 +46,7 @@ def train_parser(framework: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.train", description=f"Train a LeNet variant in {framework}.", formatter_class=_HelpWithEpilog, epilog=recipes_epilog())
     p.add_argument("--variant", default=None, choices=list(VARIANTS), help="network to train (default: lenet5, or the resumed run's)")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the variant's recipe)")
-    p.add_argument("--data-dir", default=None, help="folder holding the data set (default: $LENET_DATA/<dataset>, caches, Debian's copy, else download)")
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
@@ -67,7 +68,7 @@ def train_parser(framework: str) -> argparse.ArgumentParser:
 
 def load_data(dataset: str, data_dir: str | None, framework: str, limit: int | None = None) -> Data:
     """Both splits as arrays, found (or downloaded with the framework's downloader) by lenet_spec.data."""
-    downloader = importlib.import_module(f"lenet_{framework}.data").downloader()
+    downloader = module(framework, "data").downloader()
     folder = locate(dataset, data_dir, downloader)
     train_x, train_y = load_split(folder, "train", dataset)
     test_x, test_y = load_split(folder, "test", dataset)
@@ -144,14 +145,14 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
     except LaunchError as e:
         return _error(framework, str(e))
     status = _train(framework, args, world)
-    importlib.import_module(f"lenet_{framework}.train").end_distributed()
+    module(framework, "train").end_distributed()
     return status
 
 
 def _train(framework: str, args: argparse.Namespace, world: World) -> int:
     out = Path(args.out or f"runs/{framework}-{args.variant or 'lenet5'}")
     given = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k) is not None}
-    backend_module = importlib.import_module(f"lenet_{framework}.train")
+    backend_module = module(framework, "train")
     suffix = backend_module.Backend.suffix
     if args.resume and args.overwrite:
         return _error(framework, "--resume continues the run in --out and --overwrite replaces it; give one of them", world)
@@ -178,7 +179,7 @@ def _train(framework: str, args: argparse.Namespace, world: World) -> int:
             hint = f"it holds {others[0]}, which another trainer wrote: resume it with that framework's trainer" if others else "start the run without --resume"
             return _error(framework, f"--resume: {last} does not exist; {hint}", world)
         try:
-            meta = importlib.import_module(f"lenet_{framework}").load(last).meta
+            meta = package(framework).load(last).meta
             stored = _stored_settings(meta, last)
         except CheckpointError as e:
             return _error(framework, str(e), world)
@@ -280,7 +281,7 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint", help="a .pt, .pdparams or .safetensors checkpoint, from either framework")
     p.add_argument("--variant", default=None, choices=list(VARIANTS), help="the checkpoint's variant; needed for a plain state dict")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the one the checkpoint was trained on)")
-    p.add_argument("--data-dir", default=None, help="folder holding the data set")
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"], help="where to evaluate (auto: a GPU when the framework sees one)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a report")
     args = p.parse_args(argv)
@@ -289,7 +290,7 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
     from lenet_spec.mapping import convert
 
     try:
-        backend_module = importlib.import_module(f"lenet_{framework}.train")
+        backend_module = module(framework, "train")
         backend_module.pick_device(args.device)  # a missing GPU is one line at once, before any data is read
         ckpt = load_checkpoint(args.checkpoint, args.variant)
         source = ckpt.framework
@@ -308,7 +309,7 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
             raise DataError(f"{variant.name} takes {'x'.join(map(str, variant.input.shape))} images and {dataset}'s are {'x'.join(map(str, IMAGE_SHAPES[dataset]))}")
         data = load_data(dataset, args.data_dir, framework)
         backend = backend_module.Backend(variant, recipe, 0, args.device, ckpt.dtype)
-        importlib.import_module(f"lenet_{framework}.bridge").load_state_numpy(backend.model, state)
+        module(framework, "bridge").load_state_numpy(backend.model, state)
     except (CheckpointError, DataError, FrameworkMissing, ValueError) as e:
         print(f"lenet_{framework}.evaluate: error: {e}", file=sys.stderr)
         return 2

@@ -79,22 +79,30 @@ def evaluate(backend: Backend, images: np.ndarray, labels: np.ndarray, recipe: R
 
 def run_epoch(backend: Backend, data: Data, recipe: Recipe, seed: int, epoch: int, augment: bool, progress: bool = False) -> tuple[float, float]:
     """One pass over the training set in the order of (seed, epoch); returns mean loss and
-    accuracy, of the whole job's shards in a job (the progress bar shows process 0's)."""
+    accuracy, of the whole job's shards in a job (the progress bar shows process 0's).
+
+    The bar (`progress`) is drawn only where stderr is a terminal: a log it is redirected to gets
+    no frames. Its running loss and accuracy (a device sync each) are read as often as tqdm
+    redraws the bar, every `mininterval` seconds, and on the last batch.
+    """
     n = len(data.train_labels)
     spe = steps_per_epoch(n, recipe.batch_size)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=spe, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", leave=False, dynamic_ncols=True)
+        bar = tqdm(total=spe, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", leave=False, dynamic_ncols=True, disable=None)  # None: off on a non-TTY
+        bar = None if bar.disable else bar
+    shown = -math.inf  # when the postfix was last read
     backend.reset_running()
     for i, step in enumerate(epoch_steps(n, recipe, seed, epoch, augment, data.train_images.shape[-1], backend.variant)):
         backend.train_step(*step)
         if bar is not None:
-            bar.update(1)
-            if i % 50 == 0 or i == spe - 1:
+            if (now := time.perf_counter()) - shown >= bar.mininterval or i == spe - 1:
                 loss, acc = backend.running()
-                bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.4f}")
+                bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.4f}", refresh=False)  # drawn by update(), at tqdm's own pace
+                shown = now
+            bar.update(1)
     if bar is not None:
         bar.close()
     loss_sum, correct, seen = (float(v) for v in backend.all_sum(backend.totals()))  # Python floats: checkpoints hold no NumPy scalars

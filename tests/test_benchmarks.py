@@ -81,12 +81,11 @@ def test_a_full_run_judges_ratios_against_its_peers():
 def test_the_batchnorm_peer_is_the_frameworks_own_layer_at_the_specs_conventions(framework):
     """The peer of the project's BatchNorm layers: the framework's nn.BatchNorm, set to the same
     momentum (paddle's is 1 - the spec's), so both do the same work; the loop runs with it."""
-    import importlib
+    from benchmarks.frameworks import bench, plain_loop
+    from lenet_spec.frameworks import package
 
-    from benchmarks.frameworks import native_batchnorm, plain_loop
-
-    built = importlib.import_module(f"lenet_{framework}").build("lenet5-bn")
-    model = native_batchnorm(framework, importlib.import_module(f"lenet_{framework}").build("lenet5-bn"))
+    built = package(framework).build("lenet5-bn")
+    model = bench(framework).native_batchnorm(package(framework).build("lenet5-bn"))
     own = {name: type(layer.bn).__name__ for name, layer in model.named_children() if hasattr(layer, "bn")}
     suffix = "d" if framework == "torch" else "D"
     assert own == {"b1": f"BatchNorm2{suffix}", "b3": f"BatchNorm2{suffix}", "b5": f"BatchNorm1{suffix}", "b6": f"BatchNorm1{suffix}"}
@@ -116,3 +115,32 @@ def test_bad_arguments(capsys):
 
     assert main(["--quick", "--variants", "lenet7"]) == 2
     assert capsys.readouterr().err.startswith("benchmarks: error: unknown framework or variant ['lenet7']")
+
+
+def test_benchmarks_hold_no_framework_code():
+    """benchmarks/ imports neither framework: what it times in one comes from that framework's
+    bench module, found through lenet_spec.frameworks."""
+    import ast
+    from pathlib import Path
+
+    from lenet_spec.frameworks import REGISTRY
+
+    frameworks = {fw.import_name for fw in REGISTRY}
+    for path in sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not [n for n in names if n.split(".")[0] in frameworks], f"{path.name}:{node.lineno} imports {names}"
+
+
+def test_the_bench_modules_mirror_each_other():
+    """lenet_torch/bench.py and lenet_paddle/bench.py: the same functions with the same signatures."""
+    import inspect
+
+    from lenet_spec.frameworks import NAMES, module
+
+    def public(name):
+        bench = module(name, "bench")
+        return {f: str(inspect.signature(getattr(bench, f))) for f, v in vars(bench).items() if inspect.isfunction(v) and v.__module__ == bench.__name__}
+
+    first, *others = (public(name) for name in NAMES)
+    assert first and all(other == first for other in others)

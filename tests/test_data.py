@@ -121,7 +121,7 @@ def test_a_header_claiming_too_much_is_refused_before_the_body_is_decompressed(t
     images = idx_bytes(np.zeros((10, 28, 28), np.uint8))
     (tmp_path / "ten.gz").write_bytes(gzip.compress(images))
     assert read_idx(tmp_path / "ten.gz", max_bytes=len(images)).shape == (10, 28, 28)
-    with pytest.raises(DataError, match=f"-> 7,856 bytes, more than the 7,855 this reader accepts"):
+    with pytest.raises(DataError, match="-> 7,856 bytes, more than the 7,855 this reader accepts"):
         read_idx(tmp_path / "ten.gz", max_bytes=len(images) - 1)
     assert read_idx.__defaults__[0] >= 47_040_016
 

@@ -98,8 +98,12 @@ def test_unreachable_mirror(isolated, monkeypatch):
     from lenet_paddle.data import downloader
 
     monkeypatch.setenv("LENET_DATA_MIRROR", "http://127.0.0.1:9/")  # discard port: refused at once
-    with pytest.raises(DataError, match="the download with paddle's get_path_from_url failed: http://127.0.0.1:9/mnist/"):
+    with pytest.raises(DataError) as info:
         locate("mnist", downloader=downloader())
+    lines = str(info.value).splitlines()
+    assert lines[0] == "mnist not found, and its download failed; nothing was written:" and "  downloader: paddle's get_path_from_url" in lines
+    assert "  http://127.0.0.1:9/mnist/: Download from train-images-idx3-ubyte.gz failed. Retry limit reached" in lines  # the file's name for its URL
+    assert not cache_dir("mnist").exists()
 
 
 def test_torch_downloader_is_optional():
@@ -132,8 +136,54 @@ def test_torch_trainer_downloads_without_torchvision(isolated, server, monkeypat
     monkeypatch.setenv("LENET_DATA_MIRROR", "http://127.0.0.1:9/")
     with pytest.raises(DataError) as info:
         locate("fashion-mnist", isolated / "nothing", downloader=fetch)  # a folder of its own: Debian's copy may be installed
-    message = str(info.value)
-    assert f"the download with {fetch.label} failed: http://127.0.0.1:9/fashion-mnist/" in message and "looked in" in message and "\n" not in message
+    lines = str(info.value).splitlines()
+    assert lines[:3] == ["fashion-mnist not found, and its download failed; nothing was written:", f"  looked in {isolated / 'nothing'}: no such folder", f"  downloader: {fetch.label}"]
+    assert lines[3].startswith("  http://127.0.0.1:9/fashion-mnist/: <urlopen error") and "--data-dir" in lines[4] and len(lines) == 5
+    assert not (isolated / "nothing").exists()
+
+
+def test_a_failed_download_writes_nothing(isolated, server, monkeypatch):
+    """A mirror that lacks a file: the three it had are not left behind, the folder named is not
+    created (nor the cache), and no temporary folder stays beside them."""
+    from lenet_spec.data import http_downloader
+
+    url, root = server
+    (root / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    monkeypatch.setenv("LENET_DATA_MIRROR", url)
+    before = sorted(isolated.iterdir())
+    for data_dir in (isolated / "mistyped", None):
+        with pytest.raises(DataError) as info:
+            locate("mnist", data_dir, http_downloader())
+        assert f"  {url}mnist/: HTTP Error 404: File not found" in str(info.value).splitlines()
+        assert sorted(isolated.iterdir()) == before and not cache_dir("mnist").exists()
+    (isolated / "mine").mkdir()  # a folder that exists: it stays empty
+    with pytest.raises(DataError):
+        locate("mnist", isolated / "mine", http_downloader())
+    assert list((isolated / "mine").iterdir()) == []
+
+
+def test_each_mirror_tried_is_a_line_of_its_own(isolated, server, monkeypatch):
+    """The public mirrors in turn: one line each with its error, short; the next one's files complete the first's."""
+    from lenet_spec import data as data_module
+    from lenet_spec.data import MAX_SHOWN_ERROR, http_downloader
+
+    url, root = server
+    monkeypatch.setitem(data_module.MIRRORS, "mnist", ("http://127.0.0.1:9/mnist/", f"{url}mnist/"))
+    assert locate("mnist", isolated / "new", http_downloader()) == isolated / "new"  # created once the download succeeded
+    assert sorted(p.name for p in (isolated / "new").iterdir()) == sorted(p.name for p in MNIST.glob("*.gz"))
+    monkeypatch.setitem(data_module.MIRRORS, "mnist", ("http://127.0.0.1:9/mnist/", f"{url}gone/"))
+
+    def noisy(address, folder):
+        raise RuntimeError(f"{address} failed: " + "x" * 500 + "\nsecond line")
+
+    with pytest.raises(DataError) as info:
+        locate("mnist", isolated / "other", noisy)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "mnist not found, and its download failed; nothing was written:" and lines[2] == "  downloader: unnamed"
+    mirrors = lines[3:-1]
+    assert [m.split(": ", 1)[0] for m in mirrors] == ["  http://127.0.0.1:9/mnist/", f"  {url}gone/"]
+    assert all(m.split(": ", 1)[1].startswith("train-images-idx3-ubyte.gz failed: xxx") and len(m.split(": ", 1)[1]) == MAX_SHOWN_ERROR for m in mirrors)
+    assert not (isolated / "other").exists() and not [p for p in isolated.iterdir() if p.name.startswith(".")]
 
 
 # CIFAR-10's binary version: small files in its format, written here (CIFAR-10 itself cannot be fetched on this machine).

@@ -216,7 +216,7 @@ def test_each_optimizer_trains_the_same_in_both_frameworks(optimizer):
 
 
 @pytest.mark.parametrize("framework", BACKENDS)
-def test_missing_data_is_one_line_no_traceback(framework, tmp_path):
+def test_missing_data_is_a_short_message_no_traceback(framework, tmp_path):
     import os
     import subprocess
     import sys
@@ -228,10 +228,12 @@ def test_missing_data_is_one_line_no_traceback(framework, tmp_path):
         [sys.executable, "-m", f"lenet_{framework}.train", "--data-dir", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")],
         capture_output=True, text=True, cwd=ROOT, env=env,
     )  # fmt: skip
-    assert proc.returncode == 2
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"lenet_{framework}.train: error: mnist not found (looked in")
-    assert not (tmp_path / "out").exists()
+    assert lines[0] == f"lenet_{framework}.train: error: mnist not found, and its download failed; nothing was written:"
+    assert lines[1] == f"  looked in {tmp_path / 'nothing'}: no such folder" and lines[3].startswith("  http://127.0.0.1:9/mnist/: ")
+    assert len(lines) == 5 and all(line.startswith("  ") and len(line) < 200 for line in lines[1:])
+    assert not (tmp_path / "out").exists() and not (tmp_path / "nothing").exists()  # the folder named is made only by a download that succeeded
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
@@ -346,3 +348,77 @@ def test_what_new_users_read(tmp_path, monkeypatch, capsys):
     header = lines.index("confusion matrix (rows: true class; columns: predicted class, in the same order):")
     assert lines[header + 1].split() == ["true", "/", "pred", *[str(k) for k in range(10)]]
     assert len(lines) == header + 12
+
+
+def test_a_redirected_log_gets_no_progress_frames(tmp_path):
+    """`python -m lenet_torch.train ... 2> log`: no bar is drawn where stderr is not a terminal
+    (tqdm's disable=None), so the log holds no carriage-return frames; the epoch lines stay."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from lenet_spec.data import find_dataset
+
+    if find_dataset("mnist", None, "train") is None:
+        pytest.skip("MNIST not found: set LENET_DATA to a folder holding mnist/")
+    log = tmp_path / "log"
+    with open(log, "wb") as stderr:
+        proc = subprocess.run([sys.executable, "-m", "lenet_torch.train", "--epochs", "1", "--limit", "640", "--batch-size", "16", "--device", "cpu", "--out", str(tmp_path / "run")],
+                              stdout=subprocess.PIPE, stderr=stderr, cwd=ROOT, env=os.environ)  # fmt: skip
+    assert proc.returncode == 0, log.read_text()
+    assert b"\r" not in log.read_bytes() and b"\r" not in proc.stdout and b"epoch  1/1" in proc.stdout  # bytes: text mode would read a \r as \n
+
+
+def test_the_progress_bar_shows_the_running_figures_as_often_as_it_is_drawn(monkeypatch):
+    """On a terminal, the bar's loss and accuracy are read each time tqdm may redraw it
+    (mininterval), not every 50 batches: a short epoch does not show its first batch's throughout."""
+    import io
+    import sys
+    import time
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    class Slow:
+        """A backend whose running figures are the number of steps taken, a step 30 ms."""
+
+        variant = get_variant("lenet5")
+
+        def reset_running(self):
+            self.steps = 0
+
+        def train_step(self, *step):
+            time.sleep(0.03)
+            self.steps += 1
+
+        def running(self):
+            return float(self.steps), 0.0
+
+        def totals(self):
+            return np.array([float(self.steps), 0.0, 1.0])
+
+        def all_sum(self, values):
+            return values
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    run_epoch(Slow(), tiny_data(16 * 20), Recipe(batch_size=16, epochs=1), 0, 0, False, progress=True)  # 20 batches, 0.6 s
+    shown = {float(v) for v in __import__("re").findall(r"loss=([0-9.]+)", terminal.getvalue())}
+    assert len(shown) >= 3 and max(shown) > 10, shown  # batch 50's rule showed one value (the first batch's) until the end
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_data_dir_help_shows_where_the_data_is_looked_for(command, capsys):
+    """--data-dir's default, in both commands' --help: the search order of lenet_spec.data.dataset_dirs."""
+    from lenet_spec.data import SEARCH_ORDER
+    from lenet_train import cli
+
+    if command == "train":
+        cli.train_parser("torch").print_help()
+    else:
+        with pytest.raises(SystemExit):
+            cli.evaluate_main("torch", ["--help"])
+    help_text = "".join(capsys.readouterr().out.split())  # argparse wraps lines (and breaks them at hyphens)
+    assert "".join(f"--data-dir DATA_DIR folder holding the data set, or to download it into (default: the first of these that holds it: {SEARCH_ORDER};".split()) in help_text
