@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         ckpt, target = convert_file(args.src, args.dst, args.variant, args.layout, args.overwrite)
     except (CheckpointError, MappingError, FrameworkMissing, UsageError, OSError) as e:
         print(f"parity.convert: error: {e}", file=sys.stderr)
-        return 1
+        return 2  # unusable input, as every command of the project
     print(f"wrote {args.dst}: {ckpt.variant}, {len(ckpt.state)} tensors, {ckpt.framework} layout -> {target} layout ({format_of(args.src)} -> {format_of(args.dst)} file)")
     if not ckpt.meta:  # a plain state dict: nothing in it names its variant
         others = [v for v in VARIANTS if v != ckpt.variant and not state_mismatch(expected_shapes(v, ckpt.framework), ckpt.state)]

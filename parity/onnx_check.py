@@ -11,9 +11,10 @@ import numpy as np
 
 from lenet_spec import Variant, init_params
 
-from lenet_spec.frameworks import NAMES as FRAMEWORKS
+from lenet_spec.compare import logit_tolerance, max_abs_diff
+from lenet_spec.frameworks import NAMES
 
-COMPUTATIONS = ("torch", "paddle", "torch.onnx", "paddle.onnx")
+COMPUTATIONS = (*NAMES, *(f"{fw}.onnx" for fw in NAMES))  # torch, paddle, torch.onnx, paddle.onnx
 
 
 @dataclass
@@ -32,29 +33,19 @@ def run_onnx_case(variant: Variant, images: np.ndarray, what: str, seed: int, we
     """Export the weights from both frameworks and compare all four computations on `images`."""
     from export.exporter import Source, export
     from export.runtime import run, session
-    from export.verify import framework_logits, tolerance
+    from export.verify import framework_logits
 
     params = weights if weights is not None else init_params(variant, seed)
-    logits = {framework: framework_logits(framework, variant.name, params, images) for framework in FRAMEWORKS}
+    logits = {framework: framework_logits(framework, variant.name, params, images) for framework in NAMES}
     nodes = {}
     with tempfile.TemporaryDirectory(prefix="lenet-onnx-check-") as d:
-        for framework in FRAMEWORKS:
+        for framework in NAMES:
             source = Source(variant.name, params, framework, f"seed {seed}" if weights is None else "parity.check --weights", seed=seed if weights is None else None)
             report = export(source, Path(d) / f"{framework}.onnx")
             nodes[framework] = report.nodes["total"]
             logits[f"{framework}.onnx"] = run(session(report.path, "cpu"), images)
     values = [logits[name].astype(np.float64) for name in COMPUTATIONS]
-    matrix = [[float(np.abs(a - b).max()) for b in values] for a in values]
-    tol = tolerance(logits["torch"])
+    matrix = [[max_abs_diff(a, b) for b in values] for a in values]
+    tol = logit_tolerance(logits[NAMES[0]])
     worst = max(max(row) for row in matrix)
-    return OnnxResult(variant.name, what, COMPUTATIONS, matrix, float(np.abs(logits["torch"]).max()), tol, nodes, worst <= tol)
-
-
-def format_onnx(r: OnnxResult) -> str:
-    width = 12
-    lines = [f"{r.variant}: {r.images}; max |logit diff| (logits up to {r.logit_scale:.3g}; tolerance {r.tolerance:.1e}); "
-             f"ONNX nodes: torch {r.nodes['torch']}, paddle {r.nodes['paddle']}  {'ok' if r.passed else 'FAILED'}"]  # fmt: skip
-    lines.append(" " * width + "".join(f"{n:>{width}}" for n in r.names))
-    for name, row in zip(r.names, r.matrix):
-        lines.append(f"{name:>{width}}" + "".join(f"{v:>{width}.2e}" for v in row))
-    return "\n".join(lines)
+    return OnnxResult(variant.name, what, COMPUTATIONS, matrix, float(np.abs(logits[NAMES[0]]).max()), tol, nodes, worst <= tol)

@@ -87,17 +87,17 @@ def test_plain_state_dict_needs_a_variant(tmp_path, capsys):
     import torch
 
     torch.save(lenet_torch.build("lenet5").state_dict(), tmp_path / "plain.pt")
-    assert convert_main([str(tmp_path / "plain.pt"), str(tmp_path / "out.pdparams")]) == 1
+    assert convert_main([str(tmp_path / "plain.pt"), str(tmp_path / "out.pdparams")]) == 2
     assert "pass --variant NAME" in capsys.readouterr().err
     assert convert_main([str(tmp_path / "plain.pt"), str(tmp_path / "out.pdparams"), "--variant", "d2l"]) == 0  # same layers as lenet5
     assert "its names and shapes match d2l (so do lenet5's); the variant is taken on your word (--variant)" in capsys.readouterr().out
-    assert convert_main([str(tmp_path / "plain.pt"), str(tmp_path / "out.pdparams"), "--variant", "cifar-net"]) == 1
+    assert convert_main([str(tmp_path / "plain.pt"), str(tmp_path / "out.pdparams"), "--variant", "cifar-net"]) == 2
     assert "missing ['conv1.weight'" in capsys.readouterr().err
 
 
 def test_refuses_another_variant(tmp_path, capsys):
     lenet_torch.save(tmp_path / "a.pt", lenet_torch.build("lenet5"))
-    assert convert_main([str(tmp_path / "a.pt"), str(tmp_path / "b.pdparams"), "--variant", "lenet5-1998"]) == 1
+    assert convert_main([str(tmp_path / "a.pt"), str(tmp_path / "b.pdparams"), "--variant", "lenet5-1998"]) == 2
     assert "holds variant 'lenet5', not 'lenet5-1998'" in capsys.readouterr().err
     assert not (tmp_path / "b.pdparams").exists()
 
@@ -105,7 +105,7 @@ def test_refuses_another_variant(tmp_path, capsys):
 @pytest.mark.parametrize("src, dst", [("a.pt", "b.pt"), ("a.pt", "b.onnx"), ("a.txt", "b.pt")])
 def test_refuses_wrong_suffixes(tmp_path, src, dst, capsys):
     lenet_torch.save(tmp_path / "a.pt", lenet_torch.build("lenet5"))
-    assert convert_main([str(tmp_path / src), str(tmp_path / dst)]) == 1
+    assert convert_main([str(tmp_path / src), str(tmp_path / dst)]) == 2
     assert capsys.readouterr().err.startswith("parity.convert: error: ")
 
 
@@ -114,13 +114,13 @@ def test_wrong_framework_inside(tmp_path, capsys):
     gets a rename hint, not torch's "Please file an issue" text from its weights-only unpickler."""
     lenet_paddle.save(tmp_path / "p.pdparams", lenet_paddle.build("lenet5"))
     (tmp_path / "p.pt").write_bytes((tmp_path / "p.pdparams").read_bytes())
-    assert convert_main([str(tmp_path / "p.pt"), str(tmp_path / "q.pdparams")]) == 1
+    assert convert_main([str(tmp_path / "p.pt"), str(tmp_path / "q.pdparams")]) == 2
     err = capsys.readouterr().err
     assert "p.pt: holds a paddle checkpoint (paddle.save's pickle), but its suffix says torch; rename it to .pdparams" in err
     assert "file an issue" not in err and len(err.strip().splitlines()) == 1
     lenet_torch.save(tmp_path / "t.pt", lenet_torch.build("lenet5"))
     (tmp_path / "t.pdparams").write_bytes((tmp_path / "t.pt").read_bytes())
-    assert convert_main([str(tmp_path / "t.pdparams"), str(tmp_path / "u.pt")]) == 1
+    assert convert_main([str(tmp_path / "t.pdparams"), str(tmp_path / "u.pt")]) == 2
     assert "t.pdparams: holds a torch checkpoint (torch.save's zip), but its suffix says paddle; rename it to .pt" in capsys.readouterr().err
 
 
@@ -132,7 +132,7 @@ def test_corrupt_file_is_one_line_no_traceback(tmp_path, suffix):
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     other = ".pdparams" if suffix == ".pt" else ".pt"
     proc = subprocess.run([sys.executable, "-m", "parity.convert", str(bad), str(tmp_path / f"out{other}")], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert f"bad{suffix}: not a readable" in proc.stderr
     assert not (tmp_path / f"out{other}").exists()
@@ -165,3 +165,15 @@ def test_load_errors(tmp_path):
     paddle.save([1, 2, 3], str(tmp_path / "list.pdparams"))
     with pytest.raises(CheckpointError, match="holds a list, not a checkpoint dict"):
         lenet_paddle.load(tmp_path / "list.pdparams")
+
+
+def test_a_missing_file_exits_2_as_every_command_does(tmp_path, capsys):
+    """Unusable input is exit status 2 in every command (parity.convert's was 1): here a SRC that
+    is not there, next to parity.check --weights given the same path."""
+    from parity.check import main as check_main
+
+    missing = tmp_path / "missing.pt"
+    assert convert_main([str(missing), str(tmp_path / "out.pdparams")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("parity.convert: error: ") and "missing.pt" in err and len(err.splitlines()) == 1
+    assert check_main(["--weights", str(missing), "--variant", "lenet5"]) == 2 and not (tmp_path / "out.pdparams").exists()

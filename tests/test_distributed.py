@@ -210,7 +210,7 @@ def test_the_distributed_check_fails_on_each_wrong_convention(worker, variant, s
     """torch's processes with one convention broken, against one process: the check fails."""
     from lenet_spec import get_variant
     from lenet_spec.recipe import default_recipe
-    from parity.check import train_batches_source
+    from parity.trajectories import train_batches_source
     from parity.distributed import SAME_FRAMEWORK_TOL, DistResult, compare, launch, read_history, train_steps
 
     recipe = default_recipe(variant).with_overrides(batch_size=64)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from parity import _probe, env
+from lenet_spec import _probe, env
 
 pytestmark = pytest.mark.slow  # every report imports torch, paddle and onnxruntime, each in its own process
 

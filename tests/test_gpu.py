@@ -15,8 +15,10 @@ import lenet_paddle.train
 import lenet_torch.train
 from lenet_spec import get_variant, init_params
 from lenet_spec.cli import no_gpu
-from parity import _probe, gpu
-from parity.check import LAYER_TOL, make_batches
+from lenet_spec import _probe, compare
+from lenet_spec.compare import LAYER_TOL
+from parity import gpu, report
+from parity.cases import make_batches
 
 pytestmark = pytest.mark.cross
 
@@ -158,18 +160,18 @@ def test_the_gpu_comparison_runs_here_with_the_cpu_in_the_gpus_place(name):
             assert rows[pair].layer_rel_diff == rows[pair].grad_rel_diff == 0.0 and rows[pair].argmax_agree == rows[pair].argmax_total == 16
         port = rows["torch gpu / paddle gpu"]
         assert 0 < port.layer_rel_diff <= LAYER_TOL[dtype] and port.worst_grad and np.isfinite(port.grad_rel_diff)
-        assert all(r.passed and r.finite and r.layer_tol is None and gpu.format_row(r).endswith(" report") for r in rows.values())
+        assert all(r.passed and r.finite and r.layer_tol is None and report.format_gpu_row(r).endswith(" report") for r in rows.values())
 
 
 def test_the_gpu_comparison_judges_once_its_tolerance_is_measured(monkeypatch):
     variant = get_variant("lenet5")
     batches = make_batches(variant, 16, 0, None)
-    monkeypatch.setitem(gpu.GPU_LAYER_TOL, "float32", 1e-5)
-    monkeypatch.setitem(gpu.GPU_GRAD_TOL, "float32", 2e-4)
-    assert all(gpu.format_row(r).endswith(" PASS") for r in gpu.run_device_case(variant, "float32", batches, 0, device="cpu"))
-    monkeypatch.setitem(gpu.GPU_LAYER_TOL, "float32", 1e-9)
+    monkeypatch.setitem(compare.GPU_LAYER_TOL, "float32", 1e-5)
+    monkeypatch.setitem(compare.GPU_GRAD_TOL, "float32", 2e-4)
+    assert all(report.format_gpu_row(r).endswith(" PASS") for r in gpu.run_device_case(variant, "float32", batches, 0, device="cpu"))
+    monkeypatch.setitem(compare.GPU_LAYER_TOL, "float32", 1e-9)
     port = gpu.run_device_case(variant, "float32", batches, 0, device="cpu")[0]
-    assert not port.passed and port.problems[0].startswith(f"layer {port.worst_layer} differs by ") and gpu.format_row(port).endswith(" FAIL")
+    assert not port.passed and port.problems[0].startswith(f"layer {port.worst_layer} differs by ") and report.format_gpu_row(port).endswith(" FAIL")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -138,7 +138,7 @@ def test_convert_never_replaces_a_finished_runs_checkpoint(files, tmp_path):
     lenet_torch.save(run / "last.pt", lenet_torch.build("lenet5", seed=2), epoch=1)
     before = (run / "last.pt").read_bytes()
     r = cli("parity.convert", files["safetensors"], run / "last.pt", limit_mb=TORCH_MB)
-    assert r.returncode == 1 and "--overwrite" in one_line(r) and "of the run in" in r.lines[0]
+    assert r.returncode == 2 and "--overwrite" in one_line(r) and "of the run in" in r.lines[0]
     assert (run / "last.pt").read_bytes() == before
     r = cli("parity.convert", files["safetensors"], run / "last.pt", "--overwrite", limit_mb=TORCH_MB)
     assert r.returncode == 0, r
@@ -186,7 +186,7 @@ def test_a_full_disk_while_writing_checkpoints(files, full_disk):
     for dst in ("w.pt", "w2.pt"):
         before = sorted(p.name for p in full_disk.iterdir())
         r = cli("parity.convert", files["safetensors"], full_disk / dst, limit_mb=TORCH_MB)
-        assert r.returncode == 1 and f"cannot write {full_disk / dst}: No space left on device" in one_line(r)
+        assert r.returncode == 2 and f"cannot write {full_disk / dst}: No space left on device" in one_line(r)
         assert sorted(p.name for p in full_disk.iterdir()) == before
 
 

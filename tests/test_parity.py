@@ -12,27 +12,30 @@ from conftest import ROOT
 import lenet_paddle
 import lenet_torch
 from lenet_spec import VARIANTS, get_variant
-from parity import check
-from parity.check import decision_flips, main as check_main, make_batches, run_case
+from lenet_spec import compare
+from lenet_spec.compare import decision_flips
+from parity import cases, report, trajectories
+from parity.cases import make_batches, run_case
+from parity.check import main as check_main
 
 pytestmark = pytest.mark.cross
 
 
 @pytest.fixture(scope="module")
 def mnist_or_none():
-    mnist, _ = check.load_mnist(None)
+    mnist, _ = cases.load_mnist(None)
     return mnist
 
 
-@pytest.mark.parametrize("dtype", check.DTYPES)
-@pytest.mark.parametrize("direction", check.DIRECTIONS)
+@pytest.mark.parametrize("dtype", cases.DTYPES)
+@pytest.mark.parametrize("direction", cases.DIRECTIONS)
 @pytest.mark.parametrize("name", VARIANTS)
 def test_every_case_passes(name, direction, dtype, mnist_or_none):
     variant = get_variant(name)
     r = run_case(variant, direction, dtype, make_batches(variant, 32, 0, mnist_or_none), seed=0)
     assert r.passed, r.problems
     assert r.roundtrip_exact and r.argmax_agree == r.argmax_total
-    assert r.max_rel_diff <= check.LAYER_TOL[dtype] and r.grad_max_rel_diff <= check.GRAD_TOL[dtype]
+    assert r.max_rel_diff <= compare.LAYER_TOL[dtype] and r.grad_max_rel_diff <= compare.GRAD_TOL[dtype]
     assert r.worst_grad  # gradients were compared on at least one batch
 
 
@@ -153,7 +156,7 @@ def test_training_parity_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     assert re.search(r"d2l +float64 +5 ", out) and "1 passed, 0 failed" in out
     record = json.loads(path.read_text())[0]
-    assert len(record["drift"]) == 5 and record["max_rel_diff"] < check.TRAIN_TOL["float64"] and record["passed"]
+    assert len(record["drift"]) == 5 and record["max_rel_diff"] < compare.TRAIN_TOL["float64"] and record["passed"]
 
 
 def test_training_parity_catches_an_optimizer_mismatch(monkeypatch):
@@ -167,14 +170,14 @@ def test_training_parity_catches_an_optimizer_mismatch(monkeypatch):
         return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
 
     monkeypatch.setattr(lenet_torch.train, "make_optimizer", unrounded)
-    r = check.run_training_case(get_variant("cifar-net"), "float64", steps=20, seed=0, mnist_train=None)
-    assert not r.passed and r.first_step_over is not None and r.max_rel_diff > check.TRAIN_TOL["float64"]
+    r = trajectories.run_training_case(get_variant("cifar-net"), "float64", steps=20, seed=0, mnist_train=None)
+    assert not r.passed and r.first_step_over is not None and r.max_rel_diff > compare.TRAIN_TOL["float64"]
 
 
 def test_float32_training_drift_is_reported_and_blow_ups_fail(monkeypatch):
     variant = get_variant("d2l")
-    r = check.run_training_case(variant, "float32", steps=3, seed=0, mnist_train=None)
-    assert r.passed and "report" in check.format_train_row(r) and len(r.drift) == 3
+    r = trajectories.run_training_case(variant, "float32", steps=3, seed=0, mnist_train=None)
+    assert r.passed and "report" in report.format_train_row(r) and len(r.drift) == 3
     import lenet_paddle.train
 
     original = lenet_paddle.train.Backend.train_step
@@ -183,5 +186,5 @@ def test_float32_training_drift_is_reported_and_blow_ups_fail(monkeypatch):
         return original(self, index, lr * 1e30, theta, masks)  # paddle alone diverges to inf/nan
 
     monkeypatch.setattr(lenet_paddle.train.Backend, "train_step", explodes)
-    r = check.run_training_case(variant, "float32", steps=3, seed=0, mnist_train=None)
-    assert not r.passed and "FAIL" in check.format_train_row(r)
+    r = trajectories.run_training_case(variant, "float32", steps=3, seed=0, mnist_train=None)
+    assert not r.passed and "FAIL" in report.format_train_row(r)

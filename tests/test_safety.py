@@ -323,9 +323,9 @@ def test_safetensors_round_trips_and_reads_in_both_frameworks(tmp_path, capsys):
     paddle_model.set_state_dict(paddle_load_file(str(tmp_path / "p.safetensors")))
     assert np.array_equal(paddle_model.state_dict()["f5.weight"].numpy(), torch_state["f5.weight"].T)
     assert convert_main([str(tmp_path / "a.pt"), str(tmp_path / "t.safetensors"), "--layout", "torch"]) == 0
-    assert convert_main([str(tmp_path / "t.safetensors"), str(tmp_path / "u.safetensors")]) == 1  # nothing to convert
+    assert convert_main([str(tmp_path / "t.safetensors"), str(tmp_path / "u.safetensors")]) == 2  # nothing to convert
     assert "give DST" in capsys.readouterr().err
-    assert convert_main([str(tmp_path / "a.pt"), str(tmp_path / "x.pdparams"), "--layout", "torch"]) == 1
+    assert convert_main([str(tmp_path / "a.pt"), str(tmp_path / "x.pdparams"), "--layout", "torch"]) == 2
     assert "--layout is for a .safetensors DST" in capsys.readouterr().err
 
 
@@ -411,7 +411,7 @@ def test_outputs_never_replace_inputs(tmp_path, capsys):
     assert "an output never replaces an input" in err and "variant" not in out  # refused before any case ran
     assert ckpt.read_bytes() == before
     (tmp_path / "file").write_text("x")
-    assert convert_main([str(ckpt), str(tmp_path / "file" / "w.pdparams")]) == 1
+    assert convert_main([str(ckpt), str(tmp_path / "file" / "w.pdparams")]) == 2
     assert "is a file, so no folder can be made there" in capsys.readouterr().err
     assert check_main(["--variant", "lenet5", "--dtype", "float64", "--direction", "torch2paddle", "--batch", "4", "--json", str(tmp_path / "file" / "r.json")]) == 2
     assert check_main(["--variant", "lenet5", "--dtype", "float64", "--direction", "torch2paddle", "--batch", "4", "--json", str(tmp_path / "new" / "r.json")]) == 0

@@ -12,7 +12,8 @@ from lenet_spec import get_variant, init_params, reference
 from lenet_spec.checkpoint import CheckpointError
 from lenet_spec.schedule import dropout_masks
 from lenet_torch import bridge as torch_io
-from parity import check
+from lenet_spec import compare
+from parity import cases, trajectories
 from lenet_spec.mapping import convert, table
 
 pytestmark = pytest.mark.cross
@@ -61,7 +62,7 @@ def test_buffers_travel_bit_exact_and_stay_in_step():
     from_paddle = convert(paddle_io.state_numpy(p), "lenet5-bn", "paddle", "torch")
     assert from_paddle["b1.num_batches_tracked"] == 3 and from_paddle["b1.num_batches_tracked"].dtype == np.int64
     for k in state:
-        assert check.rel_diff(state[k], from_paddle[k])[1] < 1e-13, k  # the same running statistics, measured 8.6e-16
+        assert compare.rel_diff(state[k], from_paddle[k])[1] < 1e-13, k  # the same running statistics, measured 8.6e-16
     fresh = lenet_torch.build("lenet5-bn", seed=9, dtype="float64")
     torch_io.load_state_numpy(fresh, convert(convert(state, "lenet5-bn", "torch", "paddle"), "lenet5-bn", "paddle", "torch"))
     assert all(np.array_equal(torch_io.state_numpy(fresh)[k], state[k]) for k in state)  # round trip, counts and all
@@ -78,7 +79,7 @@ def test_a_checkpoint_without_its_buffers_is_refused_in_one_line(tmp_path, capsy
     state = lenet_torch.build("lenet5-bn").state_dict()
     del state["b3.running_var"]
     torch.save(state, tmp_path / "plain.pt")
-    assert convert_main([str(tmp_path / "plain.pt"), str(tmp_path / "out.pdparams"), "--variant", "lenet5-bn"]) == 1
+    assert convert_main([str(tmp_path / "plain.pt"), str(tmp_path / "out.pdparams"), "--variant", "lenet5-bn"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "missing ['b3.running_var']" in err
     with pytest.raises(CheckpointError, match="missing"):
@@ -89,10 +90,10 @@ def test_a_checkpoint_without_its_buffers_is_refused_in_one_line(tmp_path, capsy
 @pytest.mark.parametrize("name", ["lenet5-bn", "lenet-caffe-dropout"])
 def test_parity_check_compares_training_mode(name, dtype):
     variant = get_variant(name)
-    batches = check.make_batches(variant, 16, 0, None)
-    r = check.run_case(variant, "torch2paddle", dtype, batches, 0)
+    batches = cases.make_batches(variant, 16, 0, None)
+    r = cases.run_case(variant, "torch2paddle", dtype, batches, 0)
     assert r.passed, r.problems
-    assert r.train_worst_layer and r.train_max_rel_diff <= check.TRAIN_MODE_TOL[dtype] and r.train_reference_max_rel_diff > 0  # compared, not skipped
+    assert r.train_worst_layer and r.train_max_rel_diff <= compare.TRAIN_MODE_TOL[dtype] and r.train_reference_max_rel_diff > 0  # compared, not skipped
 
 
 def wrong(monkeypatch, what):
@@ -106,12 +107,12 @@ def wrong(monkeypatch, what):
 @pytest.mark.parametrize("what", ["momentum given as-is", "biased where unbiased is due"])
 def test_each_wrong_batchnorm_convention_fails_the_checks(monkeypatch, what):
     variant = get_variant("lenet5-bn")
-    assert check.run_case(variant, "torch2paddle", "float64", check.make_batches(variant, 16, 0, None), 0).passed
+    assert cases.run_case(variant, "torch2paddle", "float64", cases.make_batches(variant, 16, 0, None), 0).passed
     wrong(monkeypatch, what)
-    r = check.run_case(variant, "torch2paddle", "float64", check.make_batches(variant, 16, 0, None), 0)
+    r = cases.run_case(variant, "torch2paddle", "float64", cases.make_batches(variant, 16, 0, None), 0)
     assert not r.passed and any("running statistics" in p for p in r.problems), r.problems
-    t = check.run_training_case(variant, "float64", steps=3, seed=0, mnist_train=None)
-    assert not t.passed and "running" in t.worst_param and t.eval_rel_diff > check.TRAIN_TOL["float64"], (t.worst_param, t.eval_rel_diff)
+    t = trajectories.run_training_case(variant, "float64", steps=3, seed=0, mnist_train=None)
+    assert not t.passed and "running" in t.worst_param and t.eval_rel_diff > compare.TRAIN_TOL["float64"], (t.worst_param, t.eval_rel_diff)
 
 
 def test_dropout_masks_drawn_by_each_framework_fail_the_training_check(monkeypatch):
@@ -120,10 +121,10 @@ def test_dropout_masks_drawn_by_each_framework_fail_the_training_check(monkeypat
     import lenet_torch.train
 
     variant = get_variant("lenet-caffe-dropout")
-    assert check.run_training_case(variant, "float64", steps=3, seed=0, mnist_train=None).passed
+    assert trajectories.run_training_case(variant, "float64", steps=3, seed=0, mnist_train=None).passed
     original = lenet_torch.train.Backend.train_step
     monkeypatch.setattr(lenet_torch.train.Backend, "train_step", lambda self, index, lr, theta=None, masks=None: original(self, index, lr, theta, None))
-    r = check.run_training_case(variant, "float64", steps=3, seed=0, mnist_train=None)
+    r = trajectories.run_training_case(variant, "float64", steps=3, seed=0, mnist_train=None)
     assert not r.passed and r.first_step_over == 1
 
 
@@ -157,17 +158,17 @@ def test_reference_training_pass_matches_both_frameworks():
     ref = reference.forward(variant, params, x, train=True, updated=updated)
     t = lenet_torch.build(variant, dtype="float64")
     out = torch_io.forward_numpy(t, x, train=True)
-    assert check.rel_diff(ref["output"], out["output"])[1] < 1e-13
+    assert compare.rel_diff(ref["output"], out["output"])[1] < 1e-13
     state = convert(torch_io.state_numpy(t), variant, "torch", "spec")
-    assert all(check.rel_diff(updated[k], state[k])[1] < 1e-13 for k in state if "running" in k) and updated["b1.num_batches_tracked"] == 1
+    assert all(compare.rel_diff(updated[k], state[k])[1] < 1e-13 for k in state if "running" in k) and updated["b1.num_batches_tracked"] == 1
     assert params["b1.num_batches_tracked"] == 0  # the reference does not change what it is given
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["lenet5-bn", "lenet-caffe-dropout"])
 def test_training_parity_with_stateful_layers(name):
-    r = check.run_training_case(get_variant(name), "float64", steps=12, seed=0, mnist_train=None)
-    assert r.passed and r.max_rel_diff < check.TRAIN_TOL["float64"] and r.eval_rel_diff < check.TRAIN_TOL["float64"], (r.max_rel_diff, r.worst_param, r.eval_rel_diff)
+    r = trajectories.run_training_case(get_variant(name), "float64", steps=12, seed=0, mnist_train=None)
+    assert r.passed and r.max_rel_diff < compare.TRAIN_TOL["float64"] and r.eval_rel_diff < compare.TRAIN_TOL["float64"], (r.max_rel_diff, r.worst_param, r.eval_rel_diff)
 
 
 def test_export_folds_batchnorm_and_drops_dropout(tmp_path):

@@ -1,5 +1,5 @@
 """One package imported in an interpreter of its own and described in one JSON line on stdout:
-parity.env runs this file's text with `python -c TEXT PACKAGE`, one process a package, so that a
+lenet_spec.env runs this file's text with `python -c TEXT PACKAGE`, one process a package, so that a
 package that raises, hangs or crashes while it is imported takes nothing else down.
 
 The standard library only: nothing of the project is imported here.
@@ -7,11 +7,12 @@ The standard library only: nothing of the project is imported here.
 
 import contextlib
 import importlib
+import importlib.util
 import json
 import sys
 import time
 
-MARK = "lenet-parity-env "  # the line parity.env reads
+MARK = "lenet-parity-env "  # the line lenet_spec.env reads
 
 
 def _varint(n: int) -> bytes:
@@ -40,18 +41,6 @@ def relu_model() -> bytes:
     return _field(1, 7) + _field(7, graph) + _field(8, _field(2, 13))  # ir_version 7, graph, opset_import
 
 
-def torch_info(torch) -> dict:
-    cuda = torch.version.cuda
-    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda and torch.cuda.is_available() else []
-    return {"cuda": cuda, "cudnn": torch.backends.cudnn.version() if cuda else None, "gpus": gpus}
-
-
-def paddle_info(paddle) -> dict:
-    cuda = paddle.version.cuda() if paddle.is_compiled_with_cuda() else None
-    count = paddle.device.cuda.device_count() if cuda else 0
-    return {"cuda": cuda, "cudnn": paddle.version.cudnn() if cuda else None, "gpus": [paddle.device.cuda.get_device_name(i) for i in range(count)]}
-
-
 def onnxruntime_info(ort) -> dict:
     """The providers, and whether a CUDA session really starts: onnxruntime lists the CUDA
     provider of onnxruntime-gpu whatever the machine has, and falls back to the CPU without a
@@ -71,17 +60,27 @@ def onnxruntime_info(ort) -> dict:
     return out
 
 
-DETAILS = {"torch": torch_info, "paddle": paddle_info, "onnxruntime": onnxruntime_info}
+DETAILS = {"onnxruntime": onnxruntime_info}  # a framework's come from its package's env.py (main's `details`)
 
 
-def main(name: str) -> None:
+def load_details(path: str):
+    """`info(module)` of the file at `path` (lenet_torch/env.py, say), loaded without its package."""
+    spec = importlib.util.spec_from_file_location("lenet_framework_env", path)
+    details = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(details)
+    return details.info
+
+
+def main(name: str, details: str | None = None) -> None:
+    """Import `name` and print what it says; `details`: the path of a file whose `info(module)`
+    asks it more (a framework's env.py)."""
     info: dict = {}
     start = time.perf_counter()
     try:
         module = importlib.import_module(name)
         info["import_s"] = time.perf_counter() - start
         info["version"] = str(getattr(module, "__version__", "") or "") or None
-        info.update(DETAILS.get(name, lambda m: {})(module))
+        info.update((load_details(details) if details else DETAILS.get(name, lambda m: {}))(module))
     except BaseException as e:  # a broken install raises anything; the report says what
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         info["error"] = f"{type(e).__name__}: {first[:200]}".rstrip(": ")
@@ -91,4 +90,4 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

@@ -4,13 +4,14 @@ Python; the GPUs the machine has (nvidia-smi, else /proc/driver/nvidia/gpus), se
 framework; numpy; torch and paddle (version, CUDA build or not, the GPUs each sees); onnxruntime
 (version, providers, and whether a CUDA session really starts); onnx, onnxscript, paddle2onnx;
 the data sets found and where. Each package is imported in an interpreter of its own
-(parity/_probe.py), all at once, so that one broken install hides nothing else. Then one line a
+(lenet_spec/_probe.py), all at once, so that one broken install hides nothing else. Then one line a
 problem, with its fix. Exit status 1 when there is a problem, else 0; a package the project can
 do without (paddle2onnx, say) is a note when absent, not a problem.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -23,8 +24,9 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from lenet_spec.checkpoint import atomic_write
-from lenet_spec.data import DATASETS, dataset_dirs, holds
+from .checkpoint import atomic_write
+from .data import DATASETS, dataset_dirs, holds
+from .frameworks import REGISTRY
 
 PROBE = Path(__file__).with_name("_probe.py")
 PROBE_TIMEOUT_S = 120.0  # for all the imports together; torch or paddle starting CUDA takes seconds
@@ -74,12 +76,21 @@ def installed(name: str) -> list[str]:
     return found
 
 
+def details_file(name: str) -> list[str]:
+    """[the path of lenet_<fw>/env.py] for a framework's import name (what the probe asks it), else []."""
+    for fw in REGISTRY:
+        if fw.import_name == name:
+            spec = importlib.util.find_spec(fw.package)  # the package is found, not imported
+            return [str(Path(spec.submodule_search_locations[0]) / "env.py")] if spec and spec.submodule_search_locations else []
+    return []
+
+
 def probe_all(names: tuple[str, ...] = PACKAGES, timeout: float | None = None) -> dict[str, dict]:
     """Each package imported in its own interpreter, all at the same time; what each said, or
     why it said nothing ({"error": ...})."""
     timeout = PROBE_TIMEOUT_S if timeout is None else timeout
     text = PROBE.read_text()
-    procs = {n: subprocess.Popen([sys.executable, "-c", text, n], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace") for n in names}
+    procs = {n: subprocess.Popen([sys.executable, "-c", text, n, *details_file(n)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace") for n in names}
     deadline = time.monotonic() + timeout
     out = {}
     for name, proc in procs.items():
