@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from .layers import AdaptivePool, Pool, Variant
+from .layers import Variant
 
 # Tolerances on max|a - b| / max|a| between the frameworks' layer outputs, logits and gradients
 # (parity.check's default mode), set from measurement (README, "Measured parity"): over seeds
@@ -135,15 +134,6 @@ class Worst:
         return f"Worst({self.name!r}, rel={self.rel:.3g}, first_over={self.first_over!r})"
 
 
-def _pool_winners(layer: Pool | AdaptivePool, x: np.ndarray) -> np.ndarray:
-    """Index of the maximum in every pooling window (first one on exact ties, as both frameworks pick)."""
-    if isinstance(layer, Pool):
-        win = sliding_window_view(x, (layer.kernel, layer.kernel), axis=(2, 3))[:, :, :: layer.stride, :: layer.stride]
-        return win.reshape(*win.shape[:4], -1).argmax(-1)
-    rows, cols = layer.windows(x.shape[2], layer.output_size[0]), layer.windows(x.shape[3], layer.output_size[1])
-    return np.stack([x[:, :, h0:h1, w0:w1].reshape(*x.shape[:2], -1).argmax(-1) for h0, h1 in rows for w0, w1 in cols], -1)
-
-
 def decision_flips(variant: Variant, out_a: dict[str, np.ndarray], out_b: dict[str, np.ndarray]) -> int:
     """How many discrete choices (a ReLU on or off, a max-pool winner) the two models made differently.
 
@@ -151,13 +141,10 @@ def decision_flips(variant: Variant, out_a: dict[str, np.ndarray], out_b: dict[s
     different unit and differs by far more than rounding (seen: 8e-3 relative), in either
     framework against float64 alike. Such batches cannot test float32 gradients.
     """
-    names = list(out_a)
     flips = 0
-    for prev, layer in zip(names, variant.layers):
-        if getattr(layer, "activation", None) == "relu":
-            flips += int(((out_a[layer.name] > 0) != (out_b[layer.name] > 0)).sum())
-        if isinstance(layer, AdaptivePool) or (isinstance(layer, Pool) and layer.mode == "max"):
-            flips += int((_pool_winners(layer, out_a[prev]) != _pool_winners(layer, out_b[prev])).sum())
+    for prev, layer in zip(list(out_a), variant.layers):  # each layer says what it decides (Layer.decisions)
+        for a, b in zip(layer.decisions(out_a[prev], out_a[layer.name]), layer.decisions(out_b[prev], out_b[layer.name])):
+            flips += int((a != b).sum())
     return flips
 
 
