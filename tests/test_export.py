@@ -151,17 +151,18 @@ def test_failed_export_leaves_the_old_file(tmp_path, monkeypatch):
 def test_exporter_crash_becomes_one_line():
     crashed = subprocess.CompletedProcess([], -6, "[ERROR][Paddle2ONNX] Due to the unsupported operators, the conversion is aborted.\n", "C++ Traceback ...\n")
     assert exporter._failure(crashed) == "the exporter crashed (SIGABRT): [ERROR][Paddle2ONNX] Due to the unsupported operators, the conversion is aborted."
-    with pytest.raises(ExportError, match="KeyError"):
+    with pytest.raises(ExportError, match="unknown framework 'tensorflow'; known: torch, paddle"):
         exporter.run_exporter(Source("lenet5", lenet_spec.init_params(get_variant("lenet5"), 0), "tensorflow", "seed 0"), 18)
 
 
 def test_paddle_exporter_never_takes_the_installing_path(monkeypatch):
-    from export import _worker
+    from export.metadata import INPUT_NAME, OUTPUT_NAME
+    from lenet_spec.frameworks import module
 
     monkeypatch.delenv("POLYGRAPHY_AUTOINSTALL_DEPS", raising=False)
     os.environ["POLYGRAPHY_AUTOINSTALL_DEPS"] = "0"
     variant, params = lenet_spec.deploy.inference_form(get_variant("lenet5"), lenet_spec.init_params(get_variant("lenet5"), 0))
-    raw = _worker.paddle_onnx(variant, params, 18)
+    raw = module("paddle", "onnx_export").export_onnx(variant, params, 18, INPUT_NAME, OUTPUT_NAME)
     assert onnx.load_from_string(raw).graph.node
     assert "polygraphy" not in sys.modules and os.environ["POLYGRAPHY_AUTOINSTALL_DEPS"] == "0"
 
