@@ -21,7 +21,7 @@ import lenet_spec.reference
 from export import exporter, graph
 from export.exporter import ExportError, Source, export, fresh
 from export.metadata import MetadataError, ModelInfo
-from export.predict import mnist_field
+from export.preprocess import mnist_field
 from export.verify import ONNX_TOL, compare, verify
 from lenet_spec import VARIANTS, get_variant
 
@@ -218,12 +218,12 @@ def test_predict_pngs_like_the_framework_model_without_importing_one(trained_onn
     assert proc.returncode == 0, proc.stderr
     assert "IMPORTED ['onnx']" in proc.stderr  # neither framework: onnx alone, which checks the graph before onnxruntime loads it
     out = json.loads(proc.stdout)
-    got = {(Path(r["file"]).name, r.get("index")): r["top"][0]["class"] for r in out["predictions"]}
+    got = {(Path(r["file"]).name, r.get("index")): r["predictions"][0]["class"] for r in out["predictions"]}
     for kind in (".png", "-inverted.jpg", "-off-centre.png"):
         classes = np.array([got[f"{i}{kind}", None] for i in range(len(images))])
         assert (classes == expected).mean() >= 59 / 60, kind  # measured: all 60 (JPEG's artefacts allowed one)
     assert [got["stack.npy", i] for i in range(len(images))] == expected.tolist()
-    assert all(abs(sum(t["probability"] for t in r["top"])) <= 1 + 1e-9 and len(r["top"]) == 2 for r in out["predictions"])
+    assert all(abs(sum(t["prob"] for t in r["predictions"])) <= 1 + 1e-9 and len(r["predictions"]) == 2 for r in out["predictions"])
 
 
 @pytest.mark.slow
@@ -426,6 +426,7 @@ def test_predict_refuses_bombs_per_file_in_bounded_memory(exported, tmp_path):
 
 def test_an_onnxruntime_failure_ends_only_its_file_and_json_is_still_printed(exported, tmp_path, monkeypatch, capsys):
     import export.predict as predict
+    import export.preprocess as preprocess
 
     model = exported["lenet5", "paddle"].path
     digit = np.zeros((28, 28), np.uint8)
@@ -447,7 +448,7 @@ def test_an_onnxruntime_failure_ends_only_its_file_and_json_is_still_printed(exp
     message = "onnxruntime failed on it ([ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running Conv node.)"
     assert out["errors"] == [{"file": str(tmp_path / "three.npy"), "error": message}]
     assert captured.err == f"export.predict: {tmp_path / 'three.npy'}: {message}\n"
-    monkeypatch.setattr(predict, "prepare", lambda *a: 1 / 0)  # a bug of ours: still one file's line, and the JSON
+    monkeypatch.setattr(preprocess, "prepare", lambda *a: 1 / 0)  # a bug of ours: still one file's line, and the JSON
     assert predict.main([str(model), str(tmp_path / "one.png"), "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["errors"] == [{"file": str(tmp_path / "one.png"), "error": "failed (ZeroDivisionError: division by zero)"}]
@@ -471,12 +472,14 @@ def test_predict_runs_a_stack_in_chunks(exported, tmp_path, monkeypatch):
     assert batches == [4, 4, 2]
     assert [r["index"] for r in chunked] == list(range(10))
     for a, b in zip(whole, chunked):
-        assert [t["class"] for t in a["top"]] == [t["class"] for t in b["top"]]
-        assert np.allclose([t["probability"] for t in a["top"]], [t["probability"] for t in b["top"]], rtol=1e-6)
+        assert [t["class"] for t in a["predictions"]] == [t["class"] for t in b["predictions"]]
+        assert np.allclose([t["prob"] for t in a["predictions"]], [t["prob"] for t in b["predictions"]], rtol=1e-6)
 
 
 def test_npy_reader_reads_what_np_load_reads_and_refuses_the_rest(tmp_path, monkeypatch):
     import export.predict as predict
+    import export.readers as readers
+    from export.preprocess import pixels
 
     rng = np.random.default_rng(0)
     x = rng.random((4, 5, 6))
@@ -486,13 +489,13 @@ def test_npy_reader_reads_what_np_load_reads_and_refuses_the_rest(tmp_path, monk
     }  # fmt: skip
     for name, a in arrays.items():
         np.save(tmp_path / name, a)
-        got = predict.load(tmp_path / name, colour=False)
+        got = readers.load(tmp_path / name, colour=False)
         want = np.load(tmp_path / name)
         want = want[:, 0] if want.ndim == 4 else want[None] if want.ndim == 2 else want
         assert got.dtype == want.dtype and np.array_equal(got, want), name
-        np.testing.assert_array_equal(predict.pixels(got), want.astype(np.float32) / (255 if want.dtype == np.uint8 else 1))
+        np.testing.assert_array_equal(pixels(got), want.astype(np.float32) / (255 if want.dtype == np.uint8 else 1))
     np.save(tmp_path / "colour.npy", x[:2, :, :3])  # (H, W, 3): one colour image
-    assert predict.load(tmp_path / "colour.npy", colour=True).shape == (1, 2, 5, 3)
+    assert readers.load(tmp_path / "colour.npy", colour=True).shape == (1, 2, 5, 3)
     cases = {
         "inf.npy": (np.full((2, 2), np.inf), "holds NaN or infinite values"),
         "wide.npy": (np.full((2, 2), 2.0), "values must lie in [0, 1], found [2, 2]"),
@@ -505,7 +508,7 @@ def test_npy_reader_reads_what_np_load_reads_and_refuses_the_rest(tmp_path, monk
     }
     for name, (a, message) in cases.items():
         np.save(tmp_path / name, a)
-        with pytest.raises(predict.InputError, match=re.escape(message)):
+        with pytest.raises(readers.InputError, match=re.escape(message)):
             predict.predict_file(None, ModelInfo("lenet5", "mnist", tuple("0123456789"), 1, 28, 28, "torch", "", "1", ""), tmp_path / name, 3)
     (tmp_path / "cut.npy").write_bytes((tmp_path / "c.npy").read_bytes()[:-8])
     (tmp_path / "longer.npy").write_bytes((tmp_path / "c.npy").read_bytes() + b"x")
@@ -520,11 +523,11 @@ def test_npy_reader_reads_what_np_load_reads_and_refuses_the_rest(tmp_path, monk
         "short-length.npy": "not a readable .npy array (EOF: reading array header length, expected 4 bytes got 1)",
     }
     for name, message in refusals.items():
-        with pytest.raises(predict.InputError, match=re.escape(message)):
-            predict.load(tmp_path / name, colour=False)
-    monkeypatch.setattr(predict, "MAX_FILE_BYTES", 1000)
-    with pytest.raises(predict.InputError, match="1,088 bytes, more than the 1,000 this reader accepts"):
-        predict.load(tmp_path / "c.npy", colour=False)
+        with pytest.raises(readers.InputError, match=re.escape(message)):
+            readers.load(tmp_path / name, colour=False)
+    monkeypatch.setattr(readers, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(readers.InputError, match="1,088 bytes, more than the 1,000 this reader accepts"):
+        readers.load(tmp_path / "c.npy", colour=False)
 
 
 @pytest.mark.slow
@@ -532,6 +535,7 @@ def test_large_pictures_are_reduced_as_read_and_classified_the_same(trained_onnx
     """A picture larger than MAX_DECODED_SIDE is box-reduced as it is read (a 4096 x 4096 page
     took 710 MB and 2 s in the service before): the classes are those of the full-size read."""
     import export.predict as predict
+    import export.readers as readers
     from export.runtime import info_of, session
 
     sess = session(trained_onnx[0])
@@ -541,9 +545,9 @@ def test_large_pictures_are_reduced_as_read_and_classified_the_same(trained_onnx
         Image.fromarray(255 - im).resize((3000, 3000), Image.Resampling.BILINEAR).save(tmp_path / f"{i}.png")
         Image.fromarray(255 - im).resize((2500, 2000), Image.Resampling.BILINEAR).save(tmp_path / f"{i}.jpg", quality=90)
         files += [tmp_path / f"{i}.png", tmp_path / f"{i}.jpg"]
-    assert max(predict.load(files[0], False).shape[1:]) <= predict.MAX_DECODED_SIDE
-    reduced = [predict.predict_file(sess, info, f, 1)[0]["top"][0]["class"] for f in files]
-    monkeypatch.setattr(predict, "MAX_DECODED_SIDE", 10**6)
-    assert predict.load(files[0], False).shape[1:] == (3000, 3000)
-    full = [predict.predict_file(sess, info, f, 1)[0]["top"][0]["class"] for f in files]
+    assert max(readers.load(files[0], False).shape[1:]) <= readers.MAX_DECODED_SIDE
+    reduced = [predict.predict_file(sess, info, f, 1)[0]["predictions"][0]["class"] for f in files]
+    monkeypatch.setattr(readers, "MAX_DECODED_SIDE", 10**6)
+    assert readers.load(files[0], False).shape[1:] == (3000, 3000)
+    full = [predict.predict_file(sess, info, f, 1)[0]["predictions"][0]["class"] for f in files]
     assert np.mean(np.array(reduced) == np.array(full)) >= 59 / 60  # measured: 60 of 60 (a pixel of the 20 x 20 digit moves at most 0.47)
