@@ -551,3 +551,96 @@ def test_large_pictures_are_reduced_as_read_and_classified_the_same(trained_onnx
     assert readers.load(files[0], False).shape[1:] == (3000, 3000)
     full = [predict.predict_file(sess, info, f, 1)[0]["predictions"][0]["class"] for f in files]
     assert np.mean(np.array(reduced) == np.array(full)) >= 59 / 60  # measured: 60 of 60 (a pixel of the 20 x 20 digit moves at most 0.47)
+
+
+# what a new user runs first: one line that says what to do instead
+
+
+def checkpoints_given_as_models(folder: Path) -> dict[Path, str]:
+    """Files holding checkpoints where an ONNX file is wanted -> what the line says they hold."""
+    import pickle
+    import zipfile
+
+    from lenet_spec.checkpoint import save_safetensors
+    from lenet_spec.mapping import convert
+
+    with zipfile.ZipFile(folder / "best.pt", "w") as z:  # torch.save's zip
+        z.writestr("best/data.pkl", b"")
+    (folder / "last.pdparams").write_bytes(pickle.dumps({"format": "lenet-parity-checkpoint"}, protocol=4))
+    variant = get_variant("lenet5")
+    save_safetensors(folder / "best.safetensors", "torch", "lenet5", convert(lenet_spec.init_params(variant, 0), variant, "spec", "torch"))
+    (folder / "model.onnx").write_bytes((folder / "last.pdparams").read_bytes())  # a checkpoint under an ONNX name
+    (folder / "empty.pt").write_bytes(b"")  # its suffix alone
+    return {folder / "best.pt": "a torch checkpoint", folder / "last.pdparams": "a paddle checkpoint", folder / "best.safetensors": "a safetensors file",
+            folder / "model.onnx": "a paddle checkpoint", folder / "empty.pt": "a torch checkpoint"}  # fmt: skip
+
+
+def test_a_checkpoint_given_as_the_model_gets_the_export_command(tmp_path, capsys):
+    """predict and verify named protobuf's parse error for a checkpoint; export.serve has the same test in test_serve."""
+    from export.predict import main as predict_main
+    from export.verify import main as verify_main
+
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "x.png")
+    for path, holds in checkpoints_given_as_models(tmp_path).items():
+        fix = f"python -m export {path} --out {path.with_suffix('.onnx')}" if path.suffix != ".onnx" else f"rename it to {path.with_suffix('.pdparams')} and export it first"
+        for prog, main, argv in [("export.predict", predict_main, [str(path), str(tmp_path / "x.png")]), ("export.verify", verify_main, [str(path)])]:
+            assert main(argv) == 2, (prog, path)
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and err.startswith(f"{prog}: error: {path} holds {holds}") and "not an ONNX file" in err and fix in err, err
+
+
+def test_predict_top_takes_the_range_the_service_takes(tmp_path, capsys):
+    from export.app import MAX_TOP
+    from export.predict import main
+
+    for top in (0, -1, MAX_TOP + 1):  # --top 0 gave one class; the service answers ?top=0 with 422
+        assert main([str(tmp_path / "model.onnx"), str(tmp_path / "x.png"), "--top", str(top)]) == 2
+        assert capsys.readouterr().err == f"export.predict: error: --top {top}: must be 1 to {MAX_TOP}, as export.serve's ?top=\n"
+
+
+def test_verify_data_dir_without_the_test_set_is_an_error(tmp_path, capsys):
+    from export.verify import main
+
+    model = export(fresh("lenet5", 0, "torch"), tmp_path / "model.onnx").path
+    for folder in (tmp_path / "no-such-dir", tmp_path):  # missing, and there but empty: random images only, exit 0, before
+        assert main([str(model), "--data-dir", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"export.verify: error: --data-dir {folder}: no mnist test files (t10k-images-idx3-ubyte[.gz], "), err
+        assert f"here or in {folder / 'mnist'}; give the folder that holds them, or leave --data-dir out" in err
+
+
+def test_export_without_out_writes_beside_the_checkpoint_never_over_a_file(tmp_path, capsys):
+    from export.__main__ import main
+    from lenet_spec.checkpoint import save_safetensors
+    from lenet_spec.mapping import convert
+
+    variant = get_variant("lenet5")
+    ckpt = tmp_path / "best.safetensors"
+    save_safetensors(ckpt, "torch", "lenet5", convert(lenet_spec.init_params(variant, 0), variant, "spec", "torch"))
+    assert main([str(ckpt), "--json"]) == 0  # --out was required before
+    assert json.loads(capsys.readouterr().out)["file"] == str(tmp_path / "best.onnx")
+    written = (tmp_path / "best.onnx").read_bytes()
+    assert main([str(ckpt)]) == 2
+    assert capsys.readouterr().err == f"export: error: --out not given and {tmp_path / 'best.onnx'} exists; pass --out {tmp_path / 'best.onnx'} to replace it, or another name\n"
+    assert (tmp_path / "best.onnx").read_bytes() == written
+    assert main(["--variant", "lenet5", "--framework", "torch"]) == 2
+    assert capsys.readouterr().err == "export: error: --out is required with --variant: give the ONNX file to write\n"
+
+
+@pytest.mark.parametrize("module", ["export.__main__", "export.predict", "export.verify", "export.serve"])
+def test_help_names_every_checkpoint_and_no_default_of_an_on_off_flag(module, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(module).main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert e.value.code == 0 and "(default: False)" not in text and "(default: True)" not in text
+    if module == "export.__main__":
+        assert "a .pt, .pdparams or .safetensors checkpoint" in text and "{torch,paddle}" in text
+
+
+def test_exported_files_are_ignored_by_git():
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    for path in ("model.onnx", "export/model.onnx"):
+        assert subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT).returncode == 0, path  # 1: not ignored

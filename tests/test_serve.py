@@ -323,6 +323,19 @@ def serve_fails(*args: str, timeout: float = 120) -> str:
     return lines[0]
 
 
+def test_a_checkpoint_given_as_a_model_gets_the_export_command(tmp_path):
+    """protobuf's parse error, passed through before; export.predict and export.verify: test_export."""
+    import pickle
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "best.pt", "w") as z:  # torch.save's zip
+        z.writestr("best/data.pkl", b"")
+    (tmp_path / "last.pdparams").write_bytes(pickle.dumps({"format": "lenet-parity-checkpoint"}, protocol=4))
+    for path, holds in [(tmp_path / "best.pt", "a torch checkpoint (torch.save's zip)"), (tmp_path / "last.pdparams", "a paddle checkpoint (paddle.save's pickle)")]:
+        line = serve_fails(str(path))
+        assert line == f"export.serve: error: {path} holds {holds}, not an ONNX file; export it first: python -m export {path} --out {path.with_suffix('.onnx')}"
+
+
 def test_start_up_failures_are_one_line(models, tmp_path):
     import onnx
 
