@@ -181,7 +181,7 @@ def bodies(images: np.ndarray, kind: str) -> list[tuple[bytes, str]]:
 def expected_classes(model: str, payload: list[tuple[bytes, str]]) -> list[int]:
     """The top class of each body (one image each), found in process with the service's own functions."""
     from export.runtime import info_of, run, session
-    from export.serve import _content_kind, decode
+    from export.app import _content_kind, decode
 
     sess = session(model)
     info = info_of(sess, model)
@@ -191,7 +191,7 @@ def expected_classes(model: str, payload: list[tuple[bytes, str]]) -> list[int]:
 def in_process(model: str, payload: list[tuple[bytes, str]], reps: int) -> dict:
     """p50 of onnxruntime alone on one image, and of the request path without HTTP."""
     from export.runtime import info_of, run, session
-    from export.serve import _content_kind, decode
+    from export.app import _content_kind, decode
 
     sess = session(model)
     info = info_of(sess, model)

@@ -1,8 +1,9 @@
-"""python -m export CKPT --out model.onnx [--opset N] [--check]
+"""python -m export CKPT [--out model.onnx] [--opset N] [--check]
 python -m export --variant NAME --seed S --framework torch|paddle --out model.onnx
 
 A checkpoint (either framework's; its suffix says which) is exported by the framework that
-wrote it unless --framework names the other. Exit 0: a checked file was written; 1: --check
+wrote it unless --framework names the other. Without --out, a checkpoint is exported beside
+itself (best.pt -> best.onnx), never over a file already there. Exit 0: a checked file was written; 1: --check
 found a difference; 2: nothing was written (one line on stderr says why).
 """
 
@@ -10,21 +11,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
+from pathlib import Path
+
 from lenet_spec import VARIANTS
-from lenet_spec.cli import HelpFormatter, UsageError, check_output, run
+from lenet_spec.cli import CHECKPOINT_SUFFIXES, HelpFormatter, UsageError, check_output, run
+from lenet_spec.frameworks import NAMES
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m export", description="Export a LeNet to ONNX with its own framework's exporter.", formatter_class=HelpFormatter)
-    p.add_argument("checkpoint", nargs="?", default=None, help="a .pt or .pdparams checkpoint (or use --variant for a freshly built model)")
-    p.add_argument("--out", required=True, help="the ONNX file to write (.onnx; never the checkpoint itself)")
+    p.add_argument("checkpoint", nargs="?", default=None, help=f"a {', '.join(CHECKPOINT_SUFFIXES[:-1])} or {CHECKPOINT_SUFFIXES[-1]} checkpoint (or use --variant for a freshly built model)")
+    p.add_argument("--out", default=None, help="the ONNX file to write (.onnx; never the checkpoint itself; default: the checkpoint's path with .onnx, if no such file exists)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 18)")
     p.add_argument("--check", action="store_true", help="verify the written file with onnxruntime against the framework model (python -m export.verify)")
     p.add_argument("--variant", default=None, choices=list(VARIANTS), help="export a freshly built model of this variant; with a checkpoint: the variant of a plain state dict")
     p.add_argument("--seed", type=int, default=0, help="initialisation seed of the freshly built model")
-    p.add_argument("--framework", default=None, choices=["torch", "paddle"], help="exporting framework (default: the checkpoint's; required with --variant)")
+    p.add_argument("--framework", default=None, choices=NAMES, help="exporting framework (default: the checkpoint's; required with --variant)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a report")
     args = p.parse_args(argv)
     from lenet_spec.checkpoint import CheckpointError
@@ -37,7 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     if args.checkpoint is None and (args.variant is None or args.framework is None):
-        return fail("give a checkpoint, or --variant NAME and --framework torch|paddle for a freshly built model")
+        return fail(f"give a checkpoint, or --variant NAME and --framework {'|'.join(NAMES)} for a freshly built model")
+    if args.out is None and args.checkpoint is None:
+        return fail("--out is required with --variant: give the ONNX file to write")
+    if args.out is None:
+        args.out = str(Path(args.checkpoint).with_suffix(".onnx"))
+        if os.path.lexists(args.out):  # a file of the user's, or a previous export: replaced only when named
+            return fail(f"--out not given and {args.out} exists; pass --out {args.out} to replace it, or another name")
     opset = args.opset if args.opset is not None else DEFAULT_OPSET
     if not 7 <= opset <= 30:
         return fail(f"--opset {opset} is not an ONNX opset; use 18 (the default) or another from 7 up")

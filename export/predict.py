@@ -3,19 +3,10 @@
 Deployment without torch or paddle: this module imports onnxruntime, numpy and Pillow (and
 lenet_spec's NumPy IDX reader); tests check that neither framework is imported.
 
-Inputs: PNG/JPEG/BMP/GIF/TIFF/WebP/PPM pictures in any colour, .npy arrays (one image (H, W) or a
-stack (N, H, W)), IDX files (a stack). Every file is bounded before it is read: MAX_FILE_BYTES on
-disk, MAX_PIXELS per image (a picture's header is checked before it is decoded), read_idx's
-MAX_IDX_BYTES for IDX, MAX_IMAGES per file (from an IDX or .npy header); only regular files are
-read; a stack goes through the model CHUNK_PIXELS at a time, counted at the model's input size. A file that cannot be
-classified gets one line (InputError) and the others are still classified.
-
-For one-channel models, a picture goes through MNIST's own preprocessing (`mnist_field`):
-grayscale, ink as high values (a dark-on-light scan is inverted), cropped to the ink's bounding
-box, fitted into 20x20 keeping the aspect ratio, and placed in a 28x28 field with its centre of
-mass at the centre. Fashion-MNIST models get that data set's: fitted into 28x28,
-centred. An array already of the model's size with ink high (an MNIST test image, say) is taken
-as it is. Colour models (cifar-net) get the picture resized to their input.
+Files are read by export.readers (every size bounded before it is read) and made into the
+model's input by export.preprocess (MNIST's own preprocessing for pictures); a stack goes
+through the model CHUNK_PIXELS at a time, counted at the model's input size. A file that cannot
+be classified gets one line (InputError) and the others are still classified.
 """
 
 from __future__ import annotations
@@ -23,308 +14,26 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import stat
 import sys
-import warnings
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from lenet_spec.cli import HelpFormatter
 
 from .metadata import MetadataError, ModelInfo
+from .preprocess import model_inputs
+from .readers import MAX_IMAGES, InputError, file_kind, first_line, load
 from .runtime import RuntimeUnavailable, info_of, provider_of, run, session
 
-INK_THRESHOLD = 0.1  # of the ink's range: what counts as ink for the bounding box (scanner noise stays below)
-EMPTY = 0.05  # an image whose values span less than this (on [0, 1]) holds nothing to classify
-MAX_FILE_BYTES = 256 * 2**20  # any input file, checked before it is read: a .npy stack of 340,000 MNIST images fits
-MAX_PIXELS = 4096 * 4096  # one image's width x height, checked before a picture is decoded: a 12 MP phone photo (4032x3024) fits
-MAX_DECODED_SIDE = 1024  # a larger picture is reduced (box filter) to at most this side as it is read: the model sees 28 pixels
+MAX_TOP = 1000  # classes per image at most, here (--top) and in export.serve (?top=)
 CHUNK_PIXELS = 1024 * 28 * 28  # values through prepare and onnxruntime at a time, each image counted at its size or the model's input size, whichever is larger (1,024 MNIST images): a stack is never all float at once
-MAX_IMAGES = 100_000  # images in one input file, checked from an IDX or .npy header: MNIST's training set (60,000) fits; --max-images takes more (a 128 MiB IDX holds 171,000 MNIST-sized images)
-PICTURE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")  # what people give; not EPS (Ghostscript) or the rarer plugins
-NPY_HEADER_MAX = 10_000  # bytes of a .npy header: NumPy's own limit for reading one safely
-
-
-class InputError(ValueError):
-    """One input that cannot be classified; the others still are."""
-
-
-class Unreadable(InputError):
-    """Bytes that are not a picture or array at all (the service answers 400; other InputErrors 422)."""
-
-
-def _first_line(e: BaseException) -> str:
-    """An exception's first non-empty line, at most 200 characters (the name when it has no text)."""
-    return next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)[:200]
-
-
-def _kind(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return "npy"
-    if suffix in (".idx", ".ubyte", ".gz") or "-idx" in path.name:
-        return "idx"
-    return "picture"
-
-
-def _too_many(count: int, max_images: int) -> InputError:
-    return InputError(f"holds {count:,} images, more than the {max_images:,} taken from one file; split it, or pass --max-images {count}")
-
-
-def _not_a_file(mode: int) -> str | None:
-    """What a path that is not a regular file is, for its one line; None for a regular file."""
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "is a folder, not a file: give the files in it (FOLDER/*.png)"
-    kind = "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
-    return f"is {kind}, not a file: give a picture, .npy or IDX file"
-
-
-def load(path: Path, colour: bool, max_images: int = MAX_IMAGES) -> np.ndarray:
-    """The images a file holds, as a stack in the file's own values: uint8 0-255 or numbers in [0, 1].
-
-    Returns:
-        (N, H, W) gray, or (N, H, W, 3) for colour; `pixels` makes floats of a slice of it.
-    Raises:
-        InputError: one line saying why the file cannot be classified: a missing path, one
-            that is not a regular file, too many bytes, or more than `max_images` images.
-    """
-    try:
-        status = path.stat()
-    except FileNotFoundError:
-        raise InputError("no such file") from None
-    except OSError as e:
-        raise InputError(f"cannot be read ({e.strerror or type(e).__name__})") from None
-    if problem := _not_a_file(status.st_mode):
-        raise InputError(problem)
-    if status.st_size > MAX_FILE_BYTES:
-        raise InputError(f"{status.st_size:,} bytes, more than the {MAX_FILE_BYTES:,} this reader accepts")
-    kind = _kind(path)
-    if kind == "picture":
-        return read_picture(path, colour)[None]
-    if kind == "npy":
-        images = as_images(_read_npy(path, max_images), colour)
-    else:
-        from lenet_spec.data import DataError, TooManyItems, read_idx
-
-        try:
-            images = as_images(read_idx(path, max_items=max_images), colour)
-        except TooManyItems as e:
-            raise _too_many(e.count, max_images) from None
-        except DataError as e:
-            raise InputError(str(e).removeprefix(f"{path}: ")) from None
-    if len(images) > max_images:  # a stack whose count no header gave
-        raise _too_many(len(images), max_images)
-    return images
-
-
-def _check_pixels(height: int, width: int) -> None:
-    if height * width > MAX_PIXELS:
-        raise InputError(f"{width}x{height} pixels, more than the {MAX_PIXELS:,} this reader accepts")
-
-
-def read_picture(source: Path | BinaryIO, colour: bool) -> np.ndarray:
-    """A picture (a file, or bytes in a file object) as uint8 (H, W) or (H, W, 3), its size
-    checked before it is decoded: a small PNG that claims 50,000 x 50,000 pixels is refused
-    from its header."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():  # a damaged file's warnings would add lines to its one-line error
-            warnings.simplefilter("ignore")
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source, formats=PICTURE_FORMATS) as im:  # reads the header only
-                _check_pixels(im.height, im.width)
-                factor = math.ceil(max(im.size) / MAX_DECODED_SIDE)
-                if factor > 1 and im.format == "JPEG":
-                    im.draft(None, (im.width // factor, im.height // factor))  # decoded at 1/2, 1/4 or 1/8 scale: a fraction of the work
-                im.load()
-                transparent = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
-                im = im.convert("RGBA" if transparent else "RGB" if colour else "L")
-                if (factor := math.ceil(max(im.size) / MAX_DECODED_SIDE)) > 1:
-                    im = im.reduce(factor)  # box filter: detail this fine is far below the model's input, and would cost time and memory
-                if transparent:
-                    background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                    im = Image.alpha_composite(background, im).convert("RGB" if colour else "L")  # transparent = paper
-                return np.asarray(im)
-    except InputError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InputError(f"too large to decode ({e})") from None
-    except UnidentifiedImageError:
-        raise Unreadable(f"not an image Pillow can read (UnidentifiedImageError; formats read: {', '.join(PICTURE_FORMATS)})") from None
-    except Exception as e:  # a damaged file makes Pillow's plugins raise OSError, SyntaxError, ValueError, struct.error, ...
-        raise Unreadable(f"not an image Pillow can read ({type(e).__name__})") from None
-
-
-def _read_npy(path: Path, max_images: int = MAX_IMAGES) -> np.ndarray:
-    """A .npy array read with numpy.lib.format: no pickles, no .npz, sizes and a stack's image
-    count (N of (N, H, W) or (N, C, H, W)) checked before reading."""
-    from numpy.lib import format as npy
-
-    from lenet_spec.data import count_text, shape_text
-
-    with open(path, "rb") as f, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # NumPy warns of Python 2 headers, ast of odd escapes: the file's one line says enough
-        try:
-            version = npy.read_magic(f)
-            if version not in ((1, 0), (2, 0)):
-                raise InputError(f"a .npy file of format version {version[0]}.{version[1]}; this reader takes 1.0 and 2.0")
-            field = f.read(2 if version == (1, 0) else 4)  # the header's length, checked before NumPy reads that many bytes
-            if (length := int.from_bytes(field, "little")) > NPY_HEADER_MAX:
-                raise InputError(f"a .npy header of {length:,} bytes, more than the {NPY_HEADER_MAX:,} NumPy reads safely")
-            f.seek(-len(field), os.SEEK_CUR)
-            read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
-            shape, fortran, dtype = read_header(f, max_header_size=NPY_HEADER_MAX)
-        except InputError:
-            raise
-        except Exception as e:  # ValueError for a bad magic, header or dtype; the header is parsed with ast.literal_eval
-            raise Unreadable(f"not a readable .npy array ({_first_line(e)})") from None
-        if dtype.kind not in "uif":  # bool, complex, object, structured, strings, dates: refused before any byte is read
-            raise InputError(f"holds {dtype} values, not pixels")
-        if any(d < 0 for d in shape):
-            raise InputError(f"not a readable .npy array (shape {shape_text(shape)})")
-        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
-        left = os.fstat(f.fileno()).st_size - f.tell()
-        if nbytes > MAX_FILE_BYTES:
-            raise InputError(f"header says {shape_text(shape)} {dtype} -> {count_text(nbytes)} bytes, more than the {MAX_FILE_BYTES:,} this reader accepts")
-        if (len(shape) == 4 or len(shape) == 3 and shape[-1] != 3) and shape[0] > max_images:  # a stack; (H, W, 3) is one colour picture
-            raise _too_many(shape[0], max_images)
-        if nbytes != left:
-            problem = "truncated" if left < nbytes else "has trailing bytes"
-            raise InputError(f"{problem}: header says {shape_text(shape)} {dtype} -> {nbytes} bytes of data, file has {left}")
-        data = np.empty(nbytes, np.uint8)
-        if f.readinto(memoryview(data)) != nbytes:
-            raise InputError("truncated while reading")
-    try:
-        array = data.view(dtype)
-        return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
-    except ValueError as e:  # more dimensions than NumPy holds
-        raise InputError(f"not a readable .npy array (shape {shape_text(shape)}: {_first_line(e)})") from None
-
-
-def as_images(array: np.ndarray, colour: bool) -> np.ndarray:
-    """A 2-D array is one image, a 3-D one (N, H, W) a stack; uint8 is 0-255, other numbers 0-1.
-    Checks the values without copying them.
-
-    Raises:
-        InputError: one line, for values that are not pixels, or a shape that is not images.
-    """
-    if np.issubdtype(array.dtype, np.number) and not np.issubdtype(array.dtype, np.complexfloating):
-        if array.dtype != np.uint8 and array.size:
-            lo, hi = array.min(), array.max()
-            if not (np.isfinite(lo) and np.isfinite(hi)):
-                raise InputError("holds NaN or infinite values")
-            with np.errstate(over="ignore"):  # huge values become inf: still out of range
-                lo, hi = np.float32(lo), np.float32(hi)
-            if lo < 0 or hi > 1:
-                raise InputError(f"values must lie in [0, 1], found [{lo:.3g}, {hi:.3g}]; scale them (uint8 arrays are read as 0-255)")
-    else:
-        raise InputError(f"holds {array.dtype} values, not pixels")
-    if colour:
-        if array.ndim == 3 and array.shape[-1] == 3:
-            array = array[None]
-        elif not (array.ndim == 4 and array.shape[-1] == 3):
-            raise InputError(f"shape {array.shape}: a colour model takes (H, W, 3) or (N, H, W, 3)")
-    elif array.ndim == 2:
-        array = array[None]
-    elif array.ndim == 4 and array.shape[1] == 1:
-        array = array[:, 0]
-    elif array.ndim != 3:
-        raise InputError(f"shape {array.shape}: expected (H, W), (N, H, W) or (N, 1, H, W)")
-    height, width = array.shape[1:3]
-    if height == 0 or width == 0:
-        raise InputError(f"shape {array.shape}: images of no pixels")
-    _check_pixels(height, width)
-    return array
-
-
-def pixels(images: np.ndarray) -> np.ndarray:
-    """A slice of `load`'s stack as float32 in [0, 1]."""
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / 255.0
-    return images.astype(np.float32)
-
-
-def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    from PIL import Image
-
-    channels = [image] if image.ndim == 2 else [image[..., c] for c in range(image.shape[-1])]
-    out = [np.asarray(Image.fromarray(np.ascontiguousarray(c, dtype=np.float32), mode="F").resize((width, height), Image.Resampling.LANCZOS)) for c in channels]
-    return np.clip(out[0] if image.ndim == 2 else np.stack(out, -1), 0.0, 1.0)
-
-
-def ink_high(image: np.ndarray) -> np.ndarray:
-    """Gray [0, 1] with ink as high values over a zero background: a light border means a
-    dark-on-light picture, which is inverted; the background level is then subtracted."""
-    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
-    if np.median(border) > 0.5:
-        image = 1.0 - image
-        border = 1.0 - border
-    image = np.clip(image - np.median(border), 0.0, None)
-    if image.max() - image.min() < EMPTY:
-        raise InputError("the image is empty (no ink to classify)")
-    return image / image.max()
-
-
-def mnist_field(image: np.ndarray, box: int = 20, field: int = 28, centre_of_mass: bool = True) -> np.ndarray:
-    """MNIST's normalisation of one gray image: the ink's bounding box fitted into box x box
-    keeping the aspect ratio, placed in a field x field image centred by centre of mass (or by
-    the box, for Fashion-MNIST). Applied to an MNIST test image it gives that image back within
-    1/255 (measured on 2,000: the bounding box and the centre of mass at pixel (14, 14) match)."""
-    image = ink_high(image)
-    rows, cols = np.nonzero(image > INK_THRESHOLD)
-    scale = box / max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
-    margin = int(np.ceil(2 / min(scale, 1.0)))  # about two output pixels of rim
-    r0, r1 = max(rows.min() - margin, 0), min(rows.max() + 1 + margin, image.shape[0])
-    c0, c1 = max(cols.min() - margin, 0), min(cols.max() + 1 + margin, image.shape[1])
-    crop = image[r0:r1, c0:c1]
-    h, w = crop.shape
-    fitted = _resize(crop, min(field, max(1, round(w * scale))), min(field, max(1, round(h * scale))))
-    h, w = fitted.shape
-    if centre_of_mass:
-        total = fitted.sum()
-        cy = (fitted.sum(1) * np.arange(h)).sum() / total
-        cx = (fitted.sum(0) * np.arange(w)).sum() / total
-        top, left = int(round(field / 2 - cy)), int(round(field / 2 - cx))  # MNIST: centre of mass at pixel (14, 14)
-    else:
-        top, left = (field - h) // 2, (field - w) // 2
-    top, left = min(max(top, 0), field - h), min(max(left, 0), field - w)
-    out = np.zeros((field, field), dtype=np.float32)
-    out[top : top + h, left : left + w] = fitted
-    return out
-
-
-def prepare(image: np.ndarray, info: ModelInfo, from_picture: bool) -> np.ndarray:
-    """One image -> the model's input (C, H, W) float32 in [0, 1]."""
-    size = (info.height, info.width)
-    if info.channels == 3:
-        return _resize(image, info.width, info.height).transpose(2, 0, 1).astype(np.float32)
-    if not from_picture and image.shape == size and np.median(np.concatenate([image[0], image[-1]])) < 0.5:
-        if image.max() - image.min() < EMPTY:
-            raise InputError("the image is empty (no ink to classify)")
-        return image[None].astype(np.float32)  # already in the data set's format
-    if info.dataset == "fashion-mnist":
-        field = mnist_field(image, box=min(size), field=min(size), centre_of_mass=False)
-    else:
-        field = mnist_field(image, box=round(min(size) * 20 / 28), field=min(size))
-    return field[None]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(1, keepdims=True)
-
-
-def model_inputs(images: np.ndarray, info: ModelInfo, from_picture: bool) -> np.ndarray:
-    """A slice of `load`'s stack -> the model's input batch (N, C, H, W) float32 in [0, 1].
-    export.serve prepares its requests with this function too."""
-    return np.stack([prepare(im, info, from_picture) for im in pixels(images)])
 
 
 def ranked(logits: np.ndarray, info: ModelInfo, top: int) -> list[list[tuple[int, str, float]]]:
@@ -339,7 +48,9 @@ def ranked(logits: np.ndarray, info: ModelInfo, top: int) -> list[list[tuple[int
 
 
 def predict_file(sess, info: ModelInfo, path: Path, top: int, max_images: int = MAX_IMAGES) -> list[dict]:
-    """One record per image in the file (at most `max_images`): its top classes and probabilities.
+    """One record per image in the file (at most `max_images`): its top classes and probabilities,
+    {"file", "predictions": [{"class", "label", "prob"}, ...], "index" (in a stack)}: the
+    service's `predictions` for the same image.
 
     Images go through `prepare` and onnxruntime `CHUNK_PIXELS` values at a time, each image
     counted at the larger of its own size and the model's input: 40,000 images of 2x2 pixels
@@ -347,7 +58,7 @@ def predict_file(sess, info: ModelInfo, path: Path, top: int, max_images: int = 
     Raises:
         InputError: one line, for a file that cannot be read or classified (onnxruntime's own failures included).
     """
-    picture = _kind(path) == "picture"
+    picture = file_kind(path) == "picture"
     images = load(path, info.channels == 3, max_images)
     if not len(images):
         raise InputError("holds no images")
@@ -358,11 +69,11 @@ def predict_file(sess, info: ModelInfo, path: Path, top: int, max_images: int = 
         try:
             logits = run(sess, batch)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidArgument/... types
-            raise InputError(f"onnxruntime failed on it ({_first_line(e)})") from None
+            raise InputError(f"onnxruntime failed on it ({first_line(e)})") from None
         if len(logits) != len(batch):
             raise InputError(f"the model gave scores of shape {logits.shape} for {len(batch)} images")
         for i, classes in enumerate(ranked(logits, info, top), start):
-            record = {"file": str(path), "top": [{"class": k, "label": label, "probability": p} for k, label, p in classes]}
+            record = {"file": str(path), "predictions": [{"class": k, "label": label, "prob": p} for k, label, p in classes]}  # export.serve's shape
             if len(images) > 1:
                 record["index"] = i
             records.append(record)
@@ -373,26 +84,29 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m export.predict", description="Classify images with an exported ONNX file (onnxruntime only).", formatter_class=HelpFormatter)
     p.add_argument("model", help="an ONNX file written by `python -m export`")
     p.add_argument("images", nargs="+", help="PNG/JPEG files, .npy arrays, IDX files")
-    p.add_argument("--top", type=int, default=3, help="how many classes to show per image")
+    p.add_argument("--top", type=int, default=3, help=f"how many classes to show per image, 1 to {MAX_TOP} (at most the model's classes are shown)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="onnxruntime provider")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout instead of a report")
     p.add_argument("--max-images", type=int, default=MAX_IMAGES, metavar="N", help="the most images taken from one file (checked from its header)")
     args = p.parse_args(argv)
     if args.max_images < 1:
         p.error(f"--max-images must be 1 or more, got {args.max_images}")
+    if not 1 <= args.top <= MAX_TOP:
+        print(f"export.predict: error: --top {args.top}: must be 1 to {MAX_TOP}, as export.serve's ?top=", file=sys.stderr)
+        return 2
     try:
         sess = session(args.model, args.device)
         info = info_of(sess, args.model)
     except (MetadataError, RuntimeUnavailable, ValueError) as e:
         print(f"export.predict: error: {e}", file=sys.stderr)
         return 2
-    top = max(1, min(args.top, len(info.classes)))
+    top = min(args.top, len(info.classes))
     results, failures = [], []
     for name in args.images:
         try:
             records = predict_file(sess, info, Path(name), top, args.max_images)
         except Exception as e:  # InputError; anything else (MemoryError, a bug) still ends this file only, so --json always prints
-            message = str(e) if isinstance(e, InputError) else f"failed ({type(e).__name__}: {_first_line(e)})"
+            message = str(e) if isinstance(e, InputError) else f"failed ({type(e).__name__}: {first_line(e)})"
             failures.append({"file": name, "error": message})
             print(f"export.predict: {name}: {message}", file=sys.stderr)
             continue
@@ -400,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             for r in records:
                 where = f"{name}[{r['index']}]" if "index" in r else name
-                print(f"{where}: " + ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in r["top"]))
+                print(f"{where}: " + ", ".join(f"{t['label']} {100 * t['prob']:.1f}%" for t in r["predictions"]))
     if args.json:
         print(json.dumps({"model": args.model, "variant": info.variant, "provider": provider_of(sess), "predictions": results, "errors": failures}))
     return 1 if failures else 0

@@ -1,7 +1,8 @@
 """onnxruntime sessions for the exported files: CUDA when it is there, the CPU otherwise.
 
-Imports onnxruntime, onnx (to check a graph before onnxruntime sees it), numpy and lenet_spec.cli
-(standard library) only: export.predict runs with nothing else.
+Imports onnxruntime, onnx (to check a graph before onnxruntime sees it), numpy, lenet_spec.cli
+(standard library) and lenet_spec.checkpoint (NumPy: to name a checkpoint given for a model)
+only: export.predict runs with nothing else.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 import os
 import stat
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -119,11 +121,27 @@ def _graph_problem(data: bytes) -> str | None:
     return _shapes_problem(model, onnx)
 
 
+def _checkpoint_problem(path: str | os.PathLike, data: bytes) -> str | None:
+    """The line for a checkpoint given where an ONNX file is wanted (its first bytes say so,
+    lenet_spec.checkpoint.sniff, or its suffix: .pt, .pdparams, .safetensors), naming the
+    command that exports it; None for any other file. Protobuf's own complaint names neither."""
+    from lenet_spec.checkpoint import DESCRIPTIONS, FORMATS, SUFFIXES, sniff
+
+    path = Path(path)
+    found = sniff(data) or FORMATS.get(path.suffix)
+    if found is None:
+        return None
+    ckpt = path if path.suffix in FORMATS else path.with_suffix(SUFFIXES[found])
+    how = f"export it first: python -m export {ckpt} --out {ckpt.with_suffix('.onnx')}"
+    return f"{path} holds {DESCRIPTIONS[found]}, not an ONNX file; " + (how if ckpt == path else f"rename it to {ckpt} and {how}")
+
+
 def read_model(path: str | os.PathLike) -> bytes:
     """An ONNX file's bytes, checked to be a graph the exporters write before onnxruntime sees it.
 
     Raises:
-        NotAnExport: one line naming what the file holds that no export does.
+        NotAnExport: one line naming what the file holds that no export does (a checkpoint:
+            the command that exports it).
         ValueError: one line, for a file that cannot be read, or too large.
     """
     try:
@@ -133,6 +151,8 @@ def read_model(path: str | os.PathLike) -> bytes:
             data = f.read(MAX_MODEL_BYTES + 1)
     except OSError as e:
         raise ValueError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
+    if problem := _checkpoint_problem(path, data):
+        raise NotAnExport(problem)
     if len(data) > MAX_MODEL_BYTES:
         raise ValueError(f"{path}: more than {MAX_MODEL_BYTES:,} bytes; an export of this project is under 2 MB")
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lenet_spec.cli import HelpFormatter
+from lenet_spec.frameworks import NAMES
 
 # Largest |ONNX - framework| logit difference allowed, float32: 1e-5 absolute for logits up to
 # 1 in magnitude, relative above (tolerance = ONNX_TOL * max(1, max |logit|)). Measured over
@@ -90,13 +91,22 @@ def framework_logits(framework: str, variant: str, params: dict[str, np.ndarray]
 
 
 def test_images(dataset: str, data_dir: str | None, limit: int | None) -> np.ndarray | None:
-    """The data set's test images as model input, or None when they are not on this machine
-    (verification never downloads)."""
-    from lenet_spec.data import DATASETS, find_dataset, load_split, to_model_input
+    """The data set's test images as model input, or None when they are not found in the usual
+    places (verification never downloads).
+
+    Raises:
+        DataError: `data_dir` was given and holds no test set of `dataset`: a folder asked for
+            and not found is an error, never random images only.
+    """
+    from lenet_spec.data import CIFAR_SPLITS, DATASETS, SPLITS, DataError, find_dataset, load_split, to_model_input
 
     if dataset not in DATASETS:
         return None
     folder = find_dataset(dataset, data_dir, "test")
+    if folder is None and data_dir is not None:
+        files = ", ".join(CIFAR_SPLITS["test"] if dataset == "cifar10" else (f"{name}[.gz]" for name in SPLITS["test"]))
+        raise DataError(f"--data-dir {data_dir}: no {dataset} test files ({files}) here or in {Path(data_dir) / dataset}; "
+                        "give the folder that holds them, or leave --data-dir out to compare on random images only")  # fmt: skip
     if folder is None:
         return None
     images = load_split(folder, "test", dataset)[0]
@@ -126,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m export.verify", description="Compare an exported ONNX file with the framework model, in onnxruntime.", formatter_class=HelpFormatter)
     p.add_argument("model", help="an ONNX file written by `python -m export`")
     p.add_argument("--ckpt", default=None, help="checkpoint to compare with (default: the seed or checkpoint named in the file's metadata)")
-    p.add_argument("--framework", default=None, choices=["torch", "paddle"], help="framework of the reference model (default: the one that exported the file)")
+    p.add_argument("--framework", default=None, choices=NAMES, help="framework of the reference model (default: the one that exported the file)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="onnxruntime provider: CUDA when available (auto), or forced")
     p.add_argument("--data-dir", default=None, help="folder holding the test set (default: the usual places; never downloads)")
     p.add_argument("--limit", type=int, default=None, help="compare on the first N test images only (N >= 1)")

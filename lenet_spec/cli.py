@@ -12,12 +12,13 @@ from typing import Callable, Iterable, NoReturn
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Appends "(default: X)" to an option's help unless the help already says its default or
-    the default is None (an option whose default is worked out at run time says so itself)."""
+    """Appends "(default: X)" to an option's help unless the help already says its default, the
+    default is None (an option whose default is worked out at run time says so itself), or the
+    option is an on/off flag (store_true: "(default: False)" says nothing)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default is None or "(default" in text:
+        if action.default is None or action.nargs == 0 or "(default" in text:
             return text
         return super()._get_help_string(action)
 

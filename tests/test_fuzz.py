@@ -246,7 +246,8 @@ SUFFIXES = [".npy", ".gz", ".idx", "-idx3-ubyte", ".png", ".jpg", ".bmp", ".gif"
 
 def classify(lenet5, scratch, content: bytes, suffix: str):
     """predict_file on `content` saved under `suffix`: the records, or the InputError."""
-    from export.predict import InputError, predict_file
+    from export.predict import predict_file
+    from export.readers import InputError
 
     sess, info = lenet5
     path = scratch / f"input{suffix}"
@@ -255,8 +256,8 @@ def classify(lenet5, scratch, content: bytes, suffix: str):
         got = one_line_or(InputError, predict_file, sess, info, path, 3)
     event("refused: " + " ".join(str(got).split()[:2]) if isinstance(got, InputError) else "classified")
     if not isinstance(got, InputError):
-        assert got and all(r["file"] == str(path) and len(r["top"]) == 3 for r in got)
-        assert all(0 <= t["probability"] <= 1 for r in got for t in r["top"])
+        assert got and all(r["file"] == str(path) and len(r["predictions"]) == 3 for r in got)
+        assert all(0 <= t["prob"] <= 1 for r in got for t in r["predictions"])
     return got
 
 
@@ -283,7 +284,8 @@ def test_predict_pictures(lenet5, scratch, content, suffix):
 
 @given(content=npy_files() | picture_files(), suffix=st.sampled_from([".npy", ".png"]), colour=st.booleans())
 def test_load_gives_a_checked_stack(scratch, content, suffix, colour):
-    from export.predict import InputError, MAX_PIXELS, load, pixels
+    from export.preprocess import pixels
+    from export.readers import InputError, MAX_PIXELS, load
 
     path = scratch / f"stack{suffix}"
     path.write_bytes(content)
