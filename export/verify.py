@@ -10,45 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from lenet_spec.cli import HelpFormatter
+from lenet_spec.compare import compare_logits as compare
 from lenet_spec.frameworks import NAMES
 
-# Largest |ONNX - framework| logit difference allowed, float32: 1e-5 absolute for logits up to
-# 1 in magnitude, relative above (tolerance = ONNX_TOL * max(1, max |logit|)). Measured over
-# every variant, both exporters, both frameworks' models, 512 random + 10,000 MNIST test
-# images: at most 8.3e-7 where logits stay under 2 (cross-entropy variants), and 6.1e-5 on
-# lenet5-1998's RBF logits of magnitude 85 (7.2e-7 of it; 1e-5 absolute would be 1.3 ulp there).
-ONNX_TOL = 1e-5
 RANDOM_IMAGES = 512
-
-
-@dataclass
-class Comparison:
-    images: str  # "random" or the data set's name
-    count: int
-    max_abs: float
-    logit_scale: float  # max |logit| of the framework model
-    tolerance: float
-    argmax_agreement: float
-    passed: bool
-
-
-def tolerance(logits: np.ndarray) -> float:
-    return ONNX_TOL * max(1.0, float(np.abs(logits).max(initial=0.0)))
-
-
-def compare(reference: np.ndarray, onnx_logits: np.ndarray, images: str) -> Comparison:
-    if reference.shape != onnx_logits.shape:
-        raise ValueError(f"{images}: framework logits {reference.shape} but ONNX logits {onnx_logits.shape}")
-    diff = float(np.abs(reference.astype(np.float64) - onnx_logits).max(initial=0.0))
-    tol = tolerance(reference)
-    agree = float((reference.argmax(1) == onnx_logits.argmax(1)).mean())
-    return Comparison(images, len(reference), diff, float(np.abs(reference).max()), tol, agree, diff <= tol)
 
 
 def reference_params(info, ckpt: str | None) -> tuple[dict[str, np.ndarray], str]:
