@@ -19,14 +19,15 @@ import numpy as np
 
 import lenet_spec
 from lenet_spec.checkpoint import SPEC_VERSION, CheckpointError, atomic_write
+from lenet_spec import frameworks
 from lenet_spec.variants import DATASET_CLASSES
 
 from .metadata import ModelInfo
 
 DEFAULT_OPSET = 18  # the dynamo exporter's own opset; paddle2onnx 2.1.0 writes it too
-# torch's dynamo exporter writes opset 18 and up: asked for less it warns and writes 18, and
-# onnx's version converter has no down-adapters for Pad/Mul from there (measured).
-TORCH_MIN_OPSET = 18
+# A framework's exporter may have a floor (lenet_spec.frameworks: onnx_min_opset): torch's dynamo
+# exporter writes opset 18 and up; asked for less it warns and writes 18, and onnx's version
+# converter has no down-adapters for Pad/Mul from there (measured).
 WORKER_TIMEOUT = 600  # seconds; a first paddle export compiles nothing, so minutes mean a hang
 
 
@@ -78,10 +79,12 @@ def fresh(variant: str, seed: int, framework: str) -> Source:
 def framework_version(framework: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        return version("torch" if framework == "torch" else "paddlepaddle")
-    except PackageNotFoundError:
-        return version("paddlepaddle-gpu") if framework == "paddle" else "unknown"
+    for distribution in frameworks.get(framework).distributions:  # its CPU package, then a GPU one
+        try:
+            return version(distribution)
+        except PackageNotFoundError:
+            pass
+    return "unknown"
 
 
 def model_info(source: Source) -> ModelInfo:
@@ -146,8 +149,10 @@ def export(source: Source, out: str | os.PathLike, opset: int = DEFAULT_OPSET) -
     from .graph import GraphError, clean, node_counts
 
     start = time.perf_counter()
-    if source.framework == "torch" and opset < TORCH_MIN_OPSET:
-        raise ExportError(f"torch's exporter writes opset {TORCH_MIN_OPSET} and up, not {opset}; use --opset {TORCH_MIN_OPSET} or more, or export with --framework paddle")
+    floor = frameworks.get(source.framework).onnx_min_opset
+    if floor is not None and opset < floor:
+        others = " or ".join(f"--framework {name}" for name in frameworks.NAMES if frameworks.get(name).onnx_min_opset is None)
+        raise ExportError(f"{source.framework}'s exporter writes opset {floor} and up, not {opset}; use --opset {floor} or more" + (f", or export with {others}" if others else ""))
     info = model_info(source)
     raw = run_exporter(source, opset)
     try:

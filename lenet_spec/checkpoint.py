@@ -82,7 +82,7 @@ def framework_of(path: str | os.PathLike) -> str:
 
 
 def sniff(data: bytes) -> str | None:
-    """The format `data` is in, from its first bytes: 'torch', 'paddle', 'safetensors' or None."""
+    """The format `data` is in, from its first bytes: a framework's name (its own format), 'safetensors' or None."""
     if data[:4] == b"PK\x03\x04" or data.startswith(_TORCH_LEGACY):
         return "torch"
     if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):

@@ -30,11 +30,10 @@ from .frameworks import REGISTRY
 
 PROBE = Path(__file__).with_name("_probe.py")
 PROBE_TIMEOUT_S = 120.0  # for all the imports together; torch or paddle starting CUDA takes seconds
-PACKAGES = ("numpy", "torch", "paddle", "onnxruntime", "onnx", "onnxscript", "paddle2onnx")
+PACKAGES = ("numpy", *(fw.import_name for fw in REGISTRY), "onnxruntime", "onnx", "onnxscript", "paddle2onnx")
 DISTRIBUTIONS = {  # import name -> the pip packages that provide it
     "numpy": ("numpy",),
-    "torch": ("torch",),
-    "paddle": ("paddlepaddle", "paddlepaddle-gpu"),
+    **{fw.import_name: fw.distributions for fw in REGISTRY},
     "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
     "onnx": ("onnx",),
     "onnxscript": ("onnxscript",),
@@ -42,16 +41,13 @@ DISTRIBUTIONS = {  # import name -> the pip packages that provide it
 }
 WHAT_FOR = {  # what a package that is not installed takes away
     "numpy": "everything (pip install -e .)",
-    "torch": "the torch models, training and parity",
-    "paddle": "the paddle models, training and parity",
+    **{fw.import_name: f"the {fw.name} models, training and parity" for fw in REGISTRY},
     "onnxruntime": "running exported files (export.verify, export.predict)",
     "onnx": "exporting (python -m export)",
     "onnxscript": "exporting from torch",
     "paddle2onnx": "exporting from paddle",
 }
-GUIDE = "README, Install on a GPU machine"
-TORCH_INDEX = "https://download.pytorch.org/whl/{}"  # cu126, cu130: torch 2.13's CUDA builds (pytorch's RELEASE.md)
-PADDLE_INDEX = "https://www.paddlepaddle.org.cn/packages/stable/{}/"  # cu126 and cu129 among others (Paddle's pip guide)
+GUIDE = "docs/INSTALL-GPU.md"
 
 
 @dataclass
@@ -172,21 +168,23 @@ def diagnose(report: Report) -> None:
             problem(f"import {name} fails: {info['error']}", f"reinstall it: pip install --force-reinstall --no-deps {dist}")
         elif info.get("error"):
             report.notes.append(f"{name} is not installed: needed for {WHAT_FOR[name]}")
-    for name, (cpu, gpu) in (("paddle", DISTRIBUTIONS["paddle"]), ("onnxruntime", DISTRIBUTIONS["onnxruntime"])):
+    pairs = [(fw.import_name, fw.distributions) for fw in REGISTRY if len(fw.distributions) == 2] + [("onnxruntime", DISTRIBUTIONS["onnxruntime"])]
+    for name, (cpu, gpu) in pairs:
         if len(pk[name]["installed"]) == 2:
             problem(f"{cpu} and {gpu} are both installed, and both provide `{name}` (the one installed last overwrote the other's files)",
                     f"pip uninstall -y {cpu} {gpu}, then install the one you want ({GUIDE})")  # fmt: skip
-    torch, paddle, ort = pk["torch"], pk["paddle"], pk["onnxruntime"]
-    if gpus and torch.get("version") and not torch.get("cuda"):
-        base = torch["version"].split("+")[0]
-        problem(f"this machine has a GPU but torch {torch['version']} is a CPU build", f"pip install --force-reinstall torch=={base} --index-url {TORCH_INDEX.format(tag)} ({GUIDE})")
-    if gpus and paddle.get("version") and not paddle.get("cuda"):
-        problem(f"this machine has a GPU but paddle {paddle['version']} is a CPU build (paddlepaddle)",
-                f"pip uninstall -y paddlepaddle && python -m pip install paddlepaddle-gpu=={paddle['version']} -i {PADDLE_INDEX.format(tag)} ({GUIDE})")  # fmt: skip
-    for name, info in (("torch", torch), ("paddle", paddle)):
+    for fw in REGISTRY:
+        info = pk[fw.import_name]
+        if gpus and info.get("version") and not info.get("cuda"):
+            named = f" ({fw.distributions[0]})" if fw.distributions[0] != fw.import_name else ""
+            fix = fw.gpu_install.format(base=info["version"].split("+")[0], tag=tag)
+            problem(f"this machine has a GPU but {fw.name} {info['version']} is a CPU build{named}", f"{fix} ({GUIDE})")
+    for fw in REGISTRY:
+        name, info = fw.name, pk[fw.import_name]
         if gpus and info.get("cuda") and not info.get("gpus"):
             driver = f"the driver runs CUDA {report.gpus['cuda']} at most" if report.gpus.get("cuda") else "check the driver with nvidia-smi"
             problem(f"{name} {info['version']} is built for CUDA {info['cuda']} but sees no GPU ({driver})", f"install {name}'s build for the driver's CUDA ({tag}), or update the NVIDIA driver ({GUIDE})")
+    ort = pk["onnxruntime"]
     if "CUDAExecutionProvider" in ort.get("providers", []) and not ort.get("cuda_session"):
         why = ort.get("cuda_error") or "it fell back to the CPU"
         where = f"CUDA {ort.get('cuda') or '?'} and cuDNN 9 libraries" + (" (torch's CUDA wheels bring them; onnxruntime.preload_dlls loads them)" if ort.get("preload_dlls") else "")
@@ -222,7 +220,7 @@ def describe(name: str, info: dict) -> str:
         return "not installed" if info.get("missing") and not info["installed"] else f"BROKEN: {info['error']}"
     dists = ", ".join(info["installed"]) or "not from pip"
     text = f"{info.get('version')} ({dists})"
-    if name in ("torch", "paddle"):
+    if name in (fw.import_name for fw in REGISTRY):
         build = f"CUDA {info['cuda']} build, cuDNN {info['cudnn']}" if info.get("cuda") else "CPU build"
         seen = f"sees {len(info['gpus'])} GPU{'s' * (len(info['gpus']) != 1)}" + (f": {info['gpus'][0]}" if info["gpus"] else "")
         text += f", {build}" + (f", {seen}" if info.get("cuda") else "")

@@ -25,6 +25,9 @@ class Framework:
     install: str  # the command that installs its CPU build
     launcher: str  # how a multi-process training job is started
     launch_env: tuple[str, str, str]  # the variables its launcher sets: (rank, world size, local rank)
+    distributions: tuple[str, ...]  # the pip packages that provide it: its CPU one first, then a GPU one of another name
+    gpu_install: str  # the command that replaces a CPU build by the CUDA build for wheel tag {tag} (docs/INSTALL-GPU.md)
+    onnx_min_opset: int | None = None  # the lowest opset its ONNX exporter writes (None: the exporter's own range)
 
 
 REGISTRY: tuple[Framework, ...] = (
@@ -32,11 +35,16 @@ REGISTRY: tuple[Framework, ...] = (
         "torch", "lenet_torch", "torch", ".pt", "pip install torch",
         "torchrun --nproc_per_node N -m lenet_torch.train ...",
         ("RANK", "WORLD_SIZE", "LOCAL_RANK"),  # torchrun (torch.distributed.run)
+        ("torch",),
+        "pip install --force-reinstall torch=={base} --index-url https://download.pytorch.org/whl/{tag}",  # cu126, cu130: torch 2.13's CUDA builds (pytorch's RELEASE.md)
+        18,  # the dynamo exporter's floor
     ),
     Framework(
         "paddle", "lenet_paddle", "paddle", ".pdparams", "pip install paddlepaddle",
         "python -m paddle.distributed.launch --nproc_per_node N lenet_paddle/train.py ...",
         ("PADDLE_TRAINER_ID", "PADDLE_TRAINERS_NUM", "PADDLE_LOCAL_RANK"),  # paddle.distributed.launch / spawn
+        ("paddlepaddle", "paddlepaddle-gpu"),
+        "pip uninstall -y paddlepaddle && python -m pip install paddlepaddle-gpu=={base} -i https://www.paddlepaddle.org.cn/packages/stable/{tag}/",  # cu126 and cu129 among others (Paddle's pip guide)
     ),
 )  # fmt: skip
 BY_NAME = {fw.name: fw for fw in REGISTRY}

@@ -129,7 +129,7 @@ def test_both_paddle_packages_installed(tmp_path):
     assert proc.returncode == 1
     assert f"(paddlepaddle {paddle}, paddlepaddle-gpu {paddle}), CPU build" in proc.stdout
     assert problems(proc.stdout) == ["PROBLEM: paddlepaddle and paddlepaddle-gpu are both installed, and both provide `paddle` (the one installed last overwrote the other's files)"]
-    assert "  fix: pip uninstall -y paddlepaddle paddlepaddle-gpu, then install the one you want (README, Install on a GPU machine)" in proc.stdout
+    assert "  fix: pip uninstall -y paddlepaddle paddlepaddle-gpu, then install the one you want (docs/INSTALL-GPU.md)" in proc.stdout
 
 
 FAKE_ORT_GPU = '''\
@@ -164,7 +164,7 @@ def test_a_cuda_provider_listed_but_unusable(tmp_path):
     assert f"onnxruntime  1.26.0 (onnxruntime {version('onnxruntime')}, onnxruntime-gpu 1.26.0), CUDA 12.8 build; providers Tensorrt, CUDA, CPU; CUDA session FAILS" in proc.stdout
     found = problems(proc.stdout)
     assert "PROBLEM: onnxruntime 1.26.0 lists CUDAExecutionProvider but cannot start it (it fell back to the CPU)" in found
-    assert "  fix: this machine has no GPU: pip uninstall -y onnxruntime-gpu && pip install onnxruntime (README, Install on a GPU machine)" in proc.stdout
+    assert "  fix: this machine has no GPU: pip uninstall -y onnxruntime-gpu && pip install onnxruntime (docs/INSTALL-GPU.md)" in proc.stdout
     assert any(p.startswith("PROBLEM: onnxruntime and onnxruntime-gpu are both installed") for p in found) and len(found) == 2
     assert "Failed to load" not in proc.stdout
 
@@ -192,7 +192,7 @@ def test_a_gpu_beside_cpu_builds(tmp_path):
     base = torch.__version__.split("+")[0]
     assert problems(proc.stdout) == [f"PROBLEM: this machine has a GPU but torch {torch.__version__} is a CPU build",
                                      f"PROBLEM: this machine has a GPU but paddle {paddle.__version__} is a CPU build (paddlepaddle)"]  # fmt: skip
-    assert f"  fix: pip install --force-reinstall torch=={base} --index-url https://download.pytorch.org/whl/cu126 (README, Install on a GPU machine)" in proc.stdout
+    assert f"  fix: pip install --force-reinstall torch=={base} --index-url https://download.pytorch.org/whl/cu126 (docs/INSTALL-GPU.md)" in proc.stdout
     assert f"  fix: pip uninstall -y paddlepaddle && python -m pip install paddlepaddle-gpu=={paddle.__version__} -i https://www.paddlepaddle.org.cn/packages/stable/cu126/" in proc.stdout
     assert "note: onnxruntime runs exported files on the CPU only" in proc.stdout
 
