@@ -73,8 +73,8 @@ def slow_when_it_starts_a_job(request, monkeypatch):
 
     def init(self, args, *rest, **kwargs):
         words = [str(a) for a in ([args] if isinstance(args, (str, os.PathLike)) else args)]
-        if "--help" not in words:
-            started.extend(what for needle, what in STARTS if any(needle in w for w in words))
+        if "--help" not in words:  # a module after -m, a script's path or a launcher's name; never words inside -c code
+            started.extend(what for needle, what in STARTS if any(w == needle or w.endswith("/" + needle) for w in words))
         popen_init(self, args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", init)

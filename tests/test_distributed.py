@@ -83,6 +83,7 @@ def _rel(a, b):
     return max(float(np.abs(a[k] - b[k]).max() / max(np.abs(b[k]).max(), 1e-300)) for k in a)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", ["torch", "paddle"])
 def test_the_launchers_train_as_one_process_does_and_resume_either_way(framework, mnist_test, tmp_path, capsys):
     """`torchrun ... -m lenet_torch.train` / `paddle.distributed.launch ... lenet_paddle/train.py`:
@@ -114,6 +115,7 @@ def test_the_launchers_train_as_one_process_does_and_resume_either_way(framework
     assert _rel(a.state, b.state) <= 1e-12
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", ["torch", "paddle"])
 def test_a_killed_process_ends_the_job_with_one_line(framework, mnist_test, tmp_path):
     """kill -9 of process 1 mid-run: the launcher ends the job non-zero within seconds (measured:

@@ -294,6 +294,7 @@ def test_cifar_download_checked_and_cached(isolated, cifar_server, monkeypatch, 
     assert not (folder / archive.name).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", ["torch", "paddle"])
 def test_cifar_net_trains_on_cifar10(framework, tmp_path, monkeypatch, capsys):
     """--variant cifar-net trains on CIFAR-10 as its tutorial does (here on a small file in its format)."""

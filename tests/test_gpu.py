@@ -142,6 +142,7 @@ def test_a_cuda_provider_that_cannot_start_is_not_a_silent_cpu_run(tmp_path, mon
     assert out.out == "" and out.err.count("preloading") == 2  # preload_dlls ran before each CUDA session, its words on stderr
 
 
+@pytest.mark.slow
 @needs_no_gpu
 def test_one_line_from_the_command_line():
     proc = subprocess.run([sys.executable, "-m", "lenet_paddle.train", "--device", "gpu", "--epochs", "1"], capture_output=True, text=True, cwd=ROOT)

@@ -227,6 +227,7 @@ def test_run_files_are_regular_files_of_a_bounded_size(kind, finished_run, tmp_p
     assert r.peak_mb < TORCH_MB + 200  # measured 349 MiB (refused on resuming, before any step); the training run itself peaked at 485
 
 
+@pytest.mark.slow
 def test_an_interrupted_first_start_is_no_run(trainer, tmp_path, capsys):
     """kill -9 during the first `last.pt` write leaves metrics.jsonl and an orphan: --resume said
     "start without --resume" and starting without it said "already holds a run"."""
@@ -266,6 +267,7 @@ def test_flags_that_cannot_be_trained_are_one_line(framework, flags, named, trai
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["device", "link to a device", "FIFO"])
 @pytest.mark.parametrize("name", ["metrics.jsonl", "last.pt", "curves.png"])
 def test_the_trainer_never_replaces_a_device_among_its_run_files(name, kind, trainer, device, tmp_path, capsys):

@@ -421,6 +421,7 @@ def test_outputs_never_replace_inputs(tmp_path, capsys):
 ARGS = ["--epochs", "2", "--batch-size", "16", "--no-progress", "--device", "cpu"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", ["torch", "paddle"])
 def test_a_finished_run_is_never_replaced_unasked(framework, trainer, tmp_path, capsys):
     out = tmp_path / "run"
@@ -445,6 +446,7 @@ def test_a_finished_run_is_never_replaced_unasked(framework, trainer, tmp_path, 
     assert "is a file, not a folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", ["torch", "paddle"])
 def test_killed_writes_leave_nothing_behind(framework, trainer, tmp_path, monkeypatch, capsys):
     """kill -9 during a write leaves a .tmp orphan, cleaned on the next start; killed while
@@ -479,6 +481,7 @@ def test_killed_writes_leave_nothing_behind(framework, trainer, tmp_path, monkey
     assert best.meta["epoch"] == 2 and all(np.array_equal(best.state[k], last.state[k]) for k in last.state)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", ["torch", "paddle"])
 def test_non_finite_rates_and_divergence_stop_in_one_line(framework, trainer, tmp_path, capsys):
     for lr in ("nan", "inf", "-1"):
@@ -493,6 +496,7 @@ def test_non_finite_rates_and_divergence_stop_in_one_line(framework, trainer, tm
     assert not list(out.glob("last*")) and not list(out.glob("best*"))
 
 
+@pytest.mark.slow
 def test_divergence_keeps_the_last_finite_best(trainer, tmp_path, monkeypatch, capsys):
     import lenet_train.loop as loop
 
@@ -505,6 +509,7 @@ def test_divergence_keeps_the_last_finite_best(trainer, tmp_path, monkeypatch, c
     assert [json.loads(line)["epoch"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1]
 
 
+@pytest.mark.slow
 def test_interrupt_before_anything_was_saved_offers_no_resume(trainer, tmp_path, monkeypatch, capsys):
     from lenet_paddle.train import Backend
 

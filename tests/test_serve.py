@@ -302,6 +302,7 @@ def test_a_stack_larger_than_a_batch_is_split_and_answered_in_order(server, mode
     assert (after["calls"] - before["calls"], after["images"] - before["images"]) == (3, 150)
 
 
+@pytest.mark.slow
 def test_without_micro_batching_each_request_runs_alone(models, mnist_test):
     images = mnist_test[0][:64]
     payload = [(png(im), "image/png") for im in images]
@@ -336,6 +337,7 @@ def test_a_checkpoint_given_as_a_model_gets_the_export_command(tmp_path):
         assert line == f"export.serve: error: {path} holds {holds}, not an ONNX file; export it first: python -m export {path} --out {path.with_suffix('.onnx')}"
 
 
+@pytest.mark.slow
 def test_start_up_failures_are_one_line(models, tmp_path):
     import onnx
 
@@ -355,6 +357,7 @@ def test_start_up_failures_are_one_line(models, tmp_path):
         assert f"cannot listen on 127.0.0.1:{taken}" in serve_fails(str(models["digits"]), "--port", str(taken))
 
 
+@pytest.mark.slow
 def test_beyond_limit_concurrency_503_and_ctrl_c_ends_quietly(models):
     import signal
     import socket

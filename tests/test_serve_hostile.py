@@ -130,6 +130,7 @@ def test_a_stack_of_many_tiny_images_is_refused_before_it_is_parsed(model, tmp_p
     assert s.result.peak_mb < SERVER_BASELINE_MB + 100, s.result
 
 
+@pytest.mark.slow
 def test_the_numbers_of_a_json_body_are_bounded_when_max_body_is_raised(model, tmp_path):
     body = ("[[" + ",".join(["0"] * (5 * 2**20)) + "]]").encode()  # one row of 5 M numbers, 10 MiB
     with serving(model, tmp_path, "--max-body", str(16 * 2**20)) as s:
@@ -141,6 +142,7 @@ def test_the_numbers_of_a_json_body_are_bounded_when_max_body_is_raised(model, t
 # case 2 and 3: what a page may send cross-origin; booleans
 
 
+@pytest.mark.slow
 def test_types_a_page_sends_without_asking_get_415_and_booleans_422(model, tmp_path):
     with serving(model, tmp_path) as s:
         for kind in ("application/x-www-form-urlencoded", "text/plain"):
@@ -187,6 +189,7 @@ def test_idle_and_slow_connections_neither_turn_clients_away_nor_stay_open(model
     assert s.result.peak_mb < LIMIT_MB, s.result
 
 
+@pytest.mark.slow
 def test_a_body_sent_slowly_is_cut_at_body_timeout(model, tmp_path):
     with serving(model, tmp_path, "--body-timeout", "2", "--limit-concurrency", "1") as s:
         conn = socket.create_connection(("127.0.0.1", s.port))
@@ -247,6 +250,7 @@ def test_ctrl_c_under_load_ends_in_seconds_with_one_line(model, tmp_path):
 # case 6 and 7: what the service shows, and to whom
 
 
+@pytest.mark.slow
 def test_models_shows_file_names_not_paths(model, tmp_path):
     with serving(model, tmp_path) as s:
         status, answer = s.request("GET", "/v1/models")
@@ -254,6 +258,7 @@ def test_models_shows_file_names_not_paths(model, tmp_path):
     assert str(model.parent) not in json.dumps(answer)
 
 
+@pytest.mark.slow
 def test_a_host_that_is_not_this_service_gets_421(model, tmp_path):
     with serving(model, tmp_path, "--allowed-host", "digits.example") as s:
         for host in ("evil.example", f"evil.example:{s.port}", "127.0.0.1.evil.example", ""):

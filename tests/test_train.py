@@ -128,6 +128,7 @@ def test_one_epoch_on_real_mnist(framework, mnist_test, tmp_path, capsys):
     assert "final test accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", BACKENDS)
 def test_resume_after_a_kill_is_bit_identical(framework, tmp_path, monkeypatch, capsys):
     from lenet_train import cli
@@ -162,6 +163,7 @@ def test_resume_after_a_kill_is_bit_identical(framework, tmp_path, monkeypatch, 
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_settings(tmp_path, monkeypatch, capsys):
     from lenet_train import cli
 
@@ -179,6 +181,7 @@ def test_resume_refuses_other_settings(tmp_path, monkeypatch, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.data
 def test_evaluate_accepts_either_frameworks_checkpoint(mnist_test, tmp_path, capsys):
     from lenet_train.cli import evaluate_main, train_main
@@ -215,6 +218,7 @@ def test_each_optimizer_trains_the_same_in_both_frameworks(optimizer):
     assert r.passed and r.max_rel_diff < TRAIN_TOL["float64"] and r.loss_diff < 1e-12, (r.max_rel_diff, r.worst_param, r.loss_diff)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", BACKENDS)
 def test_missing_data_is_a_short_message_no_traceback(framework, tmp_path):
     import os
@@ -296,6 +300,7 @@ def test_pictures_show_one_epoch_on_labelled_axes_with_titles(tmp_path, monkeypa
     assert "paddle d2l: true / predicted; 1 of 4 test images wrong (red, shown first)" in saved["predictions.png"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", BACKENDS)
 def test_a_finished_run_can_be_extended(framework, tmp_path, monkeypatch, capsys):
     """--resume --epochs N with N larger: a schedule of the epoch alone goes on (the extended run
@@ -329,6 +334,7 @@ def test_a_finished_run_can_be_extended(framework, tmp_path, monkeypatch, capsys
     assert "extending it takes more epochs" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_what_new_users_read(tmp_path, monkeypatch, capsys):
     """paddle names its device as torch does; --help gives every recipe's values; evaluate's
     confusion matrix has a header of predicted classes."""
