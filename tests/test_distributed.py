@@ -25,13 +25,15 @@ LAUNCH = {
 @pytest.mark.parametrize("n", [1, 2, 5, 63, 64, 65, 256])
 @pytest.mark.parametrize("size", [2, 3, 4])
 def test_shards_cover_the_global_batch_once_in_order(n, size):
-    if n < size:
-        return
     parts = [World(r, size).shard(n) for r in range(size)]
     assert np.array_equal(np.concatenate([np.arange(n)[p] for p in parts]), np.arange(n))
     lengths = [p.stop - p.start for p in parts]
     assert max(lengths) - min(lengths) <= 1 and lengths == sorted(lengths, reverse=True)
     assert [len(a) for a in np.array_split(np.arange(n), size)] == lengths  # numpy's cut
+    if n < size:  # some ranks would get no image: such a batch is refused before training
+        assert lengths.count(0) == size - n
+        with pytest.raises(LaunchError):
+            World(0, size).check_batches(n, n)
 
 
 @pytest.mark.parametrize("n,size", [(64, 2), (65, 2), (7, 3), (256, 3)])
