@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from lenet_spec.checkpoint import atomic_write
-from lenet_spec.cli import UsageError, check_output
+from lenet_spec.cli import ArgumentParser, UsageError, check_output
 from lenet_spec.frameworks import NAMES, get
 
 from .frameworks import bench
@@ -48,7 +48,7 @@ def measure(framework: str, processes: int, threads: int, batch: int, limit: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.distributed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m benchmarks.distributed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--limit", type=int, default=12800, help="training images per epoch (default: 12800)")
     p.add_argument("--frameworks", default=",".join(NAMES))
     p.add_argument("--json", default=None, help="also write the rows to this file")

@@ -43,7 +43,7 @@ import numpy as np
 import lenet_spec
 from export.runtime import RuntimeUnavailable
 from lenet_spec.checkpoint import atomic_write
-from lenet_spec.cli import UsageError, check_output
+from lenet_spec.cli import ArgumentParser, UsageError, check_output
 from lenet_spec.flops import forward_flops, training_flops
 from lenet_spec.frameworks import NAMES, REGISTRY, FrameworkMissing, module
 from lenet_spec.recipe import SPEED_RECIPE, default_recipe
@@ -273,7 +273,7 @@ def load_mnist(data_dir: str | None, quick: bool):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a reduced run (seconds): few steps, lenet5 only, time to 80%% on 6,400 images")
     p.add_argument("--json", default="runs/benchmarks.json", help="where to write the results (default: runs/benchmarks.json)")
     p.add_argument("--frameworks", default=",".join(NAMES), help=f"comma-separated (default: {','.join(NAMES)})")

@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from lenet_spec.cli import ArgumentParser
+
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120
 
@@ -251,7 +253,7 @@ def measure(model: str, images: np.ndarray, clients: tuple[int, ...], per_client
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m benchmarks.serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="an ONNX file written by `python -m export` (an MNIST model)")
     p.add_argument("--clients", default="1,8,32", help="comma-separated numbers of concurrent clients (default: 1,8,32)")
     p.add_argument("--requests-per-client", type=int, default=150, help="requests each client sends in a round (default: 150)")

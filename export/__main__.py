@@ -9,7 +9,6 @@ found a difference; 2: nothing was written (one line on stderr says why).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -17,12 +16,12 @@ import sys
 from pathlib import Path
 
 from lenet_spec import VARIANTS
-from lenet_spec.cli import CHECKPOINT_SUFFIXES, HelpFormatter, UsageError, check_output, run
+from lenet_spec.cli import ArgumentParser, CHECKPOINT_SUFFIXES, HelpFormatter, UsageError, check_output, run
 from lenet_spec.frameworks import NAMES
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export", description="Export a LeNet to ONNX with its own framework's exporter.", formatter_class=HelpFormatter)
+    p = ArgumentParser(prog="python -m export", description="Export a LeNet to ONNX with its own framework's exporter.", formatter_class=HelpFormatter)
     p.add_argument("checkpoint", nargs="?", default=None, help=f"a {', '.join(CHECKPOINT_SUFFIXES[:-1])} or {CHECKPOINT_SUFFIXES[-1]} checkpoint (or use --variant for a freshly built model)")
     p.add_argument("--out", default=None, help="the ONNX file to write (.onnx; never the checkpoint itself; default: the checkpoint's path with .onnx, if no such file exists)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 18)")

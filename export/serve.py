@@ -15,7 +15,6 @@ whose Host is not a name of this service gets 421; --allowed-host adds names.
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import math
 import re
@@ -24,7 +23,7 @@ import sys
 from pathlib import Path
 
 from lenet_spec.checkpoint import sha256
-from lenet_spec.cli import HelpFormatter, UsageError
+from lenet_spec.cli import ArgumentParser, HelpFormatter, UsageError
 
 from .app import (DEFAULT_BODY_TIMEOUT_S, DEFAULT_LIMIT_CONCURRENCY, DEFAULT_MAX_BODY, DEFAULT_MAX_IMAGES, LOCAL_HOSTS, Served, StartError, connection_class, create_app,
                   host_name)
@@ -97,7 +96,7 @@ def _reach(host: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export.serve", description="Serve exported ONNX files over HTTP, with a page to draw digits on.", formatter_class=HelpFormatter)
+    p = ArgumentParser(prog="python -m export.serve", description="Serve exported ONNX files over HTTP, with a page to draw digits on.", formatter_class=HelpFormatter)
     p.add_argument("models", nargs="+", metavar="MODEL", help="ONNX files written by `python -m export`, each as FILE or NAME=FILE (the first is the default; a file's name is its stem)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for every interface")
     p.add_argument("--port", type=int, default=8000, help="port to listen on; 0 for a free one (printed)")

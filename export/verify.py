@@ -7,7 +7,6 @@ exported model, or the checkpoint it was exported from (found at its path, same 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import asdict
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_spec.cli import HelpFormatter
+from lenet_spec.cli import ArgumentParser, HelpFormatter
 from lenet_spec.compare import compare_logits as compare
 from lenet_spec.frameworks import NAMES
 
@@ -104,7 +103,7 @@ def verify(path: str, ckpt: str | None = None, framework: str | None = None, dev
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export.verify", description="Compare an exported ONNX file with the framework model, in onnxruntime.", formatter_class=HelpFormatter)
+    p = ArgumentParser(prog="python -m export.verify", description="Compare an exported ONNX file with the framework model, in onnxruntime.", formatter_class=HelpFormatter)
     p.add_argument("model", help="an ONNX file written by `python -m export`")
     p.add_argument("--ckpt", default=None, help="checkpoint to compare with (default: the seed or checkpoint named in the file's metadata)")
     p.add_argument("--framework", default=None, choices=NAMES, help="framework of the reference model (default: the one that exported the file)")

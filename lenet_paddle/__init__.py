@@ -7,6 +7,7 @@ make a Ctrl-C during that import end in one line (lenet_spec.cli.interrupts_quie
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import warnings
 
 # paddle warns on import when the C++ build cache ccache is absent, which no command here uses
@@ -17,6 +18,8 @@ __all__ = list(_NAMES)
 
 
 def __getattr__(name: str):
-    if name not in _NAMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    if name in _NAMES:
+        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a module of the package, as `lenet_paddle.model`
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

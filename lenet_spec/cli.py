@@ -37,6 +37,15 @@ class ArgumentParser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
+    def parse_known_args(self, args=None, namespace=None):
+        # A mistyped flag is the mistake to name, before the arguments it left missing.
+        words = list(sys.argv[1:] if args is None else args)
+        if not any(isinstance(a, argparse._SubParsersAction) for a in self._actions):
+            for word in words[: words.index("--") if "--" in words else len(words)]:
+                if word.startswith("--") and word.partition("=")[0] not in self._option_string_actions:
+                    self.error(f"unrecognized arguments: {word}")
+        return super().parse_known_args(words, namespace)
+
     def _check_value(self, action: argparse.Action, value) -> None:
         if action.choices is not None and value not in action.choices:
             choices = [str(c) for c in action.choices]

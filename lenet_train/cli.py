@@ -12,7 +12,7 @@ import numpy as np
 
 from lenet_spec import VARIANTS, get_variant
 from lenet_spec.checkpoint import CheckpointError
-from lenet_spec.cli import RUN_NAMES, HelpFormatter, UsageError, check_output_folder, holds_run, not_regular
+from lenet_spec.cli import ArgumentParser, HelpFormatter, RUN_NAMES, UsageError, check_output_folder, holds_run, not_regular
 from lenet_spec.data import DATASETS, IMAGE_SHAPES, SEARCH_ORDER, DataError, load_split, locate
 from lenet_spec.frameworks import module, package
 from lenet_spec.recipe import OPTIMIZERS, SCHEDULES, Recipe, default_recipe, describe, extend
@@ -43,7 +43,7 @@ class _HelpWithEpilog(HelpFormatter, argparse.RawDescriptionHelpFormatter):
 
 
 def train_parser(framework: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.train", description=f"Train a LeNet variant in {framework}.", formatter_class=_HelpWithEpilog, epilog=recipes_epilog())
+    p = ArgumentParser(prog=f"python -m lenet_{framework}.train", description=f"Train a LeNet variant in {framework}.", formatter_class=_HelpWithEpilog, epilog=recipes_epilog())
     p.add_argument("--variant", default=None, choices=list(VARIANTS), help="network to train (default: lenet5, or the resumed run's)")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the variant's recipe)")
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
@@ -277,7 +277,7 @@ def _train(framework: str, args: argparse.Namespace, world: World) -> int:
 
 def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
     """python -m lenet_<framework>.evaluate CKPT: test accuracy, per-class accuracy, confusion matrix."""
-    p = argparse.ArgumentParser(prog=f"python -m lenet_{framework}.evaluate", description=evaluate_main.__doc__, formatter_class=HelpFormatter)
+    p = ArgumentParser(prog=f"python -m lenet_{framework}.evaluate", description=evaluate_main.__doc__, formatter_class=HelpFormatter)
     p.add_argument("checkpoint", help="a .pt, .pdparams or .safetensors checkpoint, from either framework")
     p.add_argument("--variant", default=None, choices=list(VARIANTS), help="the checkpoint's variant; needed for a plain state dict")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the one the checkpoint was trained on)")

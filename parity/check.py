@@ -22,7 +22,7 @@ import numpy as np
 
 from lenet_spec import VARIANTS, get_variant
 from lenet_spec.checkpoint import CheckpointError
-from lenet_spec.cli import UsageError, check_output, run
+from lenet_spec.cli import ArgumentParser, UsageError, check_output, run
 from lenet_spec.compare import TRAIN_TOL  # noqa: F401  (tests/test_train.py imports it from here)
 from lenet_spec.data import DataError, find_dataset, load_split, to_model_input
 from lenet_spec.frameworks import NAMES, FrameworkMissing, gpu_problem
@@ -35,7 +35,7 @@ from .trajectories import run_training_case
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m parity.check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m parity.check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variant", default="all", choices=["all", *VARIANTS], help="variant to check (default: all)")
     parser.add_argument("--dtype", default="both", choices=["both", *DTYPES], help="dtype to check (default: both)")
     parser.add_argument("--direction", default="both", choices=["both", *DIRECTIONS], help="direction of the weight transfer (default: both)")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lenet_spec import VARIANTS
 from lenet_spec.checkpoint import Checkpoint, CheckpointError, format_of, save_safetensors, state_mismatch
-from lenet_spec.cli import UsageError, check_output, run
+from lenet_spec.cli import ArgumentParser, UsageError, check_output, run
 
 from lenet_spec.frameworks import NAMES as FRAMEWORKS, FrameworkMissing, package
 from lenet_spec.load import load_checkpoint
@@ -55,7 +55,7 @@ def convert_file(src: str | os.PathLike, dst: str | os.PathLike, variant: str | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m parity.convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m parity.convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", help="checkpoint to read (.pt, .pdparams or .safetensors)")
     parser.add_argument("dst", help="checkpoint to write (.pt, .pdparams or .safetensors)")
     parser.add_argument("--variant", choices=list(VARIANTS), default=None, help="the variant SRC must hold; required for a plain state dict (default: read from SRC)")

@@ -18,7 +18,7 @@ def parser() -> ArgumentParser:
 @pytest.mark.parametrize(
     "argv, line",
     [
-        (["--epoch", "1"], "python -m tool: error: unrecognized arguments: --epoch 1; did you mean --epochs?"),  # before: taken as --epochs
+        (["--epoch", "1"], "python -m tool: error: unrecognized arguments: --epoch; did you mean --epochs?"),  # before: taken as --epochs
         (["--variant", "lenet"], "python -m tool: error: argument --variant: invalid choice: 'lenet'; choose from lenet5, lenet5-1998, d2l; did you mean lenet5?"),
         (["--variant", "zzz"], "python -m tool: error: argument --variant: invalid choice: 'zzz'; choose from lenet5, lenet5-1998, d2l (see --help)"),
         (["--epochs", "x"], "python -m tool: error: argument --epochs: invalid int value: 'x' (see --help)"),
@@ -43,3 +43,36 @@ def test_lenet_spec_without_a_command_lists_the_variants(capsys):
     assert out.startswith("lenet5 ") and "lenet-caffe-dropout" in out and "python -m lenet_spec summary VARIANT" in out
     assert spec_main(["summary", "lenet"]) == 2
     assert "did you mean lenet5?" in capsys.readouterr().err
+
+
+def _mains():
+    import importlib
+
+    from lenet_train.cli import evaluate_main, train_main
+
+    mains = {f"lenet_{fw}.train": (lambda a, fw=fw: train_main(fw, a)) for fw in ("torch", "paddle")}
+    mains |= {f"lenet_{fw}.evaluate": (lambda a, fw=fw: evaluate_main(fw, a)) for fw in ("torch", "paddle")}
+    for name in ("lenet_spec.__main__", "parity.check", "parity.convert", "export.__main__", "export.predict", "export.verify", "export.serve",
+                 "benchmarks.run", "benchmarks.distributed", "benchmarks.serve"):  # fmt: skip
+        mains[name] = importlib.import_module(name).main
+    return mains
+
+
+@pytest.mark.parametrize("command", sorted(_mains()))
+def test_every_command_says_a_flag_mistake_in_one_line(capsys, command):
+    """Every command's parser is lenet_spec.cli.ArgumentParser: a mistyped flag is one line on
+    stderr naming it, with the flag it is close to, and status 2 (before: argparse's usage block)."""
+    with pytest.raises(SystemExit) as e:
+        _mains()[command](["--hepl"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith("unrecognized arguments: --hepl; did you mean --help?\n"), err
+
+
+@pytest.mark.parametrize("framework", ["torch", "paddle"])
+def test_the_trainer_takes_no_abbreviations(capsys, framework):
+    from lenet_train.cli import train_main
+
+    with pytest.raises(SystemExit):
+        train_main(framework, ["--epoch", "1"])  # before: taken as --epochs
+    assert capsys.readouterr().err == f"python -m lenet_{framework}.train: error: unrecognized arguments: --epoch; did you mean --epochs?\n"
