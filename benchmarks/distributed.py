@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from lenet_spec.checkpoint import atomic_write
-from lenet_spec.cli import ArgumentParser, UsageError, check_output
+from lenet_spec.cli import ArgumentParser, JSON_STDOUT, UsageError, add_json_option, check_output, report_to_stderr
 from lenet_spec.frameworks import NAMES, get
 
 from .frameworks import bench
@@ -51,26 +51,29 @@ def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.distributed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--limit", type=int, default=12800, help="training images per epoch (default: 12800)")
     p.add_argument("--frameworks", default=",".join(NAMES))
-    p.add_argument("--json", default=None, help="also write the rows to this file")
+    add_json_option(p, "the rows")
     args = p.parse_args(argv)
-    if args.json:
+    if args.json not in (None, JSON_STDOUT):
         try:
             check_output(args.json, "--json")
         except UsageError as e:
             print(f"benchmarks.distributed: error: {e}", file=sys.stderr)
             return 2
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="lenet-dist-bench-") as d:
-        for framework in args.frameworks.split(","):
-            for batch in (64, 256):
-                pair = [measure(framework, n, t, batch, args.limit, Path(d)) for n, t in ((1, 2), (2, 1))]
-                for r in pair:
-                    r["vs_one_process"] = r["images_per_s"] / pair[0]["images_per_s"]
-                    rows.append(r)
-                    print(f"{framework:6} batch {batch:4}: {r['processes']} process(es) x {r['threads']} thread(s): {r['images_per_s']:8,.0f} images/s "
-                          f"({r['vs_one_process']:.2f}x one process), {r['wall_s']:.0f} s wall for 3 epochs of {args.limit:,}", flush=True)  # fmt: skip
-    if args.json:
-        text = json.dumps(rows, indent=2) + "\n"
+    with report_to_stderr(args.json) as stdout:  # --json alone: stdout carries the JSON, the rows go to stderr
+        rows = []
+        with tempfile.TemporaryDirectory(prefix="lenet-dist-bench-") as d:
+            for framework in args.frameworks.split(","):
+                for batch in (64, 256):
+                    pair = [measure(framework, n, t, batch, args.limit, Path(d)) for n, t in ((1, 2), (2, 1))]
+                    for r in pair:
+                        r["vs_one_process"] = r["images_per_s"] / pair[0]["images_per_s"]
+                        rows.append(r)
+                        print(f"{framework:6} batch {batch:4}: {r['processes']} process(es) x {r['threads']} thread(s): {r['images_per_s']:8,.0f} images/s "
+                              f"({r['vs_one_process']:.2f}x one process), {r['wall_s']:.0f} s wall for 3 epochs of {args.limit:,}", flush=True)  # fmt: skip
+    text = json.dumps(rows, indent=2) + "\n"
+    if stdout is not None:
+        stdout.write(text)
+    elif args.json:
         atomic_write(args.json, lambda tmp: Path(tmp).write_text(text))
     return 0
 

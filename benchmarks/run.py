@@ -43,7 +43,7 @@ import numpy as np
 import lenet_spec
 from export.runtime import RuntimeUnavailable
 from lenet_spec.checkpoint import atomic_write
-from lenet_spec.cli import ArgumentParser, UsageError, check_output
+from lenet_spec.cli import ArgumentParser, UsageError, add_json_option, check_output, report_to_stderr
 from lenet_spec.flops import forward_flops, training_flops
 from lenet_spec.frameworks import NAMES, REGISTRY, FrameworkMissing, module
 from lenet_spec.recipe import SPEED_RECIPE, default_recipe
@@ -275,7 +275,7 @@ def load_mnist(data_dir: str | None, quick: bool):
 def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a reduced run (seconds): few steps, lenet5 only, time to 80%% on 6,400 images")
-    p.add_argument("--json", default="runs/benchmarks.json", help="where to write the results (default: runs/benchmarks.json)")
+    add_json_option(p, "every figure", default="runs/benchmarks.json")
     p.add_argument("--frameworks", default=",".join(NAMES), help=f"comma-separated (default: {','.join(NAMES)})")
     p.add_argument("--variants", default=None, help="comma-separated training variants (default: all; lenet5 with --quick)")
     p.add_argument("--data-dir", default=None, help="folder holding MNIST (default: the usual places; never downloads)")
@@ -285,6 +285,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    with report_to_stderr(args.json) as stdout:  # --json alone: stdout carries the JSON, the report goes to stderr
+        return run_all(args, argv, stdout)
+
+
+def run_all(args, argv: list[str] | None, stdout) -> int:
+    """Every section; the JSON to `stdout` when given, else to the file --json names."""
     frameworks = tuple(f for f in args.frameworks.split(",") if f)
     variants = args.variants.split(",") if args.variants else (["lenet5"] if args.quick else list(lenet_spec.VARIANTS))
     bad = [f for f in frameworks if f not in NAMES] + [v for v in variants if v not in lenet_spec.VARIANTS]
@@ -294,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from lenet_spec.data import find_dataset
 
-        out = check_output(args.json, "--json", inputs=[args.data_dir, *(find_dataset("mnist", args.data_dir, split) for split in ("train", "test"))])
+        out = None if stdout is not None else check_output(args.json, "--json", inputs=[args.data_dir, *(find_dataset("mnist", args.data_dir, split) for split in ("train", "test"))])
         if args.device == "gpu":
             require_gpu(frameworks)
     except (UsageError, FrameworkMissing, RuntimeUnavailable) as e:
@@ -328,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     if steal is not None:
         print(f"CPU time taken by the hypervisor during the run (steal): {100 * steal:.1f}%")
     text = json.dumps(result, indent=2) + "\n"
+    if stdout is not None:
+        stdout.write(text)
+        return 0 if all(j["ok"] for j in result["judged"]) else 1
     try:
         atomic_write(out, lambda tmp: Path(tmp).write_text(text))
     except OSError as e:  # a full disk: atomic_write's one line, the file as it was

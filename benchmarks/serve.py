@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from lenet_spec.cli import ArgumentParser
+from lenet_spec.cli import ArgumentParser, add_json_option
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120
@@ -259,10 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests-per-client", type=int, default=150, help="requests each client sends in a round (default: 150)")
     p.add_argument("--rounds", type=int, default=3, help="turns of each server per figure; the best is kept (default: 3)")
     p.add_argument("--data-dir", default=None, help="folder holding MNIST (default: the usual places)")
-    p.add_argument("--json", default=None, help="also write the rows to this file")
+    add_json_option(p, "the rows")
     args = p.parse_args(argv)
     from lenet_spec.checkpoint import atomic_write
-    from lenet_spec.cli import UsageError, check_output
+    from lenet_spec.cli import JSON_STDOUT, UsageError, check_output, report_to_stderr
     from lenet_spec.data import DataError, find_dataset, load_split
 
     try:
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     folder = find_dataset("mnist", args.data_dir and Path(args.data_dir))
     try:
-        if args.json:
+        if args.json not in (None, JSON_STDOUT):
             check_output(args.json, "--json", inputs=[args.model, args.data_dir, folder])
     except UsageError as e:
         print(f"benchmarks.serve: error: {e}", file=sys.stderr)
@@ -288,12 +288,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks.serve: error: {e}", file=sys.stderr)
         return 2
     try:
-        rows = measure(args.model, images, clients, args.requests_per_client, rounds=args.rounds)
+        with report_to_stderr(args.json) as stdout:  # --json alone: stdout carries the JSON, the rows go to stderr
+            rows = measure(args.model, images, clients, args.requests_per_client, rounds=args.rounds)
     except (RuntimeError, ValueError) as e:
         print(f"benchmarks.serve: error: {e}", file=sys.stderr)
         return 2
-    if args.json:
-        text = json.dumps({"cores": os.cpu_count(), "rows": rows}, indent=2) + "\n"
+    text = json.dumps({"cores": os.cpu_count(), "rows": rows}, indent=2) + "\n"
+    if stdout is not None:
+        stdout.write(text)
+    elif args.json:
         try:
             atomic_write(args.json, lambda tmp: Path(tmp).write_text(text))
         except OSError as e:

@@ -4,6 +4,7 @@ checking outputs before the work, and the edges of main (Ctrl-C, a closed pipe).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import stat
 import sys
@@ -57,6 +58,33 @@ class ArgumentParser(argparse.ArgumentParser):
         if flags:
             message += did_you_mean(flags[0].partition("=")[0], [s for s in self._option_string_actions if s.startswith("--")])
         self.exit(2, f"{self.prog}: error: {message}{'' if message.endswith('?') else ' (see --help)'}\n")
+
+
+# --json means one thing in every command: the results as one JSON document, and stdout carries
+# that document alone (for `| jq`). Commands whose report is a table of their own take --json as
+# an on/off flag; the ones that keep records (parity.check, the benchmarks) take `--json [PATH]`:
+# alone it prints the document on stdout and sends the report to stderr, with a PATH it writes
+# the document there (atomically, never over an input) and leaves the report on stdout.
+JSON_STDOUT = "-"
+
+
+def add_json_option(parser: argparse.ArgumentParser, what: str = "the results", default: str | None = None) -> None:
+    """--json [PATH] for a command that keeps records (see JSON_STDOUT)."""
+    where = f"; default: {default}" if default else ""
+    parser.add_argument("--json", nargs="?", const=JSON_STDOUT, default=default, metavar="PATH",
+                        help=f"{what} as JSON: alone, on stdout (the report goes to stderr); with PATH, written to PATH{where}")  # fmt: skip
+
+
+@contextlib.contextmanager
+def report_to_stderr(json: str | None):
+    """With `--json` alone, the report printed inside goes to stderr and this yields the real
+    stdout, for the document; otherwise nothing changes and it yields None."""
+    if json != JSON_STDOUT:
+        yield None
+        return
+    stdout = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        yield stdout
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:

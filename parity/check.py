@@ -22,7 +22,7 @@ import numpy as np
 
 from lenet_spec import VARIANTS, get_variant
 from lenet_spec.checkpoint import CheckpointError
-from lenet_spec.cli import ArgumentParser, UsageError, check_output, run
+from lenet_spec.cli import ArgumentParser, UsageError, add_json_option, check_output, report_to_stderr, run
 from lenet_spec.compare import TRAIN_TOL  # noqa: F401  (tests/test_train.py imports it from here)
 from lenet_spec.data import DataError, find_dataset, load_split, to_model_input
 from lenet_spec.frameworks import NAMES, FrameworkMissing, gpu_problem
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onnx", action="store_true", help="instead: export each variant from both frameworks and compare torch, paddle and both ONNX files in onnxruntime (4x4 matrix)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="where the models run; gpu: torch and paddle on the GPU, compared with each other and with both on the CPU (default: cpu)")
     parser.add_argument("--env", action="store_true", help="instead: what this machine has for the project (Python, the frameworks and the GPUs they see, onnxruntime's providers, the data sets), one line with the fix for each problem; exit 1 if there is one")
-    parser.add_argument("--json", default=None, nargs="?", const="-", metavar="PATH", help="also write the results as JSON to PATH; with --env and no PATH: print JSON instead of the report")
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if args.env:
         from lenet_spec.env import env_main
@@ -61,15 +61,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"parity.check: error: {e}", file=sys.stderr)
             return 2
         return env_main(None if args.json == "-" else args.json, as_json=args.json == "-")
-    if args.json == "-":
-        parser.error("--json needs a PATH (only --env prints JSON without one)")
+    with report_to_stderr(args.json) as stdout:  # --json alone: stdout carries the JSON, the table goes to stderr
+        if stdout is not None:
+            args.json = stdout
+        return checks(parser, args)
+
+
+def checks(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Every mode but --env; `args.json` is a PATH, a stream for the JSON, or None."""
     if args.batch < 1:
         parser.error("--batch must be at least 1")
     if args.device == "gpu" and (args.train is not None or args.onnx):
         parser.error("--device gpu compares the forward and backward passes (the default mode); --train and --onnx run on the CPU")
 
     try:
-        if args.json is not None:
+        if isinstance(args.json, str):
             check_output(args.json, "--json", inputs=[args.weights, args.data_dir, find_dataset("mnist", args.data_dir)])
         weights = None
         names = list(VARIANTS) if args.variant == "all" else [args.variant]

@@ -111,12 +111,14 @@ def print_row(row: str, problems: list[str] = ()) -> None:
         print(f"    {problem}")
 
 
-def finish(results: list, json_path: str | None) -> int:
+def finish(results: list, json_path) -> int:
     """The summary line, the JSON file if asked for, and the exit status of every mode."""
     failed = sum(not r.passed for r in results)
     print(f"{len(results) - failed} passed, {failed} failed")
-    if json_path:
-        text = json.dumps([asdict(r) for r in results], indent=2) + "\n"
+    text = json.dumps([asdict(r) for r in results], indent=2) + "\n"
+    if hasattr(json_path, "write"):  # --json alone: the real stdout (lenet_spec.cli.report_to_stderr)
+        json_path.write(text)
+    elif json_path:
         try:
             atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
         except OSError as e:  # a full disk: atomic_write's one line, the file as it was

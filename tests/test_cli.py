@@ -76,3 +76,22 @@ def test_the_trainer_takes_no_abbreviations(capsys, framework):
     with pytest.raises(SystemExit):
         train_main(framework, ["--epoch", "1"])  # before: taken as --epochs
     assert capsys.readouterr().err == f"python -m lenet_{framework}.train: error: unrecognized arguments: --epoch; did you mean --epochs?\n"
+
+
+@pytest.mark.cross
+def test_json_alone_puts_the_document_on_stdout_and_the_report_on_stderr(capsys, tmp_path):
+    """--json means one thing everywhere: stdout carries the JSON document alone. parity.check,
+    which keeps records, also takes --json PATH: the file, with the table on stdout as before."""
+    import json
+
+    from parity.check import main
+
+    argv = ["--variant", "lenet5", "--dtype", "float64", "--direction", "torch2paddle", "--batch", "4"]
+    assert main([*argv, "--json"]) == 0  # before: "--json needs a PATH"
+    out, err = capsys.readouterr()
+    rows = json.loads(out)
+    assert [(r["variant"], r["direction"], r["dtype"], r["passed"]) for r in rows] == [("lenet5", "torch2paddle", "float64", True)]
+    assert "1 passed, 0 failed" in err
+    assert main([*argv, "--json", str(tmp_path / "r.json")]) == 0
+    out, _ = capsys.readouterr()
+    assert "1 passed, 0 failed" in out and json.loads((tmp_path / "r.json").read_text()) == rows
