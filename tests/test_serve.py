@@ -324,6 +324,7 @@ def serve_fails(*args: str, timeout: float = 120) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_a_checkpoint_given_as_a_model_gets_the_export_command(tmp_path):
     """protobuf's parse error, passed through before; export.predict and export.verify: test_export."""
     import pickle

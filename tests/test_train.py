@@ -356,6 +356,7 @@ def test_what_new_users_read(tmp_path, monkeypatch, capsys):
     assert len(lines) == header + 12
 
 
+@pytest.mark.slow
 def test_a_redirected_log_gets_no_progress_frames(tmp_path):
     """`python -m lenet_torch.train ... 2> log`: no bar is drawn where stderr is not a terminal
     (tqdm's disable=None), so the log holds no carriage-return frames; the epoch lines stay."""
