@@ -26,7 +26,9 @@ from .readers import MAX_IMAGES, InputError, file_kind, first_line, load
 from .runtime import RuntimeUnavailable, info_of, provider_of, run, session
 
 MAX_TOP = 1000  # classes per image at most, here (--top) and in export.serve (?top=)
-CHUNK_PIXELS = 1024 * 28 * 28  # values through prepare and onnxruntime at a time, each image counted at its size or the model's input size, whichever is larger (1,024 MNIST images): a stack is never all float at once
+# values through prepare and onnxruntime at a time, each image counted at its size or the model's
+# input size, whichever is larger (1,024 MNIST images): a stack is never all float at once
+CHUNK_PIXELS = 1024 * 28 * 28
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -22,7 +22,9 @@ import numpy as np
 MAX_FILE_BYTES = 256 * 2**20  # any input file, checked before it is read: a .npy stack of 340,000 MNIST images fits
 MAX_PIXELS = 4096 * 4096  # one image's width x height, checked before a picture is decoded: a 12 MP phone photo (4032x3024) fits
 MAX_DECODED_SIDE = 1024  # a larger picture is reduced (box filter) to at most this side as it is read: the model sees 28 pixels
-MAX_IMAGES = 100_000  # images in one input file, checked from an IDX or .npy header: MNIST's training set (60,000) fits; --max-images takes more (a 128 MiB IDX holds 171,000 MNIST-sized images)
+# images in one input file, checked from an IDX or .npy header: MNIST's training set (60,000) fits;
+# --max-images takes more (a 128 MiB IDX holds 171,000 MNIST-sized images)
+MAX_IMAGES = 100_000
 PICTURE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")  # what people give; not EPS (Ghostscript) or the rarer plugins
 NPY_HEADER_MAX = 10_000  # bytes of a .npy header: NumPy's own limit for reading one safely
 
