@@ -208,13 +208,17 @@ def inference(variant: str, quick: bool, frameworks: tuple[str, ...], device: st
         for _ in range(5):  # batch throughput: the best call, in five turns of a few calls each (each turn
             for name, fn in batch_fns.items():  # warms up first: another session's threads may still spin)
                 rates[name] = max(rates[name], throughput(fn, x, max(1, reps // 5)))
-        rows += [{"runtime": n, "variant": variant, "batch_images_per_s": rates[n], "latency_p50_us": lat[n][0], "latency_p99_us": lat[n][1]} for n in batch_fns]
+        rows += [
+            {"runtime": n, "variant": variant, "batch_images_per_s": rates[n], "latency_p50_us": lat[n][0], "latency_p99_us": lat[n][1]} for n in batch_fns
+        ]
     for r in rows:
         r["flops_per_image"] = forward_flops(spec)
     return rows
 
 
-def time_to_accuracy(framework: str, target: float, data, evals_per_epoch: int, max_epochs: int | None = None, import_s: float = 0.0, device: str = "cpu") -> dict:
+def time_to_accuracy(
+    framework: str, target: float, data, evals_per_epoch: int, max_epochs: int | None = None, import_s: float = 0.0, device: str = "cpu"
+) -> dict:
     """Train lenet5 with lenet_spec.recipe.SPEED_RECIPE, evaluating on the test set
     `evals_per_epoch` times an epoch and after the last step, with the clock stopped; the
     training seconds until the first evaluation at or above `target`."""
@@ -266,7 +270,12 @@ def load_mnist(data_dir: str | None, quick: bool):
     if train_dir is None or test_dir is None:
         rng = np.random.default_rng(0)
         n = 2048 if quick else 60000
-        data = Data(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n), rng.integers(0, 256, (1000, 28, 28), dtype=np.uint8), rng.integers(0, 10, 1000))
+        data = Data(
+            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+            rng.integers(0, 10, n),
+            rng.integers(0, 256, (1000, 28, 28), dtype=np.uint8),
+            rng.integers(0, 10, 1000),
+        )
         return data, time.perf_counter() - t, "random images (MNIST not found)"
     data = Data(*load_split(train_dir, "train"), *load_split(test_dir, "test"))
     return data, time.perf_counter() - t, f"MNIST from {train_dir}"
@@ -295,12 +304,19 @@ def run_all(args, argv: list[str] | None, stdout) -> int:
     variants = args.variants.split(",") if args.variants else (["lenet5"] if args.quick else list(lenet_spec.VARIANTS))
     bad = [f for f in frameworks if f not in NAMES] + [v for v in variants if v not in lenet_spec.VARIANTS]
     if bad:
-        print(f"benchmarks: error: unknown framework or variant {bad}; frameworks: {', '.join(NAMES)}; variants: {', '.join(lenet_spec.VARIANTS)}", file=sys.stderr)
+        print(
+            f"benchmarks: error: unknown framework or variant {bad}; frameworks: {', '.join(NAMES)}; variants: {', '.join(lenet_spec.VARIANTS)}",
+            file=sys.stderr,
+        )
         return 2
     try:
         from lenet_spec.data import find_dataset
 
-        out = None if stdout is not None else check_output(args.json, "--json", inputs=[args.data_dir, *(find_dataset("mnist", args.data_dir, split) for split in ("train", "test"))])
+        out = (
+            None
+            if stdout is not None
+            else check_output(args.json, "--json", inputs=[args.data_dir, *(find_dataset("mnist", args.data_dir, split) for split in ("train", "test"))])
+        )
         if args.device == "gpu":
             require_gpu(frameworks)
     except (UsageError, FrameworkMissing, RuntimeUnavailable) as e:
@@ -406,12 +422,22 @@ def training_section(variants: list[str], frameworks: tuple[str, ...], data, gem
                 size, trainer = trainer_loop(framework, variant, images, labels, batch, device)
                 rates = interleaved({"trainer": trainer, "plain": plain_loop(framework, variant, images, labels, size, device=device)}, min(warmup, n), n)
                 r = {"framework": framework, "variant": variant, "batch_size": size, "images_per_s": rates["trainer"], "steps": n}
-                r.update(flop_bound=bound, flop_fraction=r["images_per_s"] / bound, vs_tutorial=r["images_per_s"] / tutorial_rate[framework], recipe_batch=batch is None,
-                         plain_loop_images_per_s=rates["plain"], vs_plain_loop=rates["trainer"] / rates["plain"])  # fmt: skip
+                r.update(
+                    flop_bound=bound,
+                    flop_fraction=r["images_per_s"] / bound,
+                    vs_tutorial=r["images_per_s"] / tutorial_rate[framework],
+                    recipe_batch=batch is None,
+                    plain_loop_images_per_s=rates["plain"],
+                    vs_plain_loop=rates["trainer"] / rates["plain"],
+                )
                 plain = rates["plain"]
                 rows.append(r)
-                print(f"training {variant:12} {framework:7} batch {r['batch_size']:4}: {r['images_per_s']:9,.0f} images/s, {r['vs_plain_loop']:4.2f}x the plain loop ({plain:,.0f}), "
-                      f"{r['vs_tutorial']:4.1f}x the tutorial loop, {100 * r['flop_fraction']:4.1f}% of the FLOP bound ({bound:,.0f} images/s)", flush=True)  # fmt: skip
+                print(
+                    f"training {variant:12} {framework:7} batch {r['batch_size']:4}: {r['images_per_s']:9,.0f} images/s, {r['vs_plain_loop']:4.2f}x the "
+                    f"plain loop ({plain:,.0f}), "
+                    f"{r['vs_tutorial']:4.1f}x the tutorial loop, {100 * r['flop_fraction']:4.1f}% of the FLOP bound ({bound:,.0f} images/s)",
+                    flush=True,
+                )
     return rows
 
 
@@ -424,12 +450,29 @@ def batchnorm_section(variants: list[str], frameworks: tuple[str, ...], data, qu
         size = default_recipe(variant).batch_size
         for framework in frameworks:
             n = steps // 3
-            rates = interleaved({"ours": plain_loop(framework, variant, data.train_images, data.train_labels, size, device=device),
-                                 "own": plain_loop(framework, variant, data.train_images, data.train_labels, size, own_batchnorm=True, device=device)}, min(warmup, n), n)  # fmt: skip
-            r = {"framework": framework, "variant": variant, "batch_size": size, "steps": n, "ours_images_per_s": rates["ours"], "own_images_per_s": rates["own"], "ratio": rates["ours"] / rates["own"]}
+            rates = interleaved(
+                {
+                    "ours": plain_loop(framework, variant, data.train_images, data.train_labels, size, device=device),
+                    "own": plain_loop(framework, variant, data.train_images, data.train_labels, size, own_batchnorm=True, device=device),
+                },
+                min(warmup, n),
+                n,
+            )
+            r = {
+                "framework": framework,
+                "variant": variant,
+                "batch_size": size,
+                "steps": n,
+                "ours_images_per_s": rates["ours"],
+                "own_images_per_s": rates["own"],
+                "ratio": rates["ours"] / rates["own"],
+            }
             rows.append(r)
-            print(f"BatchNorm   {variant:12} {framework:7} batch {size:4}: {1e3 * size / r['ours_images_per_s']:6.1f} ms a step with the project's layers, "
-                  f"{1e3 * size / r['own_images_per_s']:6.1f} ms with {framework}'s own ({r['ratio']:4.2f}x its speed)", flush=True)  # fmt: skip
+            print(
+                f"BatchNorm   {variant:12} {framework:7} batch {size:4}: {1e3 * size / r['ours_images_per_s']:6.1f} ms a step with the project's layers, "
+                f"{1e3 * size / r['own_images_per_s']:6.1f} ms with {framework}'s own ({r['ratio']:4.2f}x its speed)",
+                flush=True,
+            )
     return rows
 
 
@@ -443,8 +486,12 @@ def inference_section(frameworks: tuple[str, ...], gemm: dict, quick: bool, devi
     bound = gemm["gflops"] * 1e9 / forward_flops(lenet_spec.get_variant("lenet5"))
     for r in rows:
         r.update(flop_bound=bound, flop_fraction=r["batch_images_per_s"] / bound)
-        print(f"inference lenet5 {r['runtime']:58}: {r['batch_images_per_s']:10,.0f} images/s at batch 1,024 ({100 * r['flop_fraction']:4.1f}% of the FLOP bound, {bound:,.0f} images/s); "
-              f"one image p50 {r['latency_p50_us']:7.1f} us, p99 {r['latency_p99_us']:7.1f} us", flush=True)  # fmt: skip
+        print(
+            f"inference lenet5 {r['runtime']:58}: {r['batch_images_per_s']:10,.0f} images/s at batch 1,024 ({100 * r['flop_fraction']:4.1f}% of the FLOP "
+            f"bound, {bound:,.0f} images/s); "
+            f"one image p50 {r['latency_p50_us']:7.1f} us, p99 {r['latency_p99_us']:7.1f} us",
+            flush=True,
+        )
     return rows
 
 
@@ -463,8 +510,13 @@ def time_to_accuracy_section(frameworks: tuple[str, ...], data, data_s: float, i
         r = time_to_accuracy(framework, target, d, evals, epochs, import_s[framework], device)
         r["data_s"] += data_s
         rows.append(r)
-        print(f"time to {100 * target:.1f}% ({framework}): " + (f"{r['train_s']:.1f} s training" if r["reached"] else f"not reached in {r['train_s']:.1f} s")
-              + f" ({r['epochs']:.2f} epochs, test accuracy {100 * r['accuracy']:.2f}%); evaluations {r['eval_s']:.1f} s, imports {r['import_s']:.1f} s, data {r['data_s']:.1f} s", flush=True)  # fmt: skip
+        print(
+            f"time to {100 * target:.1f}% ({framework}): "
+            + (f"{r['train_s']:.1f} s training" if r["reached"] else f"not reached in {r['train_s']:.1f} s")
+            + f" ({r['epochs']:.2f} epochs, test accuracy {100 * r['accuracy']:.2f}%); evaluations {r['eval_s']:.1f} s, imports {r['import_s']:.1f} s, data "
+            f"{r['data_s']:.1f} s",
+            flush=True,
+        )
     return rows
 
 
@@ -503,7 +555,9 @@ def serving(images: np.ndarray, quick: bool, framework: str) -> list[dict]:
 
     with tempfile.TemporaryDirectory() as folder:
         model = export(fresh("lenet5", 0, framework), Path(folder) / "lenet5.onnx").path
-        return measure(str(model), images, (1, 4) if quick else (1, 8, 32), 10 if quick else 150, rounds=1 if quick else 3, log=lambda line: print(line, flush=True))
+        return measure(
+            str(model), images, (1, 4) if quick else (1, 8, 32), 10 if quick else 150, rounds=1 if quick else 3, log=lambda line: print(line, flush=True)
+        )
 
 
 def judge(result: dict) -> list[dict]:
@@ -520,11 +574,23 @@ def judge(result: dict) -> list[dict]:
     for r in result.get("batchnorm", []):
         add(f"{r['framework']} plain loop, {r['variant']}: the project's BatchNorm / {r['framework']}'s own", "our BatchNorm / the framework's own", r["ratio"])
     for r in result.get("serving", []):
-        add(f"serving {r['body']}, {r['batching']}, {r['clients']} clients: answered right / sent", "serving: requests answered right / sent", max(0.0, 1 - r["errors"] / max(1, r["requests"])))
+        add(
+            f"serving {r['body']}, {r['batching']}, {r['clients']} clients: answered right / sent",
+            "serving: requests answered right / sent",
+            max(0.0, 1 - r["errors"] / max(1, r["requests"])),
+        )
     plain = next((r for r in result["inference"] if r["runtime"] == PLAIN_ONNX), None)
     if plain is not None:
         for r in result["inference"]:
             if r["runtime"].startswith("onnxruntime (") and r is not plain:
-                add(f"{r['runtime']}, batch 1,024: / the plain session", "onnxruntime, our file / plain file, batch", r["batch_images_per_s"] / plain["batch_images_per_s"])
-                add(f"{r['runtime']}, one image p50: the plain session's / ours", "onnxruntime, plain file / our file, latency p50", plain["latency_p50_us"] / r["latency_p50_us"])
+                add(
+                    f"{r['runtime']}, batch 1,024: / the plain session",
+                    "onnxruntime, our file / plain file, batch",
+                    r["batch_images_per_s"] / plain["batch_images_per_s"],
+                )
+                add(
+                    f"{r['runtime']}, one image p50: the plain session's / ours",
+                    "onnxruntime, plain file / our file, latency p50",
+                    plain["latency_p50_us"] / r["latency_p50_us"],
+                )
     return rows

@@ -56,7 +56,10 @@ class Server:
                 self.close()
                 raise RuntimeError(f"export.serve gave no address in {START_TIMEOUT_S} s")
         self._stderr: list[str] = []
-        self._drains = [threading.Thread(target=self.proc.stdout.read, daemon=True), threading.Thread(target=lambda: self._stderr.append(self.proc.stderr.read()), daemon=True)]
+        self._drains = [
+            threading.Thread(target=self.proc.stdout.read, daemon=True),
+            threading.Thread(target=lambda: self._stderr.append(self.proc.stderr.read()), daemon=True),
+        ]
         for t in self._drains:  # keep its pipes from filling
             t.start()
 
@@ -213,7 +216,9 @@ def in_process(model: str, payload: list[tuple[bytes, str]], reps: int) -> dict:
     return {"onnxruntime_p50_ms": p50(lambda: run(sess, x)), "request_path_p50_ms": p50(lambda: run(sess, decode(body, _content_kind(kind, body), info)[0]))}
 
 
-def measure(model: str, images: np.ndarray, clients: tuple[int, ...], per_client: int, kinds: tuple[str, ...] = ("png", "json"), rounds: int = 3, log=print) -> list[dict]:
+def measure(
+    model: str, images: np.ndarray, clients: tuple[int, ...], per_client: int, kinds: tuple[str, ...] = ("png", "json"), rounds: int = 3, log=print
+) -> list[dict]:
     """Every (body kind, batching, clients) figure. Both servers run at once and are loaded in
     turns, `rounds` times each (with micro-batching, then without, then again), so that a slow
     minute of the machine does not fall on one of them; the round with the most requests/s is
@@ -223,7 +228,10 @@ def measure(model: str, images: np.ndarray, clients: tuple[int, ...], per_client
     expected = {kind: expected_classes(model, payload) for kind, payload in payloads.items()}
     local = {kind: in_process(model, payload, 200) for kind, payload in payloads.items()}
     for kind in kinds:
-        log(f"serving {kind:4} in process: onnxruntime p50 {local[kind]['onnxruntime_p50_ms']:.3f} ms, request path without HTTP p50 {local[kind]['request_path_p50_ms']:.3f} ms")
+        log(
+            f"serving {kind:4} in process: onnxruntime p50 {local[kind]['onnxruntime_p50_ms']:.3f} ms, request path without HTTP p50 "
+            f"{local[kind]['request_path_p50_ms']:.3f} ms"
+        )
     with Server([model]) as batched, Server([model], "--max-batch", "1") as alone:
         servers = {"micro-batching": batched, "none": alone}
         for kind in kinds:
@@ -239,7 +247,13 @@ def measure(model: str, images: np.ndarray, clients: tuple[int, ...], per_client
                         r = load(server.url, wanted, n)
                         after = server.get("/v1/models")["models"][0]["runs"]
                         calls = after["calls"] - before["calls"]
-                        r.update(body=kind, batching=batching, rounds=rounds, mean_batch=(after["images"] - before["images"]) / calls if calls else 0.0, **local[kind])
+                        r.update(
+                            body=kind,
+                            batching=batching,
+                            rounds=rounds,
+                            mean_batch=(after["images"] - before["images"]) / calls if calls else 0.0,
+                            **local[kind],
+                        )
                         errors = best[batching]["errors"] + r["errors"] if batching in best else r["errors"]
                         if batching not in best or r["requests_per_s"] > best[batching]["requests_per_s"]:
                             best[batching] = r
@@ -247,8 +261,12 @@ def measure(model: str, images: np.ndarray, clients: tuple[int, ...], per_client
                         best[batching]["first_error"] = best[batching]["first_error"] or r["first_error"]
                 for r in best.values():
                     rows.append(r)
-                    log(f"serving {kind:4} {r['batching']:14} {n:3} clients: {r['requests_per_s']:7,.0f} requests/s, p50 {r['p50_ms']:6.2f} ms, p99 {r['p99_ms']:6.2f} ms, "
-                        f"max {r['max_ms']:6.1f} ms, mean batch {r['mean_batch']:4.1f}, errors {r['errors']}" + (f" ({r['first_error']})" if r["errors"] else ""))  # fmt: skip
+                    log(
+                        f"serving {kind:4} {r['batching']:14} {n:3} clients: {r['requests_per_s']:7,.0f} requests/s, p50 {r['p50_ms']:6.2f} ms, p99 "
+                        f"{r['p99_ms']:6.2f} ms, "
+                        f"max {r['max_ms']:6.1f} ms, mean batch {r['mean_batch']:4.1f}, errors "
+                        f"{r['errors']}" + (f" ({r['first_error']})" if r["errors"] else "")
+                    )
     return rows
 
 

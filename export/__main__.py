@@ -22,11 +22,25 @@ from lenet_spec.frameworks import NAMES
 
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="python -m export", description="Export a LeNet to ONNX with its own framework's exporter.", formatter_class=HelpFormatter)
-    p.add_argument("checkpoint", nargs="?", default=None, help=f"a {', '.join(CHECKPOINT_SUFFIXES[:-1])} or {CHECKPOINT_SUFFIXES[-1]} checkpoint (or use --variant for a freshly built model)")
-    p.add_argument("--out", default=None, help="the ONNX file to write (.onnx; never the checkpoint itself; default: the checkpoint's path with .onnx, if no such file exists)")
+    p.add_argument(
+        "checkpoint",
+        nargs="?",
+        default=None,
+        help=f"a {', '.join(CHECKPOINT_SUFFIXES[:-1])} or {CHECKPOINT_SUFFIXES[-1]} checkpoint (or use --variant for a freshly built model)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="the ONNX file to write (.onnx; never the checkpoint itself; default: the checkpoint's path with .onnx, if no such file exists)",
+    )
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 18)")
     p.add_argument("--check", action="store_true", help="verify the written file with onnxruntime against the framework model (python -m export.verify)")
-    p.add_argument("--variant", default=None, choices=list(VARIANTS), help="export a freshly built model of this variant; with a checkpoint: the variant of a plain state dict")
+    p.add_argument(
+        "--variant",
+        default=None,
+        choices=list(VARIANTS),
+        help="export a freshly built model of this variant; with a checkpoint: the variant of a plain state dict",
+    )
     p.add_argument("--seed", type=int, default=0, help="initialisation seed of the freshly built model")
     p.add_argument("--framework", default=None, choices=NAMES, help="exporting framework (default: the checkpoint's; required with --variant)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a report")
@@ -60,8 +74,16 @@ def main(argv: list[str] | None = None) -> int:
         report = export(source, args.out, opset)
     except (CheckpointError, ExportError, FrameworkMissing, OSError) as e:
         return fail(str(e))
-    result = {"file": str(report.path), "variant": report.info.variant, "framework": f"{report.info.framework} {report.info.framework_version}", "source": report.info.source,
-              "opset": report.opset, "nodes": report.nodes, "bytes": report.size, "seconds": round(report.seconds, 2)}  # fmt: skip
+    result = {
+        "file": str(report.path),
+        "variant": report.info.variant,
+        "framework": f"{report.info.framework} {report.info.framework_version}",
+        "source": report.info.source,
+        "opset": report.opset,
+        "nodes": report.nodes,
+        "bytes": report.size,
+        "seconds": round(report.seconds, 2),
+    }
     status = 0
     if args.check:
         from .metadata import MetadataError

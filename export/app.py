@@ -115,7 +115,11 @@ def _content_kind(content_type: str, body: bytes) -> str:
         return "multipart"
     if kind in SNIFFED_TYPES:
         return "json" if body.lstrip()[:1] in (b"[", b"{") else "picture"
-    raise RequestError(415, f"Content-Type {kind[:80]!r} is not taken: send a picture (image/png, image/jpeg, ...), multipart/form-data with a file, or application/json (curl: -H 'Content-Type: image/png')")
+    raise RequestError(
+        415,
+        f"Content-Type {kind[:80]!r} is not taken: send a picture (image/png, image/jpeg, ...), multipart/form-data with a file, or "
+        f"application/json (curl: -H 'Content-Type: image/png')",
+    )
 
 
 def _json_counts(body: bytes) -> tuple[int, int, int]:
@@ -140,9 +144,14 @@ def json_images(body: bytes, colour: bool, max_images: int = DEFAULT_MAX_IMAGES)
     """
     depth, outer, values = _json_counts(body)
     if values > MAX_JSON_VALUES:
-        raise RequestError(413, f"the JSON body holds up to {values:,} numbers, more than the {MAX_JSON_VALUES:,} this service takes; send fewer images per request")
+        raise RequestError(
+            413, f"the JSON body holds up to {values:,} numbers, more than the {MAX_JSON_VALUES:,} this service takes; send fewer images per request"
+        )
     if depth >= (4 if colour else 3) and outer > max_images:
-        raise RequestError(413, f"the JSON stack holds {outer:,} images, more than the {max_images:,} this service takes per request (--max-images); send them in several requests")
+        raise RequestError(
+            413,
+            f"the JSON stack holds {outer:,} images, more than the {max_images:,} this service takes per request (--max-images); send them in several requests",
+        )
     try:
         value = json.loads(body)
     except (ValueError, RecursionError) as e:  # RecursionError: arrays nested thousands deep
@@ -284,8 +293,17 @@ def connection_class():
     return Connection
 
 
-def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_batch: int = DEFAULT_MAX_BATCH, max_wait_ms: float = DEFAULT_MAX_WAIT_MS, workers: int | None = None,
-               max_images: int = DEFAULT_MAX_IMAGES, hosts: frozenset[str] | None = frozenset(LOCAL_HOSTS), limit_concurrency: int | None = DEFAULT_LIMIT_CONCURRENCY, body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S):  # fmt: skip
+def create_app(
+    models: dict[str, Served],
+    max_body: int = DEFAULT_MAX_BODY,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
+    workers: int | None = None,
+    max_images: int = DEFAULT_MAX_IMAGES,
+    hosts: frozenset[str] | None = frozenset(LOCAL_HOSTS),
+    limit_concurrency: int | None = DEFAULT_LIMIT_CONCURRENCY,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+):
     """The FastAPI application serving `models` (the first is the default), behind `Guard`
     (Host names `hosts`, None for any; at most `limit_concurrency` requests in flight)."""
     from contextlib import asynccontextmanager
@@ -385,7 +403,10 @@ def create_app(models: dict[str, Served], max_body: int = DEFAULT_MAX_BODY, max_
             raise RequestError(400, "the uploaded file is empty")
         return data
 
-    example = {"model": default, "predictions": [{"class": 7, "label": "7", "prob": 0.9981}, {"class": 3, "label": "3", "prob": 0.0012}, {"class": 2, "label": "2", "prob": 0.0004}]}
+    example = {
+        "model": default,
+        "predictions": [{"class": 7, "label": "7", "prob": 0.9981}, {"class": 3, "label": "3", "prob": 0.0012}, {"class": 2, "label": "2", "prob": 0.0004}],
+    }
     errors = {
         status: {"description": text, "content": {"application/json": {"example": {"error": "one line naming the problem"}}}}
         for status, text in [

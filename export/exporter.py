@@ -152,7 +152,10 @@ def export(source: Source, out: str | os.PathLike, opset: int = DEFAULT_OPSET) -
     floor = frameworks.get(source.framework).onnx_min_opset
     if floor is not None and opset < floor:
         others = " or ".join(f"--framework {name}" for name in frameworks.NAMES if frameworks.get(name).onnx_min_opset is None)
-        raise ExportError(f"{source.framework}'s exporter writes opset {floor} and up, not {opset}; use --opset {floor} or more" + (f", or export with {others}" if others else ""))
+        raise ExportError(
+            f"{source.framework}'s exporter writes opset {floor} and up, not {opset}; use --opset {floor} or "
+            f"more" + (f", or export with {others}" if others else "")
+        )
     info = model_info(source)
     raw = run_exporter(source, opset)
     try:

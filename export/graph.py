@@ -197,7 +197,10 @@ def clean(raw: bytes, info: ModelInfo) -> onnx.ModelProto:
         model = fold(model)
     del model.graph.value_info[:]
     if unknown := sorted({n.op_type for n in model.graph.node} - EXPORTED_OPS):
-        raise GraphError(f"the exporter wrote {', '.join(unknown)}, not in export.metadata.EXPORTED_OPS: add it there if it is safe to serve (no subgraph, no data-dependent size)")
+        raise GraphError(
+            f"the exporter wrote {', '.join(unknown)}, not in export.metadata.EXPORTED_OPS: add it there if it is safe to serve (no subgraph, no "
+            f"data-dependent size)"
+        )
     name_io(model, info)
     model.doc_string = f"lenet-parity {info.variant} ({info.framework} {info.framework_version}, {info.source})"
     del model.metadata_props[:]

@@ -82,7 +82,9 @@ class ModelInfo:
             MetadataError: one line, when the file was not exported by this project.
         """
         if props.get("format") != FORMAT:
-            raise MetadataError(f"{where}: has no lenet-parity metadata (metadata_props 'format' is {props.get('format')!r}); export it with `python -m export`")
+            raise MetadataError(
+                f"{where}: has no lenet-parity metadata (metadata_props 'format' is {props.get('format')!r}); export it with `python -m export`"
+            )
         try:
             shape = json.loads(props["input_shape"])
             seed = props.get("seed")

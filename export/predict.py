@@ -82,7 +82,9 @@ def predict_file(sess, info: ModelInfo, path: Path, top: int, max_images: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = ArgumentParser(prog="python -m export.predict", description="Classify images with an exported ONNX file (onnxruntime only).", formatter_class=HelpFormatter)
+    p = ArgumentParser(
+        prog="python -m export.predict", description="Classify images with an exported ONNX file (onnxruntime only).", formatter_class=HelpFormatter
+    )
     p.add_argument("model", help="an ONNX file written by `python -m export`")
     p.add_argument("images", nargs="+", help="PNG/JPEG files, .npy arrays, IDX files")
     p.add_argument("--top", type=int, default=3, help=f"how many classes to show per image, 1 to {MAX_TOP} (at most the model's classes are shown)")

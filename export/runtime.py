@@ -18,8 +18,19 @@ import numpy as np
 
 from lenet_spec.cli import no_gpu
 
-from .metadata import (BATCH, EXPORTED_OPS, INPUT_NAME, MAX_ATTRIBUTE_INT, MAX_INITIALIZER_VALUES, MAX_NODES, MAX_TOTAL_PER_IMAGE, MAX_VALUES_PER_IMAGE, OUTPUT_NAME,
-                       MetadataError, ModelInfo)
+from .metadata import (
+    BATCH,
+    EXPORTED_OPS,
+    INPUT_NAME,
+    MAX_ATTRIBUTE_INT,
+    MAX_INITIALIZER_VALUES,
+    MAX_NODES,
+    MAX_TOTAL_PER_IMAGE,
+    MAX_VALUES_PER_IMAGE,
+    OUTPUT_NAME,
+    MetadataError,
+    ModelInfo,
+)
 
 MAX_MODEL_BYTES = 64 * 2**20  # an ONNX file, read before it is checked: the largest export (lenet-caffe) is 1.7 MB
 
@@ -100,8 +111,14 @@ def _graph_problem(data: bytes) -> str | None:
             constants[tensor.name] = numpy_helper.to_array(tensor).ravel().tolist()
     if len(graph.node) > MAX_NODES:
         return f"it has {len(graph.node):,} nodes, more than the {MAX_NODES:,} an export may have"
-    nested = {onnx.AttributeProto.TENSOR: "a tensor", onnx.AttributeProto.GRAPH: "a subgraph", onnx.AttributeProto.TENSORS: "tensors",
-              onnx.AttributeProto.GRAPHS: "subgraphs", onnx.AttributeProto.SPARSE_TENSOR: "a sparse tensor", onnx.AttributeProto.SPARSE_TENSORS: "sparse tensors"}  # fmt: skip
+    nested = {
+        onnx.AttributeProto.TENSOR: "a tensor",
+        onnx.AttributeProto.GRAPH: "a subgraph",
+        onnx.AttributeProto.TENSORS: "tensors",
+        onnx.AttributeProto.GRAPHS: "subgraphs",
+        onnx.AttributeProto.SPARSE_TENSOR: "a sparse tensor",
+        onnx.AttributeProto.SPARSE_TENSORS: "sparse tensors",
+    }
     for node in graph.node:
         op, domain = node.op_type[:60], node.domain[:60]
         if domain not in ("", "ai.onnx") or op not in EXPORTED_OPS:
@@ -178,7 +195,11 @@ def providers(device: str = "auto") -> list[str]:
     available = ort.get_available_providers()
     cuda = "CUDAExecutionProvider" in available
     if device == "gpu" and not cuda:
-        raise RuntimeUnavailable(no_gpu("onnxruntime", ort.__version__, None, f"onnxruntime {ort.__version__} has no CUDAExecutionProvider: it is the CPU package, not onnxruntime-gpu"))
+        raise RuntimeUnavailable(
+            no_gpu(
+                "onnxruntime", ort.__version__, None, f"onnxruntime {ort.__version__} has no CUDAExecutionProvider: it is the CPU package, not onnxruntime-gpu"
+            )
+        )
     return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda and device != "cpu" else ["CPUExecutionProvider"]
 
 
@@ -214,7 +235,9 @@ def session(path: str | os.PathLike, device: str = "auto", threads: int | None =
         first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
         raise ValueError(f"{path}: onnxruntime cannot load it ({first[:200]})") from None
     if device == "gpu" and provider_of(sess) != "CUDAExecutionProvider":  # onnxruntime falls back to the CPU without a word
-        why = f"onnxruntime {ort.__version__} lists CUDAExecutionProvider but could not start it: no GPU, or the CUDA and cuDNN libraries it needs are not found"
+        why = (
+            f"onnxruntime {ort.__version__} lists CUDAExecutionProvider but could not start it: no GPU, or the CUDA and cuDNN libraries it needs are not found"
+        )
         raise RuntimeUnavailable(no_gpu("onnxruntime", ort.__version__, cuda_build(), why))
     return sess
 
@@ -243,7 +266,9 @@ def info_of(sess, where: str) -> ModelInfo:
     info = ModelInfo.from_props(dict(sess.get_modelmeta().custom_metadata_map), where)
     inputs, outputs = sess.get_inputs(), sess.get_outputs()
     if [i.name for i in inputs] != [INPUT_NAME] or [o.name for o in outputs] != [OUTPUT_NAME]:
-        raise MetadataError(f"{where}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, found {[i.name for i in inputs]} and {[o.name for o in outputs]}")
+        raise MetadataError(
+            f"{where}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, found {[i.name for i in inputs]} and {[o.name for o in outputs]}"
+        )
     shape, out = list(inputs[0].shape), list(outputs[0].shape)  # e.g. ['N', 1, 28, 28] and ['N', 10]
     if len(shape) != 4 or not all(_concrete(d) for d in shape[1:]) or _concrete(shape[0]):
         raise MetadataError(f"{where}: the graph's input {INPUT_NAME!r} has shape {shape}; expected [{BATCH}, channels, height, width]: any batch, fixed sizes")
@@ -263,5 +288,8 @@ def info_of(sess, where: str) -> ModelInfo:
 def run(sess, images: np.ndarray) -> np.ndarray:
     """Logits (N, classes) for float32 images (N, C, H, W) in [0, 1], at most MAX_RUN_BATCH
     images a call: the batch the graph's shapes were checked at (`read_model`)."""
-    calls = [sess.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(images[i : i + MAX_RUN_BATCH], dtype=np.float32)})[0] for i in range(0, max(len(images), 1), MAX_RUN_BATCH)]
+    calls = [
+        sess.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(images[i : i + MAX_RUN_BATCH], dtype=np.float32)})[0]
+        for i in range(0, max(len(images), 1), MAX_RUN_BATCH)
+    ]
     return calls[0] if len(calls) == 1 else np.concatenate(calls)

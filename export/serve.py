@@ -25,8 +25,18 @@ from pathlib import Path
 from lenet_spec.checkpoint import sha256
 from lenet_spec.cli import ArgumentParser, HelpFormatter, UsageError
 
-from .app import (DEFAULT_BODY_TIMEOUT_S, DEFAULT_LIMIT_CONCURRENCY, DEFAULT_MAX_BODY, DEFAULT_MAX_IMAGES, LOCAL_HOSTS, Served, StartError, connection_class, create_app,
-                  host_name)
+from .app import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_LIMIT_CONCURRENCY,
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_IMAGES,
+    LOCAL_HOSTS,
+    Served,
+    StartError,
+    connection_class,
+    create_app,
+    host_name,
+)
 from .batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_MS
 from .metadata import MetadataError
 from .runtime import DEVICES, RuntimeUnavailable, info_of, provider_of, session
@@ -96,8 +106,15 @@ def _reach(host: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = ArgumentParser(prog="python -m export.serve", description="Serve exported ONNX files over HTTP, with a page to draw digits on.", formatter_class=HelpFormatter)
-    p.add_argument("models", nargs="+", metavar="MODEL", help="ONNX files written by `python -m export`, each as FILE or NAME=FILE (the first is the default; a file's name is its stem)")
+    p = ArgumentParser(
+        prog="python -m export.serve", description="Serve exported ONNX files over HTTP, with a page to draw digits on.", formatter_class=HelpFormatter
+    )
+    p.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help="ONNX files written by `python -m export`, each as FILE or NAME=FILE (the first is the default; a file's name is its stem)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for every interface")
     p.add_argument("--port", type=int, default=8000, help="port to listen on; 0 for a free one (printed)")
     p.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="images in one onnxruntime call; 1 turns micro-batching off")
@@ -105,9 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body in bytes (413 beyond)")
     p.add_argument("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT_S, help="seconds for a request's body to arrive whole (408 beyond)")
     p.add_argument("--max-images", type=int, default=DEFAULT_MAX_IMAGES, help="images in one JSON request (413 beyond)")
-    p.add_argument("--limit-concurrency", type=int, default=DEFAULT_LIMIT_CONCURRENCY, help="requests in flight at once (503 beyond); idle connections do not count")
-    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
-                   help=f"a Host name the service answers besides {', '.join(LOCAL_HOSTS)} and --host (421 for others); repeatable; '*' for any")  # fmt: skip
+    p.add_argument(
+        "--limit-concurrency", type=int, default=DEFAULT_LIMIT_CONCURRENCY, help="requests in flight at once (503 beyond); idle connections do not count"
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"a Host name the service answers besides {', '.join(LOCAL_HOSTS)} and --host (421 for others); repeatable; '*' for any",
+    )
     p.add_argument("--threads", type=int, default=None, help="onnxruntime's threads per call (default: one per core)")
     p.add_argument("--device", default="auto", choices=list(DEVICES), help="onnxruntime provider: CUDA when available (auto), or forced")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"], help="uvicorn's log level")
@@ -115,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     prog = "export.serve"
     try:
-        for flag, value, low in [("--max-batch", args.max_batch, 1), ("--max-body", args.max_body, 1024), ("--max-images", args.max_images, 1), ("--limit-concurrency", args.limit_concurrency, 1)]:
+        for flag, value, low in [
+            ("--max-batch", args.max_batch, 1),
+            ("--max-body", args.max_body, 1024),
+            ("--max-images", args.max_images, 1),
+            ("--limit-concurrency", args.limit_concurrency, 1),
+        ]:
             if value < low:
                 raise UsageError(f"{flag} {value}: must be at least {low}")
         if not (0 <= args.port <= 65535):
@@ -130,11 +159,24 @@ def main(argv: list[str] | None = None) -> int:
             import fastapi  # noqa: F401
             import uvicorn
         except ImportError as e:
-            raise StartError(f"{e.name} is not installed: pip install -e \".[serve]\"") from None
+            raise StartError(f'{e.name} is not installed: pip install -e ".[serve]"') from None
         models = load_models(args.models, args.device, args.threads)
         sock = listen(args.host, args.port)
-        hosts = None if "*" in args.allowed_host else frozenset([*LOCAL_HOSTS, host_name(f"[{args.host}]" if ":" in args.host else args.host), *map(host_name, args.allowed_host)])
-        app = create_app(models, args.max_body, args.max_batch, args.max_wait_ms, max_images=args.max_images, hosts=hosts, limit_concurrency=args.limit_concurrency, body_timeout_s=args.body_timeout)
+        hosts = (
+            None
+            if "*" in args.allowed_host
+            else frozenset([*LOCAL_HOSTS, host_name(f"[{args.host}]" if ":" in args.host else args.host), *map(host_name, args.allowed_host)])
+        )
+        app = create_app(
+            models,
+            args.max_body,
+            args.max_batch,
+            args.max_wait_ms,
+            max_images=args.max_images,
+            hosts=hosts,
+            limit_concurrency=args.limit_concurrency,
+            body_timeout_s=args.body_timeout,
+        )
     except (UsageError, StartError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
@@ -145,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{prog}: serving {names}; {batching}", flush=True)
     print(f"{prog}: http://{shown}:{port}/ ({_reach(args.host)})", flush=True)
     # no uvicorn limit_concurrency: it counts open sockets, idle ones too; Guard counts requests in flight
-    config = uvicorn.Config(app, http=connection_class(), log_level=args.log_level, access_log=not args.no_access_log, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    config = uvicorn.Config(
+        app, http=connection_class(), log_level=args.log_level, access_log=not args.no_access_log, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S
+    )
 
     class Server(uvicorn.Server):
         async def shutdown(self, sockets=None):

@@ -83,7 +83,9 @@ def test_images(dataset: str, data_dir: str | None, limit: int | None) -> np.nda
     return to_model_input(images[:limit])
 
 
-def verify(path: str, ckpt: str | None = None, framework: str | None = None, device: str = "auto", data_dir: str | None = None, limit: int | None = None) -> dict:
+def verify(
+    path: str, ckpt: str | None = None, framework: str | None = None, device: str = "auto", data_dir: str | None = None, limit: int | None = None
+) -> dict:
     """Every comparison for one file, as a dict (see main's --json)."""
     from .runtime import info_of, provider_of, run, session
 
@@ -103,7 +105,9 @@ def verify(path: str, ckpt: str | None = None, framework: str | None = None, dev
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = ArgumentParser(prog="python -m export.verify", description="Compare an exported ONNX file with the framework model, in onnxruntime.", formatter_class=HelpFormatter)
+    p = ArgumentParser(
+        prog="python -m export.verify", description="Compare an exported ONNX file with the framework model, in onnxruntime.", formatter_class=HelpFormatter
+    )
     p.add_argument("model", help="an ONNX file written by `python -m export`")
     p.add_argument("--ckpt", default=None, help="checkpoint to compare with (default: the seed or checkpoint named in the file's metadata)")
     p.add_argument("--framework", default=None, choices=NAMES, help="framework of the reference model (default: the one that exported the file)")
@@ -134,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reference: {result['reference']}")
         for r in result["comparisons"]:
             verdict = "ok" if r["passed"] else "FAILED"
-            print(f"  {r['images']:>20}: {r['count']:6d} images, max |logit diff| {r['max_abs']:.2e} (tolerance {r['tolerance']:.1e}), argmax agreement {100 * r['argmax_agreement']:.2f}%  {verdict}")
+            print(
+                f"  {r['images']:>20}: {r['count']:6d} images, max |logit diff| {r['max_abs']:.2e} (tolerance {r['tolerance']:.1e}), argmax agreement "
+                f"{100 * r['argmax_agreement']:.2f}%  {verdict}"
+            )
         if not result["passed"]:
             print("export.verify: the ONNX file does not compute what the framework model computes", file=sys.stderr)
     return 0 if result["passed"] else 1

@@ -87,7 +87,9 @@ def native_batchnorm(model: LeNet) -> LeNet:
     writes, the peer of the layers that keep the spec's conventions (benchmarks' BatchNorm
     rows). The weights are not carried over."""
     shapes = dict(model.variant.shapes())
-    spatial = lambda layer: len(shapes[layer.spec.name]) == 3  # (C, H, W): over channels
+
+    def spatial(layer) -> bool:
+        return len(shapes[layer.spec.name]) == 3  # (C, H, W): over channels
 
     class Native(nn.Layer):
         def __init__(self, layer):
@@ -128,14 +130,28 @@ def plain_step(variant: str, images: np.ndarray, labels: np.ndarray, own_batchno
         opt.step()
         return loss
 
-    sync = lambda loss: float(loss)  # reading the loss back waits for the step
+    def sync(loss) -> float:
+        return float(loss)  # reading the loss back waits for the step
+
     return step, sync
 
 
 def launch_command(processes: int, args: list[str], out: Path) -> list[str]:
     """The command line of a training job of `processes` processes on this machine
     (paddle.distributed.launch, its logs beside `out`), writing its run to `out`."""
-    return [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(processes), "--log_dir", str(out.parent / f"{out.name}-logs"), "lenet_paddle/train.py", *args, "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "paddle.distributed.launch",
+        "--nproc_per_node",
+        str(processes),
+        "--log_dir",
+        str(out.parent / f"{out.name}-logs"),
+        "lenet_paddle/train.py",
+        *args,
+        "--out",
+        str(out),
+    ]
 
 
 def plain_onnx_export(variant: str, path: str) -> None:

@@ -114,7 +114,9 @@ def make_optimizer(model: LeNet, recipe: Recipe) -> paddle.optimizer.Optimizer:
         return paddle.optimizer.Momentum(learning_rate=recipe.lr, momentum=recipe.momentum_coefficient, parameters=params, weight_decay=decay)
     beta1, beta2 = recipe.betas
     if recipe.optimizer == "adamw":  # p -= lr wd p, then Adam  (torch.optim.AdamW); a float coefficient, not None
-        return paddle.optimizer.AdamW(learning_rate=recipe.lr, beta1=beta1, beta2=beta2, epsilon=recipe.eps, parameters=params, weight_decay=recipe.decay_coefficient)
+        return paddle.optimizer.AdamW(
+            learning_rate=recipe.lr, beta1=beta1, beta2=beta2, epsilon=recipe.eps, parameters=params, weight_decay=recipe.decay_coefficient
+        )
     return paddle.optimizer.Adam(learning_rate=recipe.lr, beta1=beta1, beta2=beta2, epsilon=recipe.eps, parameters=params, weight_decay=decay)
 
 

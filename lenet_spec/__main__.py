@@ -22,10 +22,15 @@ def summary_rows(name: str) -> list[dict]:
     buffers = {layer.name: sum(math.prod(b.shape) for b in getattr(layer, "buffers", tuple)()) for layer in variant.layers}
     (_, padded), *rest = variant.shapes()
     rows = [{"layer": inp.name, "kind": inp.kind, "output_shape": [-1, *inp.shape], "params": 0}]
-    steps = ([f"pad {inp.pad}"] if inp.pad else []) + ([f"x * {inp.scale:g} {'-' if inp.offset < 0 else '+'} {abs(inp.offset):g}"] if (inp.scale, inp.offset) != (1.0, 0.0) else [])
+    steps = ([f"pad {inp.pad}"] if inp.pad else []) + (
+        [f"x * {inp.scale:g} {'-' if inp.offset < 0 else '+'} {abs(inp.offset):g}"] if (inp.scale, inp.offset) != (1.0, 0.0) else []
+    )
     if steps:
         rows.append({"layer": "preprocess", "kind": ", ".join(steps), "output_shape": [-1, *padded], "params": 0})
-    return rows + [{"layer": layer, "kind": kinds[layer], "output_shape": [-1, *shape], "params": counts[layer], **({"buffers": buffers[layer]} if buffers[layer] else {})} for layer, shape in rest]
+    return rows + [
+        {"layer": layer, "kind": kinds[layer], "output_shape": [-1, *shape], "params": counts[layer], **({"buffers": buffers[layer]} if buffers[layer] else {})}
+        for layer, shape in rest
+    ]
 
 
 def format_summary(name: str) -> str:
@@ -39,7 +44,13 @@ def format_summary(name: str) -> str:
     for r in rows:
         count = f"{r.get('buffers', 0):>10,}" if buffers else ""
         out.append(f"{r['layer'] + ' (' + r['kind'] + ')':<{width}}{str(r['output_shape']):<24}{r['params']:>14,}{count}")
-    out += ["=" * len(line), f"Total params: {total + buffers:,}", f"Trainable params: {total:,}", f"Non-trainable params: {buffers:,}" + (" (buffers: running statistics and batch counts)" if buffers else ""), line]
+    out += [
+        "=" * len(line),
+        f"Total params: {total + buffers:,}",
+        f"Trainable params: {total:,}",
+        f"Non-trainable params: {buffers:,}" + (" (buffers: running statistics and batch counts)" if buffers else ""),
+        line,
+    ]
     return "\n".join(out)
 
 
@@ -60,7 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.json:
         variant = get_variant(args.variant)
-        print(json.dumps({"variant": variant.name, "total_params": variant.num_params(), "buffer_values": variant.num_buffer_values(), "layers": summary_rows(args.variant)}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "variant": variant.name,
+                    "total_params": variant.num_params(),
+                    "buffer_values": variant.num_buffer_values(),
+                    "layers": summary_rows(args.variant),
+                },
+                indent=2,
+            )
+        )
     else:
         print(format_summary(args.variant))
     return 0

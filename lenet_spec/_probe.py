@@ -47,7 +47,11 @@ def onnxruntime_info(ort) -> dict:
     word when the provider cannot start. First onnxruntime.preload_dlls, as export.runtime does."""
     from onnxruntime.capi import build_and_package_info
 
-    out = {"cuda": getattr(build_and_package_info, "cuda_version", None) or None, "providers": ort.get_available_providers(), "preload_dlls": hasattr(ort, "preload_dlls")}
+    out = {
+        "cuda": getattr(build_and_package_info, "cuda_version", None) or None,
+        "providers": ort.get_available_providers(),
+        "preload_dlls": hasattr(ort, "preload_dlls"),
+    }
     if "CUDAExecutionProvider" in out["providers"]:
         if out["preload_dlls"]:
             with contextlib.redirect_stdout(sys.stderr), contextlib.suppress(OSError, RuntimeError):

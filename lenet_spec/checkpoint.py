@@ -105,7 +105,9 @@ def read(path: str | os.PathLike) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise CheckpointError(f"{path}: is {'a folder' if stat.S_ISDIR(info.st_mode) else 'not a regular file'}, not a checkpoint")
         if info.st_size > MAX_BYTES:
-            raise CheckpointError(f"{path}: {info.st_size / 2**20:,.0f} MiB is too large for a LeNet checkpoint (at most {MAX_BYTES >> 20} MiB are read); not reading it")
+            raise CheckpointError(
+                f"{path}: {info.st_size / 2**20:,.0f} MiB is too large for a LeNet checkpoint (at most {MAX_BYTES >> 20} MiB are read); not reading it"
+            )
         with open(path, "rb") as f:
             data = f.read(info.st_size + 1)  # +1: a file that grew since stat shows; read(n) allocates n up front
     except FileNotFoundError:
@@ -275,11 +277,7 @@ def state_mismatch(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, 
     listing the missing, unexpected and mis-shaped keys."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    misshaped = [
-        f"{k} {tuple(np.shape(state[k]))} != {tuple(expected[k])}"
-        for k in expected
-        if k in state and tuple(np.shape(state[k])) != tuple(expected[k])
-    ]
+    misshaped = [f"{k} {tuple(np.shape(state[k]))} != {tuple(expected[k])}" for k in expected if k in state and tuple(np.shape(state[k])) != tuple(expected[k])]
     parts = []
     if missing:
         parts.append(f"missing {missing}")

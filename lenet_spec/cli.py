@@ -163,7 +163,9 @@ def _creatable(folder: Path, what: str) -> None:
         raise UsageError(f"{what}: {existing} is not writable; choose another place")
 
 
-def check_output(path: str | os.PathLike, flag: str, inputs: Iterable[str | os.PathLike | None] = (), suffixes: tuple[str, ...] = (), overwrite: bool = False) -> Path:
+def check_output(
+    path: str | os.PathLike, flag: str, inputs: Iterable[str | os.PathLike | None] = (), suffixes: tuple[str, ...] = (), overwrite: bool = False
+) -> Path:
     """`path` as a file this command may write, checked before any work is done. Every output of
     every command of the project goes through here. It may not be:
     - one of `inputs`, nor a file inside an input that is a folder (a data set's folder), also
@@ -195,7 +197,9 @@ def check_output(path: str | os.PathLike, flag: str, inputs: Iterable[str | os.P
     if kind:
         raise UsageError(f"{what} is {kind}, not a regular file, and writing the output would replace it; give the name of a file")
     if not overwrite and out.name in RUN_NAMES and holds_run(out.parent):
-        raise UsageError(f"{what} would replace {out.name} of the run in {out.parent}, which is resumed from its files; choose another name or folder, or pass --overwrite")
+        raise UsageError(
+            f"{what} would replace {out.name} of the run in {out.parent}, which is resumed from its files; choose another name or folder, or pass --overwrite"
+        )
     _creatable(out.parent, what)
     return out
 

@@ -389,7 +389,11 @@ def locate(dataset: str, data_dir: str | os.PathLike | None = None, downloader: 
     try:
         return download(dataset, target, downloader)
     except DownloadFailed as e:
-        lines = [f"{dataset} not found, and its download failed; nothing was written:", f"  looked in {looked}", f"  downloader: {getattr(downloader, 'label', 'unnamed')}"]
+        lines = [
+            f"{dataset} not found, and its download failed; nothing was written:",
+            f"  looked in {looked}",
+            f"  downloader: {getattr(downloader, 'label', 'unnamed')}",
+        ]
         lines += [f"  {where}: {error}" for where, error in e.tried]  # each mirror tried
         lines.append(f"  put {names} in one of the folders looked in, or pass --data-dir DIR")
         raise DataError("\n".join(lines)) from None
@@ -470,15 +474,23 @@ def _cifar_from_archive(archive: Path, names: tuple[str, ...]) -> list[tuple[str
         whole into memory, before the loop below sees the member: their sizes are checked first."""
 
         def _proc_member(self, tar):
-            if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE) and self.size > CIFAR_TAR_HEADER_MAX:
-                raise DataError(f"{archive}: a tar header of type {self.type.decode('latin-1')!r} claims {self.size:,} bytes, more than the {CIFAR_TAR_HEADER_MAX:,} a name or pax header needs; not the CIFAR-10 archive")
+            if (
+                self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+                and self.size > CIFAR_TAR_HEADER_MAX
+            ):
+                raise DataError(
+                    f"{archive}: a tar header of type {self.type.decode('latin-1')!r} claims {self.size:,} bytes, more than the "
+                    f"{CIFAR_TAR_HEADER_MAX:,} a name or pax header needs; not the CIFAR-10 archive"
+                )
             return super()._proc_member(tar)
 
     try:
         with tarfile.open(archive, "r|gz", tarinfo=BoundedTarInfo) as tar:
             for member in tar:
                 if member.offset_data + member.size > CIFAR_ARCHIVE_MAX:
-                    raise DataError(f"{archive}: holds more than {CIFAR_ARCHIVE_MAX:,} bytes before {', '.join(sorted(set(wanted) - set(found)))}; not the CIFAR-10 archive")
+                    raise DataError(
+                        f"{archive}: holds more than {CIFAR_ARCHIVE_MAX:,} bytes before {', '.join(sorted(set(wanted) - set(found)))}; not the CIFAR-10 archive"
+                    )
                 if member.name in wanted and member.isfile():
                     if member.size > CIFAR_FILE_RECORDS * CIFAR_RECORD:
                         raise DataError(f"{archive}: {member.name} is {member.size:,} bytes, more than 10,000 records")

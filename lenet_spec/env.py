@@ -86,7 +86,10 @@ def probe_all(names: tuple[str, ...] = PACKAGES, timeout: float | None = None) -
     why it said nothing ({"error": ...})."""
     timeout = PROBE_TIMEOUT_S if timeout is None else timeout
     text = PROBE.read_text()
-    procs = {n: subprocess.Popen([sys.executable, "-c", text, n, *details_file(n)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace") for n in names}
+    procs = {
+        n: subprocess.Popen([sys.executable, "-c", text, n, *details_file(n)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+        for n in names
+    }
     deadline = time.monotonic() + timeout
     out = {}
     for name, proc in procs.items():
@@ -183,19 +186,33 @@ def diagnose(report: Report) -> None:
         name, info = fw.name, pk[fw.import_name]
         if gpus and info.get("cuda") and not info.get("gpus"):
             driver = f"the driver runs CUDA {report.gpus['cuda']} at most" if report.gpus.get("cuda") else "check the driver with nvidia-smi"
-            problem(f"{name} {info['version']} is built for CUDA {info['cuda']} but sees no GPU ({driver})", f"install {name}'s build for the driver's CUDA ({tag}), or update the NVIDIA driver ({GUIDE})")
+            problem(
+                f"{name} {info['version']} is built for CUDA {info['cuda']} but sees no GPU ({driver})",
+                f"install {name}'s build for the driver's CUDA ({tag}), or update the NVIDIA driver ({GUIDE})",
+            )
     ort = pk["onnxruntime"]
     if "CUDAExecutionProvider" in ort.get("providers", []) and not ort.get("cuda_session"):
         why = ort.get("cuda_error") or "it fell back to the CPU"
-        where = f"CUDA {ort.get('cuda') or '?'} and cuDNN 9 libraries" + (" (torch's CUDA wheels bring them; onnxruntime.preload_dlls loads them)" if ort.get("preload_dlls") else "")
-        fix = f"give it {where}, or install the CPU package onnxruntime instead" if gpus else "this machine has no GPU: pip uninstall -y onnxruntime-gpu && pip install onnxruntime"
+        where = f"CUDA {ort.get('cuda') or '?'} and cuDNN 9 libraries" + (
+            " (torch's CUDA wheels bring them; onnxruntime.preload_dlls loads them)" if ort.get("preload_dlls") else ""
+        )
+        fix = (
+            f"give it {where}, or install the CPU package onnxruntime instead"
+            if gpus
+            else ("this machine has no GPU: pip uninstall -y onnxruntime-gpu && pip install onnxruntime")
+        )
         problem(f"onnxruntime {ort.get('version')} lists CUDAExecutionProvider but cannot start it ({why})", f"{fix} ({GUIDE})")
     elif gpus and ort.get("version") and "CUDAExecutionProvider" not in ort.get("providers", []):
-        report.notes.append("onnxruntime runs exported files on the CPU only; for the GPU: pip uninstall -y onnxruntime && pip install onnxruntime-gpu (" + GUIDE + ")")
+        report.notes.append(
+            "onnxruntime runs exported files on the CPU only; for the GPU: pip uninstall -y onnxruntime && pip install onnxruntime-gpu (" + GUIDE + ")"
+        )
     if report.datasets["mnist"] is None:
         looked = ", ".join(str(d) for d in dataset_dirs("mnist")[:3])
         lenet_data = "" if os.environ.get("LENET_DATA") else "; $LENET_DATA is not set"
-        problem(f"no MNIST found (looked in {looked}, ...{lenet_data})", "set LENET_DATA to a folder holding mnist/, or let `python -m lenet_torch.train` download it")
+        problem(
+            f"no MNIST found (looked in {looked}, ...{lenet_data})",
+            "set LENET_DATA to a folder holding mnist/, or let `python -m lenet_torch.train` download it",
+        )
 
 
 def collect() -> Report:
@@ -225,7 +242,10 @@ def describe(name: str, info: dict) -> str:
         seen = f"sees {len(info['gpus'])} GPU{'s' * (len(info['gpus']) != 1)}" + (f": {info['gpus'][0]}" if info["gpus"] else "")
         text += f", {build}" + (f", {seen}" if info.get("cuda") else "")
     if name == "onnxruntime":
-        text += f", {'CUDA ' + info['cuda'] + ' build' if info.get('cuda') else 'CPU build'}; providers {', '.join(p.removesuffix('ExecutionProvider') for p in info['providers'])}"
+        text += (
+            f", {'CUDA ' + info['cuda'] + ' build' if info.get('cuda') else 'CPU build'}; providers "
+            f"{', '.join(p.removesuffix('ExecutionProvider') for p in info['providers'])}"
+        )
         if "cuda_session" in info:
             text += f"; CUDA session {'starts' if info['cuda_session'] else 'FAILS'}"
     return text
@@ -245,7 +265,10 @@ def format_report(r: Report) -> str:
     lines += [f"{'data':<12} " + "; ".join(f"{ds} {folder or 'not found'}" for ds, folder in r.datasets.items())]
     lines += [f"note: {n}" for n in r.notes]
     lines += [f"PROBLEM: {p['problem']}\n  fix: {p['fix']}" for p in r.problems]
-    lines.append(f"{len(r.problems)} problem{'s' * (len(r.problems) != 1)}" + (" found" if r.problems else "") + f"; every package imported in its own process ({r.probe_s:.1f} s)")
+    lines.append(
+        f"{len(r.problems)} problem{'s' * (len(r.problems) != 1)}" + (" found" if r.problems else "") + f"; every package imported in its own process "
+        f"({r.probe_s:.1f} s)"
+    )
     return "\n".join(lines)
 
 

@@ -32,21 +32,31 @@ class Framework:
 
 REGISTRY: tuple[Framework, ...] = (
     Framework(
-        "torch", "lenet_torch", "torch", ".pt", "pip install torch",
+        "torch",
+        "lenet_torch",
+        "torch",
+        ".pt",
+        "pip install torch",
         "torchrun --nproc_per_node N -m lenet_torch.train ...",
         ("RANK", "WORLD_SIZE", "LOCAL_RANK"),  # torchrun (torch.distributed.run)
         ("torch",),
-        "pip install --force-reinstall torch=={base} --index-url https://download.pytorch.org/whl/{tag}",  # cu126, cu130: torch 2.13's CUDA builds (pytorch's RELEASE.md)
+        "pip install --force-reinstall torch=={base} --index-url "
+        "https://download.pytorch.org/whl/{tag}",  # cu126, cu130: torch 2.13's CUDA builds (pytorch's RELEASE.md)
         18,  # the dynamo exporter's floor
     ),
     Framework(
-        "paddle", "lenet_paddle", "paddle", ".pdparams", "pip install paddlepaddle",
+        "paddle",
+        "lenet_paddle",
+        "paddle",
+        ".pdparams",
+        "pip install paddlepaddle",
         "python -m paddle.distributed.launch --nproc_per_node N lenet_paddle/train.py ...",
         ("PADDLE_TRAINER_ID", "PADDLE_TRAINERS_NUM", "PADDLE_LOCAL_RANK"),  # paddle.distributed.launch / spawn
         ("paddlepaddle", "paddlepaddle-gpu"),
-        "pip uninstall -y paddlepaddle && python -m pip install paddlepaddle-gpu=={base} -i https://www.paddlepaddle.org.cn/packages/stable/{tag}/",  # cu126 and cu129 among others (Paddle's pip guide)
+        "pip uninstall -y paddlepaddle && python -m pip install paddlepaddle-gpu=={base} -i "
+        "https://www.paddlepaddle.org.cn/packages/stable/{tag}/",  # cu126 and cu129 among others (Paddle's pip guide)
     ),
-)  # fmt: skip
+)
 BY_NAME = {fw.name: fw for fw in REGISTRY}
 NAMES: tuple[str, ...] = tuple(BY_NAME)  # ('torch', 'paddle'): the order of every table and report
 

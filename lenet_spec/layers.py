@@ -454,7 +454,15 @@ class Dense(Layer):
     def params(self) -> tuple[ParamSpec, ...]:
         return (
             # paddle's Linear holds W as (in, out)
-            ParamSpec(f"{self.name}.weight", "dense.weight", (self.out_features, self.in_features), self.in_features, self.out_features, weight=True, transposed=("paddle",)),
+            ParamSpec(
+                f"{self.name}.weight",
+                "dense.weight",
+                (self.out_features, self.in_features),
+                self.in_features,
+                self.out_features,
+                weight=True,
+                transposed=("paddle",),
+            ),
             ParamSpec(f"{self.name}.bias", "dense.bias", (self.out_features,), self.in_features, self.out_features),
         )
 

@@ -62,13 +62,20 @@ class Recipe:
                     raise ValueError(f"restarts must be increasing epochs between 1 and epochs - 1, got {shown(value)}")
                 continue
             if kind is float:  # both frameworks train in float32 (and paddle's kernels take float32 attributes)
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= FLOAT32_MAX  # also False for NaN; an int past float64 never reaches isfinite
+                ok = (
+                    isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= FLOAT32_MAX
+                )  # also False for NaN; an int past float64 never reaches isfinite
             elif kind is tuple:
                 ok = isinstance(value, tuple) and len(value) == 2 and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in value)
             else:
                 ok = isinstance(value, kind) and not isinstance(value, bool)
             if not ok:
-                what = {float: f"a finite number within float32's range (at most {FLOAT32_MAX:.4g})", int: "a whole number", str: "a name", tuple: "two numbers in [0, 1)"}[kind]
+                what = {
+                    float: f"a finite number within float32's range (at most {FLOAT32_MAX:.4g})",
+                    int: "a whole number",
+                    str: "a name",
+                    tuple: "two numbers in [0, 1)",
+                }[kind]
                 raise ValueError(f"{f.name} must be {what}, got {shown(value)}")
         for value, allowed, what in ((self.optimizer, OPTIMIZERS, "optimizer"), (self.schedule, SCHEDULES, "schedule"), (self.loss, LOSSES, "loss")):
             if value not in allowed:
@@ -77,8 +84,14 @@ class Recipe:
             raise ValueError(f"lr, epochs and batch_size must be positive, got {self.lr}, {self.epochs}, {self.batch_size}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight decay must be 0 or more, got {self.weight_decay}")
-        for name, ok, what in (("step_every", self.step_every >= 1, "at least 1"), ("gamma", self.gamma > 0, "positive"), ("eps", self.eps > 0, "positive"),
-                               ("momentum", 0 <= self.momentum < 1, "in [0, 1)"), ("warmup", 0 <= self.warmup <= 1, "in [0, 1]"), ("rbf_j", self.rbf_j > 0, "positive")):  # fmt: skip
+        for name, ok, what in (
+            ("step_every", self.step_every >= 1, "at least 1"),
+            ("gamma", self.gamma > 0, "positive"),
+            ("eps", self.eps > 0, "positive"),
+            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("warmup", 0 <= self.warmup <= 1, "in [0, 1]"),
+            ("rbf_j", self.rbf_j > 0, "positive"),
+        ):
             if not ok:
                 raise ValueError(f"{name} must be {what}, got {getattr(self, name)}")
 
@@ -132,9 +145,15 @@ def extend(recipe: Recipe, epochs: int) -> tuple[Recipe, str]:
         ValueError: `epochs` is not more than the recipe's.
     """
     if epochs <= recipe.epochs:
-        raise ValueError(f"--epochs {epochs}: the run is {recipe.epochs} epochs long; extending it takes more epochs (shortening would change the schedule of those already run)")
+        raise ValueError(
+            f"--epochs {epochs}: the run is {recipe.epochs} epochs long; extending it takes more epochs (shortening would change the schedule of "
+            f"those already run)"
+        )
     if recipe.schedule in ("cosine", "onecycle"):
-        note = f"extending the run from {recipe.epochs} to {epochs} epochs: its {recipe.schedule} schedule runs again over epochs {recipe.epochs + 1}-{epochs} (a warm restart at the peak rate {recipe.lr:g})"
+        note = (
+            f"extending the run from {recipe.epochs} to {epochs} epochs: its {recipe.schedule} schedule runs again over epochs "
+            f"{recipe.epochs + 1}-{epochs} (a warm restart at the peak rate {recipe.lr:g})"
+        )
         return replace(recipe, epochs=epochs, restarts=(*recipe.restarts, recipe.epochs)), note
     return replace(recipe, epochs=epochs), f"extending the run from {recipe.epochs} to {epochs} epochs: its {recipe.schedule} schedule goes on as it would have"
 

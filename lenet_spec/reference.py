@@ -20,7 +20,15 @@ def layer_forward(layer: Layer, x: np.ndarray, params: dict[str, np.ndarray], tr
     return layer.reference(x, params, train, masks)
 
 
-def forward(variant: Variant, params: dict[str, np.ndarray], images: np.ndarray, dtype=np.float64, train: bool = False, masks: dict[str, np.ndarray] | None = None, updated: dict | None = None) -> dict[str, np.ndarray]:
+def forward(
+    variant: Variant,
+    params: dict[str, np.ndarray],
+    images: np.ndarray,
+    dtype=np.float64,
+    train: bool = False,
+    masks: dict[str, np.ndarray] | None = None,
+    updated: dict | None = None,
+) -> dict[str, np.ndarray]:
     """Every layer's output for `images` (N, C, H, W) in [0, 1].
 
     Args:

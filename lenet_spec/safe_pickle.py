@@ -113,7 +113,9 @@ class _Unpickler(pickle.Unpickler):
         try:
             return _ADMITTED[module, name]
         except KeyError:
-            raise ForbiddenGlobal(f"it asks to call {module}.{name}, which paddle.save never writes (a file that runs code when loaded); refused, nothing was run") from None
+            raise ForbiddenGlobal(
+                f"it asks to call {module}.{name}, which paddle.save never writes (a file that runs code when loaded); refused, nothing was run"
+            ) from None
 
     def persistent_load(self, pid):
         raise ForbiddenGlobal("it holds a persistent id, which paddle.save never writes; refused, nothing was run")

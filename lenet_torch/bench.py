@@ -89,7 +89,9 @@ def native_batchnorm(model: LeNet) -> LeNet:
     writes, the peer of the layers that keep the spec's conventions (benchmarks' BatchNorm
     rows). The weights are not carried over."""
     shapes = dict(model.variant.shapes())
-    spatial = lambda layer: len(shapes[layer.spec.name]) == 3  # (C, H, W): over channels
+
+    def spatial(layer) -> bool:
+        return len(shapes[layer.spec.name]) == 3  # (C, H, W): over channels
 
     class Native(nn.Module):
         def __init__(self, layer):
@@ -137,7 +139,19 @@ def plain_step(variant: str, images: np.ndarray, labels: np.ndarray, own_batchno
 def launch_command(processes: int, args: list[str], out: Path) -> list[str]:
     """The command line of a training job of `processes` processes on this machine (torchrun,
     standalone), writing its run to `out`."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), "-m", "lenet_torch.train", *args, "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(processes),
+        "-m",
+        "lenet_torch.train",
+        *args,
+        "--out",
+        str(out),
+    ]
 
 
 def plain_onnx_export(variant: str, path: str) -> None:

@@ -48,7 +48,10 @@ def loads(data: bytes, where: str | os.PathLike, variant: str | None = None) -> 
         except (zipfile.BadZipFile, ValueError, EOFError) as e:
             raise CheckpointError(f"{where}: not a readable {FRAMEWORK} checkpoint (damaged zip: {e})") from None
         if unpacked > MAX_BYTES:
-            raise CheckpointError(f"{where}: its zip unpacks to {unpacked / 2**20:,.0f} MiB, more than a LeNet checkpoint holds (at most {MAX_BYTES >> 20} MiB are read); not reading it")
+            raise CheckpointError(
+                f"{where}: its zip unpacks to {unpacked / 2**20:,.0f} MiB, more than a LeNet checkpoint holds (at most {MAX_BYTES >> 20} MiB "
+                f"are read); not reading it"
+            )
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a damaged file
@@ -63,7 +66,10 @@ def loads(data: bytes, where: str | os.PathLike, variant: str | None = None) -> 
     if aliased:
         keys, t = aliased
         name = ".".join(k if isinstance(k, str) and len(k) <= 40 else shown(k) for k in keys)
-        raise CheckpointError(f"{where}: {name} claims {tuple(t.shape)} {str(t.dtype).removeprefix('torch.')} on {t.untyped_storage().nbytes():,} bytes of storage (strides {t.stride()}: a small file posing as a large tensor); refused, nothing was built from it")
+        raise CheckpointError(
+            f"{where}: {name} claims {tuple(t.shape)} {str(t.dtype).removeprefix('torch.')} on {t.untyped_storage().nbytes():,} bytes of "
+            f"storage (strides {t.stride()}: a small file posing as a large tensor); refused, nothing was built from it"
+        )
     ckpt = parse(obj, where, FRAMEWORK, lambda t: t.detach().cpu().numpy(), variant)
     ckpt.sha256 = sha256(data)
     return ckpt

@@ -23,7 +23,9 @@ from . import plots
 from .distributed import DEFAULT_TIMEOUT_S, LaunchError, PeerLost, World
 from .loop import Data, Diverged, Stopped, confusion, evaluate, fit, run_files
 
-DATA_DIR_HELP = f"folder holding the data set, or to download it into (default: the first of these that holds it: {SEARCH_ORDER}; else a download into the cache)"
+DATA_DIR_HELP = (
+    f"folder holding the data set, or to download it into (default: the first of these that holds it: {SEARCH_ORDER}; else a download into the cache)"
+)
 # What a resumed run takes from its checkpoint; giving another value on the command line is an error.
 RUN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "seed", "augment", "dtype", "limit")
 
@@ -43,7 +45,12 @@ class _HelpWithEpilog(HelpFormatter, argparse.RawDescriptionHelpFormatter):
 
 
 def train_parser(framework: str) -> argparse.ArgumentParser:
-    p = ArgumentParser(prog=f"python -m lenet_{framework}.train", description=f"Train a LeNet variant in {framework}.", formatter_class=_HelpWithEpilog, epilog=recipes_epilog())
+    p = ArgumentParser(
+        prog=f"python -m lenet_{framework}.train",
+        description=f"Train a LeNet variant in {framework}.",
+        formatter_class=_HelpWithEpilog,
+        epilog=recipes_epilog(),
+    )
     p.add_argument("--variant", default=None, choices=list(VARIANTS), help="network to train (default: lenet5, or the resumed run's)")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the variant's recipe)")
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
@@ -52,17 +59,37 @@ def train_parser(framework: str) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     p.add_argument("--optimizer", default=None, choices=list(OPTIMIZERS), help="optimizer (default: the recipe's)")
     p.add_argument("--schedule", default=None, choices=list(SCHEDULES), help="learning-rate schedule (default: the recipe's)")
-    p.add_argument("--weight-decay", type=float, default=None, help="weight decay: L2 added to the gradient; decoupled (p -= lr * wd * p) with adamw (default: the recipe's)")
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=None,
+        help="weight decay: L2 added to the gradient; decoupled (p -= lr * wd * p) with adamw (default: the recipe's)",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed of the initial weights, batch order and distortions (default: 0)")
-    p.add_argument("--augment", action="store_true", default=None, help="random affine distortions as in the 1998 paper, with the variant's recipe for them where it has one")
+    p.add_argument(
+        "--augment",
+        action="store_true",
+        default=None,
+        help="random affine distortions as in the 1998 paper, with the variant's recipe for them where it has one",
+    )
     p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"], help="where to train (default: auto: a GPU when the framework sees one)")
     p.add_argument("--dtype", default=None, choices=["float32", "float64"], help="parameter dtype (default: float32)")
     p.add_argument("--limit", type=int, default=None, help="train on the first N training images only (smoke runs)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<framework>-<variant>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint; with a larger --epochs, extend it (cosine and onecycle schedules restart over the added epochs)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint; with a larger --epochs, extend it (cosine and "
+        "onecycle schedules restart over the added epochs)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (without it, a finished or started run there is never replaced)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, only the per-epoch lines")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="under a launcher (torchrun, paddle.distributed.launch): seconds a process waits for the others before the job fails")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="under a launcher (torchrun, paddle.distributed.launch): seconds a process waits for the others before the job fails",
+    )
     return p
 
 
@@ -169,7 +196,11 @@ def _train(framework: str, args: argparse.Namespace, world: World) -> int:
     strange = [(out / name, kind) for name in RUN_NAMES if (kind := not_regular(out / name))]
     for path, kind in strange:
         if kind == "a folder" or not args.overwrite:
-            fix = "remove it or choose another --out" if kind == "a folder" else "remove it, replace it with the run's own by --overwrite, or choose another --out"
+            fix = (
+                "remove it or choose another --out"
+                if kind == "a folder"
+                else ("remove it, replace it with the run's own by --overwrite, or choose another --out")
+            )
             return _error(framework, f"{path} is {kind}, not the regular file a run writes there; {fix}", world)
     existing = run_files(out) + [path for path, _ in strange]  # run_files: the regular ones
     if args.resume:
@@ -204,14 +235,27 @@ def _train(framework: str, args: argparse.Namespace, world: World) -> int:
         return _error(framework, f"{out} already holds a run ({names}); continue it with --resume, replace it with --overwrite, or choose another --out", world)
     elif existing and not args.overwrite:  # what a start killed before its first `last` was written leaves: no run to resume
         if world.lead:
-            print(f"{out} holds {', '.join(p.name for p in existing)} but no checkpoint (a start that ended before its first epoch was saved); starting afresh there")
+            print(
+                f"{out} holds {', '.join(p.name for p in existing)} but no checkpoint (a start that ended before its first epoch was saved); starting afresh "
+                f"there"
+            )
     variant = get_variant(args.variant or "lenet5")
     if world.size > 1 and variant.has_batchnorm:
-        return _error(framework, f"{variant.name} has BatchNorm, whose statistics would be each process's shard's alone (synchronised BatchNorm is not built yet); train it in one process", world)
+        return _error(
+            framework,
+            f"{variant.name} has BatchNorm, whose statistics would be each process's shard's alone (synchronised BatchNorm is not built "
+            f"yet); train it in one process",
+            world,
+        )
     if not args.resume:
         try:
             recipe = default_recipe(variant.name, bool(args.augment)).with_overrides(
-                dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule,
+                dataset=args.dataset,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                optimizer=args.optimizer,
+                schedule=args.schedule,
                 weight_decay=args.weight_decay,
             )
         except ValueError as e:
@@ -265,7 +309,9 @@ def _train(framework: str, args: argparse.Namespace, world: World) -> int:
         classes = DATASET_CLASSES[recipe.dataset]
         plots.curves(history, out / "curves.png", f"{framework} {variant.name} on {recipe.dataset}")
         plots.predictions(data.test_images, data.test_labels, test["predicted"], classes, out / "predictions.png", title=f"{framework} {variant.name}")
-        plots.confusion_matrix(confusion(data.test_labels, test["predicted"], len(classes)), classes, out / "confusion.png", f"{framework} {variant.name} on {recipe.dataset}")
+        plots.confusion_matrix(
+            confusion(data.test_labels, test["predicted"], len(classes)), classes, out / "confusion.png", f"{framework} {variant.name} on {recipe.dataset}"
+        )
     except KeyboardInterrupt:
         print(f"\ninterrupted while drawing the pictures; the training is complete: checkpoints and metrics.jsonl are in {out}/", file=sys.stderr)
         return 130
@@ -306,7 +352,9 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
         if dataset not in DATASETS:
             raise DataError(f"{variant.name} was trained on {shown(dataset)}, which this project does not load")
         if IMAGE_SHAPES[dataset] != variant.input.shape:
-            raise DataError(f"{variant.name} takes {'x'.join(map(str, variant.input.shape))} images and {dataset}'s are {'x'.join(map(str, IMAGE_SHAPES[dataset]))}")
+            raise DataError(
+                f"{variant.name} takes {'x'.join(map(str, variant.input.shape))} images and {dataset}'s are {'x'.join(map(str, IMAGE_SHAPES[dataset]))}"
+            )
         data = load_data(dataset, args.data_dir, framework)
         backend = backend_module.Backend(variant, recipe, 0, args.device, ckpt.dtype)
         module(framework, "bridge").load_state_numpy(backend.model, state)
@@ -318,8 +366,21 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
     per_class = (np.diag(matrix) / np.maximum(1, matrix.sum(1))).tolist()
     classes = DATASET_CLASSES[dataset]
     if args.json:
-        print(json.dumps({"checkpoint": str(args.checkpoint), "source_framework": source, "framework": framework, "variant": variant.name, "dataset": dataset,
-                          "test_acc": result["acc"], "test_loss": result["loss"], "per_class_acc": dict(zip(classes, per_class)), "confusion": matrix.tolist()}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "checkpoint": str(args.checkpoint),
+                    "source_framework": source,
+                    "framework": framework,
+                    "variant": variant.name,
+                    "dataset": dataset,
+                    "test_acc": result["acc"],
+                    "test_loss": result["loss"],
+                    "per_class_acc": dict(zip(classes, per_class)),
+                    "confusion": matrix.tolist(),
+                }
+            )
+        )
         return 0
     print(f"{args.checkpoint} ({source} checkpoint) evaluated in {framework}: {variant.name} on {dataset} test set")
     print(f"test accuracy {result['acc']:.4f} (error {100 * (1 - result['acc']):.2f}%), loss {result['loss']:.4f}")

@@ -115,7 +115,10 @@ class World:
             size, rank = int(env[size_var]), int(env.get(rank_var, "0"))
             local = int(env.get(local_var, rank))
         except ValueError:
-            raise LaunchError(f"the launcher's {size_var}/{rank_var}/{local_var} are not numbers ({env.get(size_var)!r:.20}, {env.get(rank_var)!r:.20}); start the job with {LAUNCHERS[framework]}") from None
+            raise LaunchError(
+                f"the launcher's {size_var}/{rank_var}/{local_var} are not numbers ({env.get(size_var)!r:.20}, {env.get(rank_var)!r:.20}); start "
+                f"the job with {LAUNCHERS[framework]}"
+            ) from None
         if not (size >= 1 and 0 <= rank < size and local >= 0):
             raise LaunchError(f"rank {rank} of {size} processes is not a place in a job; start the job with {LAUNCHERS[framework]}")
         return cls(rank, size, local)

@@ -140,7 +140,7 @@ def append_line(path: Path, line: str) -> None:
         size = f.seek(0, os.SEEK_END)
         try:
             while data:
-                data = data[f.write(data):]
+                data = data[f.write(data) :]
         except OSError as e:
             f.truncate(size)
             raise write_failure(path, e) from None
@@ -159,17 +159,32 @@ def read_history(metrics_path: Path, epochs: int) -> list[dict]:
     try:
         size = metrics_path.stat().st_size if metrics_path.exists() else 0
         if size > MAX_METRICS_BYTES:
-            raise CheckpointError(f"{metrics_path} holds {size:,} bytes, more than the {MAX_METRICS_BYTES:,} a run writes; it cannot be resumed: start again with --overwrite")
+            raise CheckpointError(
+                f"{metrics_path} holds {size:,} bytes, more than the {MAX_METRICS_BYTES:,} a run writes; it cannot be resumed: start again with --overwrite"
+            )
         lines = metrics_path.read_text().splitlines()[:epochs] if size else []
         history = [json.loads(line) for line in lines]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{metrics_path}: cannot be read back to resume ({e})") from None
-    if len(history) != epochs or any(not isinstance(r, dict) or r.get("epoch") != i + 1 or not isinstance(r.get("test_acc"), (int, float)) for i, r in enumerate(history)):
+    if len(history) != epochs or any(
+        not isinstance(r, dict) or r.get("epoch") != i + 1 or not isinstance(r.get("test_acc"), (int, float)) for i, r in enumerate(history)
+    ):
         raise CheckpointError(f"{metrics_path} does not hold one record for each of the {epochs} epochs the last checkpoint has done; it cannot be resumed")
     return history
 
 
-def fit(backend: Backend, recipe: Recipe, data: Data, out: Path, seed: int, augment: bool = False, progress: bool = True, resume: bool = False, settings: dict | None = None, log=print) -> list[dict]:
+def fit(
+    backend: Backend,
+    recipe: Recipe,
+    data: Data,
+    out: Path,
+    seed: int,
+    augment: bool = False,
+    progress: bool = True,
+    resume: bool = False,
+    settings: dict | None = None,
+    log=print,
+) -> list[dict]:
     """Train for recipe.epochs epochs, writing OUT/metrics.jsonl, OUT/last and OUT/best checkpoints.
 
     Each epoch appends its metrics record, then writes `last`, then `best` if it is the best so
@@ -242,15 +257,33 @@ def finish_epoch(backend: Backend, recipe: Recipe, data: Data, out: Path, seed: 
     test = evaluate(backend, data.test_images, data.test_labels, recipe)
     if not (math.isfinite(train_loss) and math.isfinite(test["loss"])):
         kept = f"{last.name} and {best.name} hold epoch {epoch} and before" if epoch else "nothing was saved"
-        return f"epoch {epoch + 1}: the loss became {train_loss if not math.isfinite(train_loss) else test['loss']} (training diverged); stopped, {kept}; lower --lr"
+        return (
+            f"epoch {epoch + 1}: the loss became {train_loss if not math.isfinite(train_loss) else test['loss']} (training diverged); stopped, {kept}; "
+            f"lower --lr"
+        )
     record = {
-        "epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test["loss"], "test_acc": test["acc"],
-        "images_per_s": n / elapsed, "epoch_s": elapsed, "lr_end": lr_at(recipe, (epoch + 1) * spe - 1, spe), "world_size": backend.world.size,
-    }  # fmt: skip
+        "epoch": epoch + 1,
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "test_loss": test["loss"],
+        "test_acc": test["acc"],
+        "images_per_s": n / elapsed,
+        "epoch_s": elapsed,
+        "lr_end": lr_at(recipe, (epoch + 1) * spe - 1, spe),
+        "world_size": backend.world.size,
+    }
     history.append(record)
     append_line(metrics_path, json.dumps(record) + "\n")
-    extra = {"recipe": recipe.to_dict(), "epoch": epoch + 1, "seed": seed, "augment": augment, "rng": {"order": "numpy default_rng([seed, epoch])", "next_epoch": epoch + 1},
-             "metrics": record, "world_size": backend.world.size, **(settings or {})}  # fmt: skip
+    extra = {
+        "recipe": recipe.to_dict(),
+        "epoch": epoch + 1,
+        "seed": seed,
+        "augment": augment,
+        "rng": {"order": "numpy default_rng([seed, epoch])", "next_epoch": epoch + 1},
+        "metrics": record,
+        "world_size": backend.world.size,
+        **(settings or {}),
+    }
     backend.save(last, **extra)
     if test["acc"] > best_acc:
         backend.save(best, **extra)

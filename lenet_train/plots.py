@@ -53,7 +53,9 @@ def curves_figure(history: list[dict], title: str):
         ax.grid(True, alpha=0.3)
     if history:
         best = max(history, key=lambda r: r["test_acc"])
-        acc_ax.annotate(f"best {100 * best['test_acc']:.2f}%", (best["epoch"], 100 * best["test_acc"]), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+        acc_ax.annotate(
+            f"best {100 * best['test_acc']:.2f}%", (best["epoch"], 100 * best["test_acc"]), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8
+        )
         title += f": final test accuracy {100 * history[-1]['test_acc']:.2f}% after {history[-1]['epoch']} epoch{'s' if history[-1]['epoch'] != 1 else ''}"
     fig.suptitle(title, fontsize=10)
     fig.legend(*loss_ax.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=9, frameon=False)
@@ -96,6 +98,9 @@ def confusion_matrix(matrix: np.ndarray, classes: tuple[str, ...], path: Path, t
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     accuracy = np.trace(matrix) / max(1, matrix.sum())
-    ax.set_title(f"{title}{': ' if title else ''}test confusion, accuracy {100 * accuracy:.2f}% ({matrix.sum() - np.trace(matrix):,} of {matrix.sum():,} wrong)", fontsize=9)
+    ax.set_title(
+        f"{title}{': ' if title else ''}test confusion, accuracy {100 * accuracy:.2f}% ({matrix.sum() - np.trace(matrix):,} of {matrix.sum():,} wrong)",
+        fontsize=9,
+    )
     _save(fig, path)
     plt.close(fig)

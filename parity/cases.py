@@ -174,14 +174,19 @@ def run_case(variant: Variant, direction: str, dtype: str, batches: list[Batch],
     if res.buffer_max_rel_diff > LAYER_TOL[dtype]:
         res.problems.append(f"the running statistics after a training pass differ by {res.buffer_max_rel_diff:.2e} > {LAYER_TOL[dtype]:.0e}")
     if res.train_reference_max_rel_diff > TRAIN_MODE_TOL[dtype]:
-        res.problems.append(f"in training mode, logits or running statistics differ from the NumPy reference by {res.train_reference_max_rel_diff:.2e} > {TRAIN_MODE_TOL[dtype]:.0e}")
+        res.problems.append(
+            f"in training mode, logits or running statistics differ from the NumPy reference by {res.train_reference_max_rel_diff:.2e} > "
+            f"{TRAIN_MODE_TOL[dtype]:.0e}"
+        )
     if not res.roundtrip_exact:
         res.problems.append("weights are not bit-identical after the round trip")
     res.passed = not res.problems
     return res
 
 
-def train_stateful(res: CaseResult, layers: Worst, variant: Variant, src_io, source, dst_io, target, x: np.ndarray, masks, spec_params: dict, sides: tuple[str, str]) -> None:
+def train_stateful(
+    res: CaseResult, layers: Worst, variant: Variant, src_io, source, dst_io, target, x: np.ndarray, masks, spec_params: dict, sides: tuple[str, str]
+) -> None:
     """A training-mode pass through both models (BatchNorm on batch statistics, Dropout with the
     spec's masks): every layer's output (into `layers`), the running statistics it leaves, and
     both against the NumPy reference's training pass from the same state."""

@@ -43,12 +43,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the random images (default: 0)")
     parser.add_argument("--weights", default=None, help="check this checkpoint (.pt, .pdparams or .safetensors) instead of a fresh init")
     parser.add_argument("--data-dir", default=None, help="folder holding MNIST (or mnist/); default: $LENET_DATA/mnist")
-    parser.add_argument("--train", type=int, default=None, metavar="STEPS", help="instead: train both frameworks STEPS steps side by side and compare every weight after each step")
+    parser.add_argument(
+        "--train",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="instead: train both frameworks STEPS steps side by side and compare every weight after each step",
+    )
     parser.add_argument("--augment", action="store_true", help="with --train: apply the random distortions too")
-    parser.add_argument("--world-size", type=int, default=1, metavar="N", help="with --train: train data-parallel in N processes of each framework (their own launch APIs, gloo on loopback) and compare with one process and across the frameworks")
-    parser.add_argument("--onnx", action="store_true", help="instead: export each variant from both frameworks and compare torch, paddle and both ONNX files in onnxruntime (4x4 matrix)")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="where the models run; gpu: torch and paddle on the GPU, compared with each other and with both on the CPU (default: cpu)")
-    parser.add_argument("--env", action="store_true", help="instead: what this machine has for the project (Python, the frameworks and the GPUs they see, onnxruntime's providers, the data sets), one line with the fix for each problem; exit 1 if there is one")
+    parser.add_argument(
+        "--world-size",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --train: train data-parallel in N processes of each framework (their own "
+        "launch APIs, gloo on loopback) and compare with one process and across the "
+        "frameworks",
+    )
+    parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help="instead: export each variant from both frameworks and compare torch, paddle and both ONNX files in onnxruntime (4x4 matrix)",
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=["cpu", "gpu"],
+        help="where the models run; gpu: torch and paddle on the GPU, compared with each other and with both on the CPU (default: cpu)",
+    )
+    parser.add_argument(
+        "--env",
+        action="store_true",
+        help="instead: what this machine has for the project (Python, the frameworks and the GPUs they see, "
+        "onnxruntime's providers, the data sets), one line with the fix for each problem; exit 1 if there "
+        "is one",
+    )
     add_json_option(parser)
     args = parser.parse_args(argv)
     if args.env:
@@ -190,12 +219,18 @@ def distributed_main(args: argparse.Namespace, names: list[str], dtypes: tuple[s
     variants = [get_variant(n) for n in names]
     skipped = [v.name for v in variants if v.has_batchnorm]
     if skipped and len(names) == 1:
-        print(f"parity.check: error: {names[0]} has BatchNorm, which the trainers do not train data-parallel (its statistics would be each process's shard's); choose another --variant", file=sys.stderr)
+        print(
+            f"parity.check: error: {names[0]} has BatchNorm, which the trainers do not train data-parallel (its statistics would be each process's shard's); "
+            f"choose another --variant",
+            file=sys.stderr,
+        )
         return 2
     if skipped:
         print(f"skipped (BatchNorm, trained in one process only): {', '.join(skipped)}")
-    print(f"each case: {args.world_size} processes of each framework (torch.multiprocessing, paddle.distributed.spawn; gloo on loopback), "
-          f"each training its shard of every global batch, against one process and across the frameworks")  # fmt: skip
+    print(
+        f"each case: {args.world_size} processes of each framework (torch.multiprocessing, paddle.distributed.spawn; gloo on loopback), "
+        f"each training its shard of every global batch, against one process and across the frameworks"
+    )
     print(DIST_HEADER)
     results = []
     for variant in variants:

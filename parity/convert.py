@@ -24,7 +24,9 @@ from lenet_spec.load import load_checkpoint
 from lenet_spec.mapping import MappingError, convert, expected_shapes
 
 
-def convert_file(src: str | os.PathLike, dst: str | os.PathLike, variant: str | None = None, layout: str | None = None, overwrite: bool = False) -> tuple[Checkpoint, str]:
+def convert_file(
+    src: str | os.PathLike, dst: str | os.PathLike, variant: str | None = None, layout: str | None = None, overwrite: bool = False
+) -> tuple[Checkpoint, str]:
     """Convert checkpoint `src` into `dst`, in the format its suffix names.
 
     Args:
@@ -46,7 +48,13 @@ def convert_file(src: str | os.PathLike, dst: str | os.PathLike, variant: str | 
         other = {"torch": ".pdparams", "paddle": ".pt", "safetensors": ".pt, .pdparams or --layout " + ("paddle" if target == "torch" else "torch")}[src_format]
         raise UsageError(f"{src} and {dst} would both be {dst_format} files in {target}'s layout; give DST {other}")
     state = convert(ckpt.state, ckpt.variant, ckpt.framework, target)
-    source = {"framework": ckpt.framework, "format": src_format, "framework_version": ckpt.meta.get("framework_version"), "file": Path(src).name, "sha256": ckpt.sha256}
+    source = {
+        "framework": ckpt.framework,
+        "format": src_format,
+        "framework_version": ckpt.meta.get("framework_version"),
+        "file": Path(src).name,
+        "sha256": ckpt.sha256,
+    }
     if dst_format == "safetensors":
         save_safetensors(dst, target, ckpt.variant, state, converted_from=source)
     else:
@@ -58,16 +66,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m parity.convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", help="checkpoint to read (.pt, .pdparams or .safetensors)")
     parser.add_argument("dst", help="checkpoint to write (.pt, .pdparams or .safetensors)")
-    parser.add_argument("--variant", choices=list(VARIANTS), default=None, help="the variant SRC must hold; required for a plain state dict (default: read from SRC)")
+    parser.add_argument(
+        "--variant", choices=list(VARIANTS), default=None, help="the variant SRC must hold; required for a plain state dict (default: read from SRC)"
+    )
     parser.add_argument("--layout", choices=list(FRAMEWORKS), default=None, help="with a .safetensors DST: write torch's or paddle's layout (default: SRC's)")
-    parser.add_argument("--overwrite", action="store_true", help="DST may replace a checkpoint of a trainer's run folder (which --resume would then continue from)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="DST may replace a checkpoint of a trainer's run folder (which --resume would then continue from)"
+    )
     args = parser.parse_args(argv)
     try:
         ckpt, target = convert_file(args.src, args.dst, args.variant, args.layout, args.overwrite)
     except (CheckpointError, MappingError, FrameworkMissing, UsageError, OSError) as e:
         print(f"parity.convert: error: {e}", file=sys.stderr)
         return 2  # unusable input, as every command of the project
-    print(f"wrote {args.dst}: {ckpt.variant}, {len(ckpt.state)} tensors, {ckpt.framework} layout -> {target} layout ({format_of(args.src)} -> {format_of(args.dst)} file)")
+    print(
+        f"wrote {args.dst}: {ckpt.variant}, {len(ckpt.state)} tensors, {ckpt.framework} layout -> {target} layout ({format_of(args.src)} -> "
+        f"{format_of(args.dst)} file)"
+    )
     if not ckpt.meta:  # a plain state dict: nothing in it names its variant
         others = [v for v in VARIANTS if v != ckpt.variant and not state_mismatch(expected_shapes(v, ckpt.framework), ckpt.state)]
         also = f" (so do {', '.join(others)}'s)" if others else ""

@@ -132,6 +132,14 @@ def run_distributed_case(variant: Variant, dtype: str, steps: int, seed: int, wo
         r = DistResult(variant.name, dtype, steps, world_size, f"{fw} x{world_size} / {fw} x1", same_tol, ranks_identical=identical[fw])
         results.append(compare(histories[fw], single, r))
     a, b = NAMES
-    r = DistResult(variant.name, dtype, steps, world_size, f"{a} x{world_size} / {b} x{world_size}", TRAIN_TOL.get(dtype, TRAIN_UNRELATED), ranks_identical=all(identical.values()))
+    r = DistResult(
+        variant.name,
+        dtype,
+        steps,
+        world_size,
+        f"{a} x{world_size} / {b} x{world_size}",
+        TRAIN_TOL.get(dtype, TRAIN_UNRELATED),
+        ranks_identical=all(identical.values()),
+    )
     results.append(compare(histories[a], histories[b], r))
     return results

@@ -64,7 +64,9 @@ def prepare_gpu() -> list[str]:
     return [bridge(framework).exact_gpu() for framework in NAMES]
 
 
-def side_outputs(framework: str, device: str, variant: Variant, dtype: str, params: dict[str, np.ndarray], batches: list[Batch], seed: int) -> list[tuple[dict, dict]]:
+def side_outputs(
+    framework: str, device: str, variant: Variant, dtype: str, params: dict[str, np.ndarray], batches: list[Batch], seed: int
+) -> list[tuple[dict, dict]]:
     """(every layer's output in evaluation mode, every gradient in the spec's layout) per batch,
     from `framework`'s model holding `params` (spec layout) on `device`. The evaluation passes
     come first, so that BatchNorm's running statistics are `params`' in all of them."""
@@ -110,7 +112,9 @@ def compare_sides(variant: Variant, dtype: str, pair: str, runs_a: list, runs_b:
     return res
 
 
-def run_device_case(variant: Variant, dtype: str, batches: list[Batch], seed: int, weights: dict[str, np.ndarray] | None = None, device: str = "gpu") -> list[DeviceResult]:
+def run_device_case(
+    variant: Variant, dtype: str, batches: list[Batch], seed: int, weights: dict[str, np.ndarray] | None = None, device: str = "gpu"
+) -> list[DeviceResult]:
     """Every pair of PAIRS for one variant and dtype, all sides holding the same weights
     (`weights` in the spec's layout, else the spec's init with `seed`).
 

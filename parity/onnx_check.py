@@ -40,7 +40,9 @@ def run_onnx_case(variant: Variant, images: np.ndarray, what: str, seed: int, we
     nodes = {}
     with tempfile.TemporaryDirectory(prefix="lenet-onnx-check-") as d:
         for framework in NAMES:
-            source = Source(variant.name, params, framework, f"seed {seed}" if weights is None else "parity.check --weights", seed=seed if weights is None else None)
+            source = Source(
+                variant.name, params, framework, f"seed {seed}" if weights is None else "parity.check --weights", seed=seed if weights is None else None
+            )
             report = export(source, Path(d) / f"{framework}.onnx")
             nodes[framework] = report.nodes["total"]
             logits[f"{framework}.onnx"] = run(session(report.path, "cpu"), images)

@@ -27,7 +27,10 @@ LEGEND = """\
                  outputs, the running statistics left behind, and both against the reference (worst)
   rt             ok: the weights and buffers moved back are bit-identical (round trip)"""
 
-HEADER = f"{'variant':<{WIDTH}} {'direction':<13} {'dtype':<8} {'logit abs':>9} {'logit rel':>9} {'worst layer':<20} {'argmax':>9} {'grad rel':>9} {'flips':>5} {'ref rel':>9} {'train rel':>9} {'rt':<3} result"
+HEADER = (
+    f"{'variant':<{WIDTH}} {'direction':<13} {'dtype':<8} {'logit abs':>9} {'logit rel':>9} {'worst layer':<20} {'argmax':>9} {'grad rel':>9} "
+    f"{'flips':>5} {'ref rel':>9} {'train rel':>9} {'rt':<3} result"
+)
 
 
 def format_row(r) -> str:
@@ -43,7 +46,10 @@ def format_row(r) -> str:
 
 
 # --- training trajectories (parity.trajectories) ---
-TRAIN_HEADER = f"{'variant':<{WIDTH}} {'dtype':<8} {'steps':>5} {'data':<7} {'final rel':>9} {'max rel':>9} {'worst param':<22} {'over at':>7} {'loss diff':>9} {'eval rel':>9} result"
+TRAIN_HEADER = (
+    f"{'variant':<{WIDTH}} {'dtype':<8} {'steps':>5} {'data':<7} {'final rel':>9} {'max rel':>9} {'worst param':<22} {'over at':>7} "
+    f"{'loss diff':>9} {'eval rel':>9} result"
+)
 
 
 def format_train_row(r) -> str:
@@ -56,7 +62,10 @@ def format_train_row(r) -> str:
 
 
 # --- data-parallel training (parity.distributed) ---
-DIST_HEADER = f"{'variant':<12} {'dtype':<8} {'steps':>5} {'compared':<22} {'bound':>7} {'final rel':>9} {'max rel':>9} {'worst param':<14} {'over at':>7} {'ranks':<9} result"
+DIST_HEADER = (
+    f"{'variant':<12} {'dtype':<8} {'steps':>5} {'compared':<22} {'bound':>7} {'final rel':>9} {'max rel':>9} {'worst param':<14} {'over at':>7} "
+    f"{'ranks':<9} result"
+)
 
 
 def format_dist_row(r) -> str:
@@ -64,7 +73,8 @@ def format_dist_row(r) -> str:
     over = "-" if r.first_step_over is None else str(r.first_step_over)
     ranks = "same" if r.ranks_identical else "DIFFER"
     return (
-        f"{r.variant:<12} {r.dtype:<8} {r.steps:>5} {r.pair:<22} {r.tol:>7.0e} {r.final_max_rel_diff:>9.1e} {r.max_rel_diff:>9.1e} {r.worst_param:<14} {over:>7} {ranks:<9} "
+        f"{r.variant:<12} {r.dtype:<8} {r.steps:>5} {r.pair:<22} {r.tol:>7.0e} {r.final_max_rel_diff:>9.1e} {r.max_rel_diff:>9.1e} {r.worst_param:<14} "
+        f"{over:>7} {ranks:<9} "
         f"{'PASS' if r.passed else 'FAIL'}"
     )
 

@@ -35,7 +35,9 @@ class TrainResult:
     passed: bool = False
 
 
-def train_batches_source(variant: Variant, steps: int, batch: int, seed: int, mnist_train: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray, str]:
+def train_batches_source(
+    variant: Variant, steps: int, batch: int, seed: int, mnist_train: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray, str]:
     """Training images (uint8) and labels: MNIST's training set for 1x28x28 variants when found,
     else seeded random images, enough for `steps` batches."""
     if mnist_train is not None and variant.input.shape == (1, 28, 28):
@@ -47,7 +49,9 @@ def train_batches_source(variant: Variant, steps: int, batch: int, seed: int, mn
     return images, rng.integers(0, variant.num_classes, n), "random"
 
 
-def trajectory(backend, framework: str, variant: Variant, recipe: Recipe, seed: int, steps: int, images: np.ndarray, labels: np.ndarray, augment: bool, layout: str) -> Iterator[dict[str, np.ndarray]]:
+def trajectory(
+    backend, framework: str, variant: Variant, recipe: Recipe, seed: int, steps: int, images: np.ndarray, labels: np.ndarray, augment: bool, layout: str
+) -> Iterator[dict[str, np.ndarray]]:
     """Train `backend` (a lenet_<framework>.train.Backend holding `images`) `steps` steps of the
     trainers' own schedule (lenet_spec.schedule.epoch_steps), yielding its weights after each
     step in `layout`'s names and layouts ("spec" or a framework's)."""
@@ -109,7 +113,9 @@ def run_training_case(variant: Variant, dtype: str, steps: int, seed: int, mnist
     return res
 
 
-def train_steps(framework: str, variant_name: str, recipe: Recipe, dtype: str, steps: int, seed: int, images: np.ndarray, labels: np.ndarray, augment: bool, world=None) -> list[dict[str, np.ndarray]]:
+def train_steps(
+    framework: str, variant_name: str, recipe: Recipe, dtype: str, steps: int, seed: int, images: np.ndarray, labels: np.ndarray, augment: bool, world=None
+) -> list[dict[str, np.ndarray]]:
     """Train `steps` steps of the trainers' schedule in `framework` (in a job: this process's
     part of it, `world` a lenet_train.distributed.World) and return the weights after each
     step, in the spec's layout."""

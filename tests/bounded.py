@@ -57,7 +57,16 @@ def _status_kib(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
-def run(args: list[str], *, limit_mb: float, timeout: float = 120, cwd: str | os.PathLike | None = None, env: dict[str, str] | None = None, stdin: bytes | None = None, python: bool = True) -> Result:
+def run(
+    args: list[str],
+    *,
+    limit_mb: float,
+    timeout: float = 120,
+    cwd: str | os.PathLike | None = None,
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+    python: bool = True,
+) -> Result:
     """Run `python ARGS` (or ARGS itself with python=False) with the repository importable, and
     kill it the moment its resident memory passes `limit_mb` MiB or `timeout` seconds pass."""
     environment = dict(os.environ if env is None else env)
@@ -65,7 +74,9 @@ def run(args: list[str], *, limit_mb: float, timeout: float = 120, cwd: str | os
     environment.setdefault("PYTHONUNBUFFERED", "1")
     argv = [sys.executable, *args] if python else list(args)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen(argv, cwd=cwd, env=environment, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+        child = subprocess.Popen(
+            argv, cwd=cwd, env=environment, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
+        )
         if stdin is not None:
             child.stdin.write(stdin)
             child.stdin.close()

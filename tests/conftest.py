@@ -42,7 +42,9 @@ def tiny_data(n=64, seed=0):
     from lenet_train.loop import Data
 
     rng = np.random.default_rng(seed)
-    return Data(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n), rng.integers(0, 256, (32, 28, 28), dtype=np.uint8), rng.integers(0, 10, 32))
+    return Data(
+        rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n), rng.integers(0, 256, (32, 28, 28), dtype=np.uint8), rng.integers(0, 10, 32)
+    )
 
 
 @pytest.fixture
@@ -57,10 +59,16 @@ def trainer(monkeypatch):
 # What makes a test slow by the suite's rule: it starts a launcher, a server or a training run.
 # A test that does so without @pytest.mark.slow fails, so `pytest -m "not slow"` stays a quick run.
 STARTS = (
-    ("torchrun", "a launcher"), ("torch.distributed.run", "a launcher"), ("paddle.distributed.launch", "a launcher"),
-    ("export.serve", "a server"), ("benchmarks.serve", "a server"),
-    ("lenet_torch.train", "a training run"), ("lenet_paddle.train", "a training run"), ("lenet_torch/train.py", "a training run"), ("lenet_paddle/train.py", "a training run"),
-)  # fmt: skip
+    ("torchrun", "a launcher"),
+    ("torch.distributed.run", "a launcher"),
+    ("paddle.distributed.launch", "a launcher"),
+    ("export.serve", "a server"),
+    ("benchmarks.serve", "a server"),
+    ("lenet_torch.train", "a training run"),
+    ("lenet_paddle.train", "a training run"),
+    ("lenet_torch/train.py", "a training run"),
+    ("lenet_paddle/train.py", "a training run"),
+)
 
 
 @pytest.fixture(autouse=True)

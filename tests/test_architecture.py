@@ -81,7 +81,9 @@ def test_the_framework_list_is_spelled_once():
     assert not found, "\n".join(found)
 
 
-def test_ruff_finds_nothing():
-    """ruff's checks of pyproject.toml (unused and undefined names, the line limit), on the whole tree."""
-    result = subprocess.run([tool("ruff"), "check", "--no-cache", "--output-format", "concise", "."], cwd=ROOT, capture_output=True, text=True, timeout=300)
+@pytest.mark.parametrize("command", [["check", "--output-format", "concise"], ["format", "--check"]], ids=["check", "format"])
+def test_ruff_finds_nothing(command):
+    """ruff's checks of pyproject.toml (unused and undefined names, the 160-column limit) and its
+    formatter's layout, on the whole tree."""
+    result = subprocess.run([tool("ruff"), *command, "--no-cache", "."], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-1000:]

@@ -40,7 +40,9 @@ def test_quick_run_writes_every_figure(tmp_path, capsys):
     assert sorted(t["batch_size"] for t in r["training"] if t["framework"] == "paddle" and not t["recipe_batch"]) == [256, 1024]
     for t in r["training"]:
         assert t["images_per_s"] > 0 and 0 < t["flop_fraction"] == pytest.approx(t["images_per_s"] / t["flop_bound"])
-        assert t["vs_tutorial"] > 0 and t["plain_loop_images_per_s"] > 0 and t["vs_plain_loop"] == pytest.approx(t["images_per_s"] / t["plain_loop_images_per_s"])
+        assert (
+            t["vs_tutorial"] > 0 and t["plain_loop_images_per_s"] > 0 and t["vs_plain_loop"] == pytest.approx(t["images_per_s"] / t["plain_loop_images_per_s"])
+        )
     runtimes = {i["runtime"] for i in r["inference"]}
     assert runtimes == {"torch", "paddle", "onnxruntime (torch's file)", "onnxruntime (paddle's file)", PLAIN_ONNX}
     for i in r["inference"]:
@@ -49,7 +51,9 @@ def test_quick_run_writes_every_figure(tmp_path, capsys):
     for t in r["time_to_accuracy"]:
         assert set(t) >= {"train_s", "eval_s", "import_s", "data_s", "reached", "accuracy", "epochs"}
     assert r["batchnorm"] == []  # lenet5 has none
-    assert {(s["body"], s["batching"], s["clients"]) for s in r["serving"]} == {(b, m, c) for b in ("png", "json") for m in ("micro-batching", "none") for c in (1, 4)}
+    assert {(s["body"], s["batching"], s["clients"]) for s in r["serving"]} == {
+        (b, m, c) for b in ("png", "json") for m in ("micro-batching", "none") for c in (1, 4)
+    }
     for s in r["serving"]:
         assert s["errors"] == 0 and s["requests"] == 10 * s["clients"] and s["requests_per_s"] > 0 and 0 < s["p50_ms"] <= s["p99_ms"] <= s["max_ms"]
         assert s["mean_batch"] >= 1 and (s["mean_batch"] == 1 if s["batching"] == "none" or s["clients"] == 1 else True)
@@ -64,16 +68,22 @@ def test_a_full_run_judges_ratios_against_its_peers():
     from benchmarks.run import JUDGED, judge
 
     def result(trainer, plain, ours_batch, plain_batch, ours_p50, plain_p50, bn, serving_errors):
-        training = [{"framework": "torch", "variant": "lenet5", "batch_size": 64, "recipe_batch": True, "vs_plain_loop": trainer / plain, "vs_tutorial": trainer / 1000}]
-        inference = [{"runtime": "onnxruntime (torch's file)", "batch_images_per_s": ours_batch, "latency_p50_us": ours_p50},
-                     {"runtime": PLAIN_ONNX, "batch_images_per_s": plain_batch, "latency_p50_us": plain_p50}]  # fmt: skip
+        training = [
+            {"framework": "torch", "variant": "lenet5", "batch_size": 64, "recipe_batch": True, "vs_plain_loop": trainer / plain, "vs_tutorial": trainer / 1000}
+        ]
+        inference = [
+            {"runtime": "onnxruntime (torch's file)", "batch_images_per_s": ours_batch, "latency_p50_us": ours_p50},
+            {"runtime": PLAIN_ONNX, "batch_images_per_s": plain_batch, "latency_p50_us": plain_p50},
+        ]
         batchnorm = [{"framework": "paddle", "variant": "lenet5-bn", "ratio": bn}]
         serving = [{"body": "png", "batching": "none", "clients": 8, "requests": 2000 - serving_errors, "errors": serving_errors}]
         return {"training": training, "batchnorm": batchnorm, "inference": inference, "serving": serving}
 
     good = judge(result(4000, 4200, 40000, 41000, 60, 58, 0.95, 0))
     assert sorted(j["kind"] for j in good) == sorted(JUDGED) and all(j["ok"] for j in good)
-    slow = judge(result(3000, 4200, 30000, 41000, 80, 58, 0.2, 1))  # 0.71 of the plain loop, 0.73 of its batch rate, p50 0.73 of its speed, BatchNorm 5x slower, 1 error
+    slow = judge(
+        result(3000, 4200, 30000, 41000, 80, 58, 0.2, 1)
+    )  # 0.71 of the plain loop, 0.73 of its batch rate, p50 0.73 of its speed, BatchNorm 5x slower, 1 error
     assert [j["ok"] for j in slow] == [False, True, False, False, False, False]
 
 

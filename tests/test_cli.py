@@ -19,7 +19,10 @@ def parser() -> ArgumentParser:
     "argv, line",
     [
         (["--epoch", "1"], "python -m tool: error: unrecognized arguments: --epoch; did you mean --epochs?"),  # before: taken as --epochs
-        (["--variant", "lenet"], "python -m tool: error: argument --variant: invalid choice: 'lenet'; choose from lenet5, lenet5-1998, d2l; did you mean lenet5?"),
+        (
+            ["--variant", "lenet"],
+            "python -m tool: error: argument --variant: invalid choice: 'lenet'; choose from lenet5, lenet5-1998, d2l; did you mean lenet5?",
+        ),
         (["--variant", "zzz"], "python -m tool: error: argument --variant: invalid choice: 'zzz'; choose from lenet5, lenet5-1998, d2l (see --help)"),
         (["--epochs", "x"], "python -m tool: error: argument --epochs: invalid int value: 'x' (see --help)"),
         (["--vairant=d2l"], "python -m tool: error: unrecognized arguments: --vairant=d2l; did you mean --variant?"),

@@ -106,7 +106,9 @@ def test_the_launchers_train_as_one_process_does_and_resume_either_way(framework
     assert _rel(two.state, one.state) <= 1e-12  # measured: see docs/TRAINING.md, Distributed training
     records = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
     assert [r["world_size"] for r in records] == [1 * 2]
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(["metrics.jsonl", "curves.png", "predictions.png", "confusion.png", f"last{suffix}", f"best{suffix}"])
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
+        ["metrics.jsonl", "curves.png", "predictions.png", "confusion.png", f"last{suffix}", f"best{suffix}"]
+    )
     # a distributed run extended in one process, a single-process run extended in two: the same weights
     assert train_main(framework, ["--resume", "--epochs", "2", "--no-progress", "--out", str(tmp_path / "two")]) == 0
     proc = _launch(framework, ["--resume", "--epochs", "2", "--no-progress", "--out", str(tmp_path / "one")], tmp_path)
@@ -209,7 +211,9 @@ def _unsharded_masks_worker(rank, *args):
     _worker(rank, *args)
 
 
-@pytest.mark.parametrize("worker,variant,size", [(_summing_worker, "lenet5", 2), (_unweighted_worker, "lenet5", 3), (_unsharded_masks_worker, "lenet-caffe-dropout", 2)])
+@pytest.mark.parametrize(
+    "worker,variant,size", [(_summing_worker, "lenet5", 2), (_unweighted_worker, "lenet5", 3), (_unsharded_masks_worker, "lenet-caffe-dropout", 2)]
+)
 def test_the_distributed_check_fails_on_each_wrong_convention(worker, variant, size, tmp_path):
     """torch's processes with one convention broken, against one process: the check fails."""
     from lenet_spec import get_variant
@@ -220,9 +224,17 @@ def test_the_distributed_check_fails_on_each_wrong_convention(worker, variant, s
     recipe = default_recipe(variant).with_overrides(batch_size=64)
     images, labels, _ = train_batches_source(get_variant(variant), 3, 64, 0, None)
     job = (variant, recipe, "float64", 3, 0, images, labels, False)
-    good = compare(_history(launch, read_history, tmp_path / "good", job, size), train_steps("torch", *job), DistResult(variant, "float64", 3, size, "", SAME_FRAMEWORK_TOL["float64"]))
+    good = compare(
+        _history(launch, read_history, tmp_path / "good", job, size),
+        train_steps("torch", *job),
+        DistResult(variant, "float64", 3, size, "", SAME_FRAMEWORK_TOL["float64"]),
+    )
     assert good.passed, good  # the same case, unbroken, passes
-    bad = compare(_history(launch, read_history, tmp_path / "bad", job, size, worker), train_steps("torch", *job), DistResult(variant, "float64", 3, size, "", SAME_FRAMEWORK_TOL["float64"]))
+    bad = compare(
+        _history(launch, read_history, tmp_path / "bad", job, size, worker),
+        train_steps("torch", *job),
+        DistResult(variant, "float64", 3, size, "", SAME_FRAMEWORK_TOL["float64"]),
+    )
     assert not bad.passed and bad.first_step_over == 1, bad
 
 

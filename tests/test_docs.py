@@ -220,7 +220,17 @@ def test_classify():
 
 
 def test_runnable_modules():
-    assert {"lenet_spec", "parity.check", "parity.convert", "lenet_torch.train", "lenet_paddle.train", "export", "export.predict", "export.serve", "benchmarks"} <= runnable_modules()
+    assert {
+        "lenet_spec",
+        "parity.check",
+        "parity.convert",
+        "lenet_torch.train",
+        "lenet_paddle.train",
+        "export",
+        "export.predict",
+        "export.serve",
+        "benchmarks",
+    } <= runnable_modules()
     assert not {"lenet_spec.cli", "lenet_spec.mapping", "export._worker"} & runnable_modules()  # a library, the table, a private child
 
 
@@ -256,7 +266,10 @@ def anchors(markdown: str) -> set[str]:
 
 
 def test_anchors():
-    assert anchors("# Set up\n## Distributed training: data-parallel on the frameworks' own launchers\n```bash\n# not a heading\n```") == {"set-up", "distributed-training-data-parallel-on-the-frameworks-own-launchers"}
+    assert anchors("# Set up\n## Distributed training: data-parallel on the frameworks' own launchers\n```bash\n# not a heading\n```") == {
+        "set-up",
+        "distributed-training-data-parallel-on-the-frameworks-own-launchers",
+    }
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -298,5 +311,7 @@ def test_run_blocks(doc, tmp_path):
     work.mkdir()
     env = {**_env(), "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}", "LENET_DATA": str(tmp_path / "shared" / "datasets")}
     for block in (b for b in blocks(doc.read_text(), doc.name) if b.run):
-        proc = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block.text], check=False, cwd=work, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT)
+        proc = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", block.text], check=False, cwd=work, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT
+        )
         assert proc.returncode == 0, f"{block.path}:{block.line}: exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"

@@ -137,7 +137,11 @@ def test_torch_trainer_downloads_without_torchvision(isolated, server, monkeypat
     with pytest.raises(DataError) as info:
         locate("fashion-mnist", isolated / "nothing", downloader=fetch)  # a folder of its own: Debian's copy may be installed
     lines = str(info.value).splitlines()
-    assert lines[:3] == ["fashion-mnist not found, and its download failed; nothing was written:", f"  looked in {isolated / 'nothing'}: no such folder", f"  downloader: {fetch.label}"]
+    assert lines[:3] == [
+        "fashion-mnist not found, and its download failed; nothing was written:",
+        f"  looked in {isolated / 'nothing'}: no such folder",
+        f"  downloader: {fetch.label}",
+    ]
     assert lines[3].startswith("  http://127.0.0.1:9/fashion-mnist/: <urlopen error") and "--data-dir" in lines[4] and len(lines) == 5
     assert not (isolated / "nothing").exists()
 

@@ -24,7 +24,9 @@ def cpu_stack() -> bool:
     import paddle
     import torch
 
-    return not (env.machine_gpus()["found"] or torch.version.cuda or paddle.is_compiled_with_cuda() or "CUDAExecutionProvider" in onnxruntime.get_available_providers())
+    return not (
+        env.machine_gpus()["found"] or torch.version.cuda or paddle.is_compiled_with_cuda() or "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    )
 
 
 on_the_cpu_stack = pytest.mark.skipif("not cpu_stack()", reason="the report of a machine with a GPU or a CUDA build says other things")
@@ -128,11 +130,13 @@ def test_both_paddle_packages_installed(tmp_path):
     proc = run_env(pythonpath=tmp_path)
     assert proc.returncode == 1
     assert f"(paddlepaddle {paddle}, paddlepaddle-gpu {paddle}), CPU build" in proc.stdout
-    assert problems(proc.stdout) == ["PROBLEM: paddlepaddle and paddlepaddle-gpu are both installed, and both provide `paddle` (the one installed last overwrote the other's files)"]
+    assert problems(proc.stdout) == [
+        "PROBLEM: paddlepaddle and paddlepaddle-gpu are both installed, and both provide `paddle` (the one installed last overwrote the other's files)"
+    ]
     assert "  fix: pip uninstall -y paddlepaddle paddlepaddle-gpu, then install the one you want (docs/INSTALL-GPU.md)" in proc.stdout
 
 
-FAKE_ORT_GPU = '''\
+FAKE_ORT_GPU = """\
 __version__ = "1.26.0"
 
 
@@ -150,7 +154,7 @@ class InferenceSession:  # as onnxruntime-gpu does without its CUDA libraries: f
 
     def get_providers(self):
         return ["CPUExecutionProvider"]
-'''
+"""
 
 
 @on_the_cpu_stack
@@ -161,7 +165,10 @@ def test_a_cuda_provider_listed_but_unusable(tmp_path):
     (tmp_path / "onnxruntime" / "capi" / "build_and_package_info.py").write_text("package_name = 'onnxruntime-gpu'\ncuda_version = '12.8'\n")
     proc = run_env(pythonpath=tmp_path)
     assert proc.returncode == 1
-    assert f"onnxruntime  1.26.0 (onnxruntime {version('onnxruntime')}, onnxruntime-gpu 1.26.0), CUDA 12.8 build; providers Tensorrt, CUDA, CPU; CUDA session FAILS" in proc.stdout
+    assert (
+        f"onnxruntime  1.26.0 (onnxruntime {version('onnxruntime')}, onnxruntime-gpu 1.26.0), CUDA 12.8 build; providers Tensorrt, CUDA, CPU; CUDA session "
+        f"FAILS"
+    ) in proc.stdout
     found = problems(proc.stdout)
     assert "PROBLEM: onnxruntime 1.26.0 lists CUDAExecutionProvider but cannot start it (it fell back to the CPU)" in found
     assert "  fix: this machine has no GPU: pip uninstall -y onnxruntime-gpu && pip install onnxruntime (docs/INSTALL-GPU.md)" in proc.stdout
@@ -193,7 +200,10 @@ def test_a_gpu_beside_cpu_builds(tmp_path):
     assert problems(proc.stdout) == [f"PROBLEM: this machine has a GPU but torch {torch.__version__} is a CPU build",
                                      f"PROBLEM: this machine has a GPU but paddle {paddle.__version__} is a CPU build (paddlepaddle)"]  # fmt: skip
     assert f"  fix: pip install --force-reinstall torch=={base} --index-url https://download.pytorch.org/whl/cu126 (docs/INSTALL-GPU.md)" in proc.stdout
-    assert f"  fix: pip uninstall -y paddlepaddle && python -m pip install paddlepaddle-gpu=={paddle.__version__} -i https://www.paddlepaddle.org.cn/packages/stable/cu126/" in proc.stdout
+    assert (
+        f"  fix: pip uninstall -y paddlepaddle && python -m pip install paddlepaddle-gpu=={paddle.__version__} -i "
+        f"https://www.paddlepaddle.org.cn/packages/stable/cu126/"
+    ) in proc.stdout
     assert "note: onnxruntime runs exported files on the CPU only" in proc.stdout
 
 
@@ -226,4 +236,3 @@ def test_the_probe_writes_a_valid_onnx_file():
     onnx.checker.check_model(onnx.load_from_string(model))
     sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     assert sess.run(None, {"x": np.array([[-1, 2, -3, 4]], np.float32)})[0].tolist() == [[0, 2, 0, 4]]
-

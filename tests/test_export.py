@@ -358,6 +358,7 @@ def test_metadata_bombs_end_in_one_line_in_predict_and_verify(exported, tmp_path
 
 def png_of_nothing(path, width, height):
     """A black gray PNG of any size, compressed a band of rows at a time (Pillow would hold all its pixels)."""
+
     def chunk(kind, data):
         return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
 
@@ -584,7 +585,11 @@ def test_a_checkpoint_given_as_the_model_gets_the_export_command(tmp_path, capsy
 
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "x.png")
     for path, holds in checkpoints_given_as_models(tmp_path).items():
-        fix = f"python -m export {path} --out {path.with_suffix('.onnx')}" if path.suffix != ".onnx" else f"rename it to {path.with_suffix('.pdparams')} and export it first"
+        fix = (
+            f"python -m export {path} --out {path.with_suffix('.onnx')}"
+            if path.suffix != ".onnx"
+            else (f"rename it to {path.with_suffix('.pdparams')} and export it first")
+        )
         for prog, main, argv in [("export.predict", predict_main, [str(path), str(tmp_path / "x.png")]), ("export.verify", verify_main, [str(path)])]:
             assert main(argv) == 2, (prog, path)
             err = capsys.readouterr().err
@@ -623,7 +628,9 @@ def test_export_without_out_writes_beside_the_checkpoint_never_over_a_file(tmp_p
     assert json.loads(capsys.readouterr().out)["file"] == str(tmp_path / "best.onnx")
     written = (tmp_path / "best.onnx").read_bytes()
     assert main([str(ckpt)]) == 2
-    assert capsys.readouterr().err == f"export: error: --out not given and {tmp_path / 'best.onnx'} exists; pass --out {tmp_path / 'best.onnx'} to replace it, or another name\n"
+    assert capsys.readouterr().err == (
+        f"export: error: --out not given and {tmp_path / 'best.onnx'} exists; pass --out {tmp_path / 'best.onnx'} to replace it, or another name\n"
+    )
     assert (tmp_path / "best.onnx").read_bytes() == written
     assert main(["--variant", "lenet5", "--framework", "torch"]) == 2
     assert capsys.readouterr().err == "export: error: --out is required with --variant: give the ONNX file to write\n"

@@ -346,13 +346,19 @@ def read_checkpoint(scratch, content: bytes, kind: str, variant=None):
     return got
 
 
-@given(content=st.binary(max_size=2048), kind=st.sampled_from(list(CHECKPOINT_SUFFIXES)), prefix=st.sampled_from([b"", b"PK\x03\x04", b"\x80\x02", b"\x80\x04\x95", b"\x10\x00\x00\x00\x00\x00\x00\x00{"]))
+@given(
+    content=st.binary(max_size=2048),
+    kind=st.sampled_from(list(CHECKPOINT_SUFFIXES)),
+    prefix=st.sampled_from([b"", b"PK\x03\x04", b"\x80\x02", b"\x80\x04\x95", b"\x10\x00\x00\x00\x00\x00\x00\x00{"]),
+)
 def test_checkpoint_readers_any_bytes(checkpoints, scratch, content, kind, prefix):
     read_checkpoint(scratch, prefix + content, kind, "lenet5")
 
 
 @given(content=st.binary(max_size=64), kind=st.just("paddle"))
-@example(content=b"\x80\x04\x8e" + (20 * 10**9).to_bytes(8, "little") + b".", kind="paddle")  # a BINBYTES8 of 20 GB: the C unpickler allocated it before reading
+@example(
+    content=b"\x80\x04\x8e" + (20 * 10**9).to_bytes(8, "little") + b".", kind="paddle"
+)  # a BINBYTES8 of 20 GB: the C unpickler allocated it before reading
 @example(content=b"\x80\x02N" + b"r" + (2**26).to_bytes(4, "little") + b".", kind="paddle")  # LONG_BINPUT 2**26: it grew its memo table to 1 GB (15 GB seen)
 def test_checkpoint_readers_declared_lengths(checkpoints, scratch, content, kind):
     read_checkpoint(scratch, content, kind, "lenet5")
@@ -371,7 +377,9 @@ GLOBALS = [
     ("paddle.base.libpaddle", "GeneratorState"), ("os", "system"), ("builtins", "eval"), ("builtins", "getattr"), ("numpy", "load"),
 ]  # fmt: skip
 OPS = st.one_of(
-    st.sampled_from([b"}", b"]", b")", b"(", b"a", b"e", b"s", b"u", b"t", b"\x85", b"\x86", b"\x87", b"R", b"b", b"\x81", b"\x94", b"0", b"2", b"N", b"\x88", b"\x89"]),
+    st.sampled_from(
+        [b"}", b"]", b")", b"(", b"a", b"e", b"s", b"u", b"t", b"\x85", b"\x86", b"\x87", b"R", b"b", b"\x81", b"\x94", b"0", b"2", b"N", b"\x88", b"\x89"]
+    ),
     st.integers(0, 255).map(lambda i: b"K" + bytes([i])),
     st.integers(0, 3).map(lambda i: b"h" + bytes([i])),  # BINGET from the memo
     st.binary(max_size=40).map(lambda b: b"C" + bytes([len(b)]) + b),  # SHORT_BINBYTES

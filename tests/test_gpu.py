@@ -11,7 +11,6 @@ import onnx
 import pytest
 from conftest import ROOT
 
-import lenet_paddle.train
 import lenet_torch.train
 from lenet_spec import get_variant, init_params
 from lenet_spec.cli import no_gpu
@@ -47,7 +46,9 @@ def expected(framework: str) -> str:
         return no_gpu("paddle", paddle.__version__, paddle.version.cuda() if paddle.is_compiled_with_cuda() else None)
     import onnxruntime as ort
 
-    return no_gpu("onnxruntime", ort.__version__, None, f"onnxruntime {ort.__version__} has no CUDAExecutionProvider: it is the CPU package, not onnxruntime-gpu")
+    return no_gpu(
+        "onnxruntime", ort.__version__, None, f"onnxruntime {ort.__version__} has no CUDAExecutionProvider: it is the CPU package, not onnxruntime-gpu"
+    )
 
 
 needs_no_gpu = pytest.mark.skipif("torch_has_gpu() or paddle_has_gpu()", reason="this machine has a GPU")
@@ -55,7 +56,8 @@ needs_no_gpu = pytest.mark.skipif("torch_has_gpu() or paddle_has_gpu()", reason=
 
 def test_the_line_names_the_framework_the_build_and_where_to_look():
     assert no_gpu("torch", "2.13.0+cpu", None) == (
-        "--device gpu: torch sees no CUDA GPU (torch 2.13.0+cpu is a CPU build); see what this machine has with `python -m parity.check --env`, or use --device cpu"
+        "--device gpu: torch sees no CUDA GPU (torch 2.13.0+cpu is a CPU build); see what this machine has with `python -m parity.check --env`, or use "
+        "--device cpu"
     )
     assert "(paddle 3.3.1 is built for CUDA 12.6 but cannot use a GPU here)" in no_gpu("paddle", "3.3.1", "12.6")
 
@@ -136,7 +138,12 @@ def test_a_cuda_provider_that_cannot_start_is_not_a_silent_cpu_run(tmp_path, mon
     monkeypatch.setattr(ort, "preload_dlls", lambda: print("preloading"), raising=False)
     with pytest.raises(RuntimeUnavailable) as e:
         session(model, "gpu")
-    assert str(e.value) == no_gpu("onnxruntime", ort.__version__, None, f"onnxruntime {ort.__version__} lists CUDAExecutionProvider but could not start it: no GPU, or the CUDA and cuDNN libraries it needs are not found")
+    assert str(e.value) == no_gpu(
+        "onnxruntime",
+        ort.__version__,
+        None,
+        f"onnxruntime {ort.__version__} lists CUDAExecutionProvider but could not start it: no GPU, or the CUDA and cuDNN libraries it needs are not found",
+    )
     assert provider_of(session(model, "auto")) == "CPUExecutionProvider"  # auto: the CPU is an answer
     out = capsys.readouterr()
     assert out.out == "" and out.err.count("preloading") == 2  # preload_dlls ran before each CUDA session, its words on stderr
@@ -193,8 +200,12 @@ def test_without_a_tolerance_non_finite_values_and_float64_flips_still_fail(dtyp
 
 @pytest.mark.skipif("not (torch_has_gpu() and paddle_has_gpu())", reason="needs a CUDA GPU that torch and paddle both see")
 def test_parity_on_a_real_gpu(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "parity.check", "--device", "gpu", "--variant", "lenet5", "--batch", "32", "--json", str(tmp_path / "gpu.json")],
-                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "parity.check", "--device", "gpu", "--variant", "lenet5", "--batch", "32", "--json", str(tmp_path / "gpu.json")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("torch gpu / paddle gpu") == 2 and "TF32 off" in proc.stdout
     rows = json.loads((tmp_path / "gpu.json").read_text())

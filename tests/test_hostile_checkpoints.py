@@ -2,10 +2,8 @@
 that are costly or impossible to render, deep JSON, and optimizer state that does not fit its
 parameters. Every command runs under tests/bounded.py's memory bound."""
 
-import json
 import pickle
 import pickletools
-import struct
 
 import numpy as np
 import pytest
@@ -88,7 +86,10 @@ def test_values_in_errors_are_never_rendered_in_full(module, suffix, tmp_path):
         import torch
 
         state = {k: torch.from_numpy(v) for k, v in state.items()}
-    path = write(tmp_path / f"version{suffix}", {**ENVELOPE, "framework": "torch" if suffix == ".pt" else "paddle", "format_version": shared_list(50), "state_dict": state})
+    path = write(
+        tmp_path / f"version{suffix}",
+        {**ENVELOPE, "framework": "torch" if suffix == ".pt" else "paddle", "format_version": shared_list(50), "state_dict": state},
+    )
     line = one_line(run(module, READERS[module](path, tmp_path), timeout=30), str(path), "format version a list of 50 items")
     assert len(line) < 300
 
@@ -145,7 +146,9 @@ def test_a_huge_integer_is_one_line_naming_the_file(module, tmp_path):
     limit): one line naming the file, where formatting it raised ValueError."""
     import lenet_paddle
 
-    path = write(tmp_path / "huge.pdparams", {**ENVELOPE, "format_version": 10**20_000, "state_dict": lenet_paddle.bridge.state_numpy(lenet_paddle.build("lenet5"))})
+    path = write(
+        tmp_path / "huge.pdparams", {**ENVELOPE, "format_version": 10**20_000, "state_dict": lenet_paddle.bridge.state_numpy(lenet_paddle.build("lenet5"))}
+    )
     if module == "lenet_paddle.train":
         run_dir = resume_folder(tmp_path, path)
         path, args = run_dir / "last.pdparams", ["--resume", "--out", run_dir, "--no-progress"]
@@ -159,7 +162,9 @@ def runs(tmp_path_factory):
     """A real one-epoch Adam run of each trainer (1,000 images), to resume."""
     folder = tmp_path_factory.mktemp("runs")
     for framework in ("torch", "paddle"):
-        result = run(f"lenet_{framework}.train", ["--epochs", "1", "--limit", "1000", "--optimizer", "adam", "--no-progress", "--out", folder / framework], timeout=300)
+        result = run(
+            f"lenet_{framework}.train", ["--epochs", "1", "--limit", "1000", "--optimizer", "adam", "--no-progress", "--out", folder / framework], timeout=300
+        )
         assert result.returncode == 0, result
     return folder
 
@@ -192,11 +197,13 @@ def resume(run_dir, framework):
 
 def set_entry(framework, key, value):
     """A change setting c1.weight's optimizer entry `key` to `value()`."""
+
     def change(optimizer):
         if framework == "torch":
             optimizer["state"][0][key] = value()
         else:
             optimizer[f"c1.weight_{key}"] = value()
+
     return change
 
 
@@ -205,17 +212,43 @@ def torch_value(make):
         import torch
 
         return make(torch)
+
     return value
 
 
 TAMPERS = {  # case: (framework, entry, value, what the line says)
-    "torch-zero-stride-moment": ("torch", "exp_avg", torch_value(lambda t: t.zeros(1, dtype=t.float64).expand(25000, 25000)), "claims (25000, 25000) float64 on 8 bytes"),
-    "torch-float64-moment": ("torch", "exp_avg_sq", torch_value(lambda t: t.zeros(6, 1, 5, 5, dtype=t.float64)), "c1.weight 'exp_avg_sq' is (6, 1, 5, 5) float64"),
+    "torch-zero-stride-moment": (
+        "torch",
+        "exp_avg",
+        torch_value(lambda t: t.zeros(1, dtype=t.float64).expand(25000, 25000)),
+        "claims (25000, 25000) float64 on 8 bytes",
+    ),
+    "torch-float64-moment": (
+        "torch",
+        "exp_avg_sq",
+        torch_value(lambda t: t.zeros(6, 1, 5, 5, dtype=t.float64)),
+        "c1.weight 'exp_avg_sq' is (6, 1, 5, 5) float64",
+    ),
     "torch-step-a-string": ("torch", "step", lambda: "many", "c1.weight 'step' is 'many', not a step count"),
     "paddle-float64-moment": ("paddle", "moment1_0", lambda: np.zeros((6, 1, 5, 5)), "c1.weight_moment1_0 is (6, 1, 5, 5) float64"),
-    "paddle-step-counter-an-array": ("paddle", "beta1_pow_acc_0", lambda: np.zeros(1000, np.float32), "c1.weight_beta1_pow_acc_0 is (1000,) float32, not a step counter's (1,) float32"),
-    "torch-misshaped-moment": ("torch", "exp_avg", torch_value(lambda t: t.zeros(3)), "c1.weight 'exp_avg' is (3,) float32, not its parameter's (6, 1, 5, 5) float32"),
-    "paddle-misshaped-moment": ("paddle", "moment2_0", lambda: np.zeros(3, np.float32), "c1.weight_moment2_0 is (3,) float32, not its parameter's (6, 1, 5, 5) float32"),
+    "paddle-step-counter-an-array": (
+        "paddle",
+        "beta1_pow_acc_0",
+        lambda: np.zeros(1000, np.float32),
+        "c1.weight_beta1_pow_acc_0 is (1000,) float32, not a step counter's (1,) float32",
+    ),
+    "torch-misshaped-moment": (
+        "torch",
+        "exp_avg",
+        torch_value(lambda t: t.zeros(3)),
+        "c1.weight 'exp_avg' is (3,) float32, not its parameter's (6, 1, 5, 5) float32",
+    ),
+    "paddle-misshaped-moment": (
+        "paddle",
+        "moment2_0",
+        lambda: np.zeros(3, np.float32),
+        "c1.weight_moment2_0 is (3,) float32, not its parameter's (6, 1, 5, 5) float32",
+    ),
 }
 
 

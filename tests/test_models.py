@@ -142,6 +142,13 @@ def test_each_framework_builds_every_layer_type_from_one_table():
     import lenet_spec
     import lenet_torch.model
 
-    types = {cls for cls in vars(lenet_spec.layers).values() if isinstance(cls, type) and issubclass(cls, lenet_spec.Layer)} - {lenet_spec.Layer, lenet_spec.Input}
+    types = {cls for cls in vars(lenet_spec.layers).values() if isinstance(cls, type) and issubclass(cls, lenet_spec.Layer)} - {
+        lenet_spec.Layer,
+        lenet_spec.Input,
+    }
     assert set(lenet_torch.model.LAYERS) == set(lenet_paddle.model.LAYERS) == types
-    assert [cls.__name__ for cls in lenet_torch.model.LAYERS.values()] == [cls.__name__ for cls in lenet_paddle.model.LAYERS.values()] == [cls.__name__ for cls in lenet_torch.model.LAYERS]
+    assert (
+        [cls.__name__ for cls in lenet_torch.model.LAYERS.values()]
+        == [cls.__name__ for cls in lenet_paddle.model.LAYERS.values()]
+        == [cls.__name__ for cls in lenet_torch.model.LAYERS]
+    )

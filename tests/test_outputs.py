@@ -101,7 +101,21 @@ def test_no_command_replaces_an_input(files, tmp_path):
     the test images and the served model."""
     images = files["data"] / "t10k-images-idx3-ubyte.gz"
     before = images.read_bytes()
-    r = cli("parity.check", "--variant", "lenet5", "--dtype", "float64", "--direction", "torch2paddle", "--batch", "4", "--data-dir", files["data"], "--json", images)
+    r = cli(
+        "parity.check",
+        "--variant",
+        "lenet5",
+        "--dtype",
+        "float64",
+        "--direction",
+        "torch2paddle",
+        "--batch",
+        "4",
+        "--data-dir",
+        files["data"],
+        "--json",
+        images,
+    )
     assert r.returncode == 2 and "never replaces an input" in one_line(r)
     assert images.read_bytes() == before
     model = files["onnx"].read_bytes()
@@ -244,8 +258,13 @@ def test_an_interrupted_first_start_is_no_run(trainer, tmp_path, capsys):
 
 
 def test_recipe_values_must_be_trainable():
-    for changes, named in (({"step_every": 0}, "step_every must be at least 1"), ({"lr": 1e39}, "lr must be a finite number within float32's range"),
-                           ({"gamma": 0.0}, "gamma must be positive"), ({"momentum": 1.0}, "momentum must be in"), ({"eps": -1.0}, "eps must be positive")):  # fmt: skip
+    for changes, named in (
+        ({"step_every": 0}, "step_every must be at least 1"),
+        ({"lr": 1e39}, "lr must be a finite number within float32's range"),
+        ({"gamma": 0.0}, "gamma must be positive"),
+        ({"momentum": 1.0}, "momentum must be in"),
+        ({"eps": -1.0}, "eps must be positive"),
+    ):
         with pytest.raises(ValueError, match=named):
             Recipe(**changes)
     with pytest.raises(ValueError, match="step_every"):  # a stranger's checkpoint's recipe is the same recipe
@@ -264,7 +283,6 @@ def test_flags_that_cannot_be_trained_are_one_line(framework, flags, named, trai
     assert trainer.train_main(framework, [*ARGS, *flags, "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert named in err and len(err.splitlines()) == 1
-
 
 
 @pytest.mark.slow

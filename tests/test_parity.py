@@ -113,7 +113,10 @@ def test_cli_table_and_json(tmp_path, capsys):
     out = capsys.readouterr().out
     assert re.search(r"lenet5-1998 +torch2paddle  float64", out) and "2 passed, 0 failed" in out
     records = json.loads(path.read_text())
-    assert [(r["variant"], r["direction"], r["dtype"]) for r in records] == [("lenet5-1998", "torch2paddle", "float64"), ("lenet5-1998", "paddle2torch", "float64")]
+    assert [(r["variant"], r["direction"], r["dtype"]) for r in records] == [
+        ("lenet5-1998", "torch2paddle", "float64"),
+        ("lenet5-1998", "paddle2torch", "float64"),
+    ]
     for key in ("max_abs_diff", "max_rel_diff", "grad_max_rel_diff", "passed"):
         assert all(key in r for r in records)
 

@@ -277,8 +277,18 @@ def test_paddle_checkpoints_of_the_previous_format_resume(tmp_path):
     recipe = Recipe(batch_size=8)
     backend = Backend(get_variant("lenet5"), recipe, 0)
     paddle.seed(7)
-    payload = {"format": FORMAT, "format_version": 1, "framework": "paddle", "variant": "lenet5", "spec_version": "1", "framework_version": paddle.__version__,
-               "optimizer": backend.optimizer_state(), "rng_state": paddle.get_rng_state(), "epoch": 1, "state_dict": dict(backend.model.state_dict())}  # fmt: skip
+    payload = {
+        "format": FORMAT,
+        "format_version": 1,
+        "framework": "paddle",
+        "variant": "lenet5",
+        "spec_version": "1",
+        "framework_version": paddle.__version__,
+        "optimizer": backend.optimizer_state(),
+        "rng_state": paddle.get_rng_state(),
+        "epoch": 1,
+        "state_dict": dict(backend.model.state_dict()),
+    }
     path = tmp_path / "old.pdparams"
     paddle.save(payload, str(path))
     expected = paddle.rand([4]).numpy()
@@ -413,8 +423,14 @@ def test_outputs_never_replace_inputs(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert convert_main([str(ckpt), str(tmp_path / "file" / "w.pdparams")]) == 2
     assert "is a file, so no folder can be made there" in capsys.readouterr().err
-    assert check_main(["--variant", "lenet5", "--dtype", "float64", "--direction", "torch2paddle", "--batch", "4", "--json", str(tmp_path / "file" / "r.json")]) == 2
-    assert check_main(["--variant", "lenet5", "--dtype", "float64", "--direction", "torch2paddle", "--batch", "4", "--json", str(tmp_path / "new" / "r.json")]) == 0
+    assert (
+        check_main(["--variant", "lenet5", "--dtype", "float64", "--direction", "torch2paddle", "--batch", "4", "--json", str(tmp_path / "file" / "r.json")])
+        == 2
+    )
+    assert (
+        check_main(["--variant", "lenet5", "--dtype", "float64", "--direction", "torch2paddle", "--batch", "4", "--json", str(tmp_path / "new" / "r.json")])
+        == 0
+    )
     assert json.loads((tmp_path / "new" / "r.json").read_text())[0]["passed"]  # a missing folder is made
 
 
@@ -559,8 +575,14 @@ def test_ctrl_c_at_any_moment_is_one_line(framework, tmp_path):
 
     for delay in (0.4, 1.5, 3.0):
         out = tmp_path / f"run{delay}"
-        proc = subprocess.Popen([sys.executable, "-m", f"lenet_{framework}.train", "--epochs", "1", "--limit", "3000", "--no-progress", "--out", str(out)],
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "LENET_DATA": str(ROOT.parent / "shared" / "datasets")})  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"lenet_{framework}.train", "--epochs", "1", "--limit", "3000", "--no-progress", "--out", str(out)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "LENET_DATA": str(ROOT.parent / "shared" / "datasets")},
+        )
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)

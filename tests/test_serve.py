@@ -29,7 +29,7 @@ from benchmarks.serve import Server, drawn_png, expected_classes, load
 from export.exporter import export, fresh
 
 ROOT = Path(__file__).resolve().parents[1]
-pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e \".[serve]\"")
+pytest.importorskip("fastapi", reason='the serve extra is not installed: pip install -e ".[serve]"')
 
 
 def request(url: str, method: str, path: str, body: bytes | None = None, content_type: str | None = None, headers: dict | None = None, chunked: bool = False):
@@ -69,7 +69,12 @@ def png_claiming(width: int, height: int) -> bytes:
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 1000))
+        + chunk(b"IEND", b"")
+    )
 
 
 def multipart(fields: list[tuple[str, str | None, bytes]]) -> tuple[bytes, str]:
@@ -145,8 +150,12 @@ def test_a_file_gets_the_same_answer_from_the_cli_and_the_service(server, models
         files += [tmp_path / f"{i}.png", tmp_path / f"{i}.jpg"]
     stack = images[:20] / 255.0  # float64: the same numbers the JSON carries
     np.save(tmp_path / "stack.npy", stack)
-    proc = subprocess.run([sys.executable, "-m", "export.predict", str(models["digits"]), *map(str, files), str(tmp_path / "stack.npy"), "--json", "--top", "3"],
-                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "export.predict", str(models["digits"]), *map(str, files), str(tmp_path / "stack.npy"), "--json", "--top", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     records = {(Path(r["file"]).name, r.get("index")): r["predictions"] for r in json.loads(proc.stdout)["predictions"]}
     cli = {key: [(t["class"], t["label"], t["prob"]) for t in classes] for key, classes in records.items()}
@@ -242,8 +251,13 @@ def test_bad_input_neither_takes_the_server_down_nor_holds_up_others(server, mod
     # the garbage is fixed: random bytes after "GIF89a" claim a size Pillow refuses (422) about a third of the time
     good = [(png(im), "image/png", c) for im, c in zip(images, expected_classes(str(models["digits"]), [(png(im), "image/png") for im in images]))]
     quiet = load(server.url, good * 2, 4)
-    bad = [(png_claiming(50_000, 50_000), "image/png", 422), (b"\x00" * (5 * 2**20), "image/png", 413), (b"GIF89a" + np.random.default_rng(0).bytes(3000), "image/gif", 400),
-           (b"[" * 100_000, "application/json", 400), (png(np.full((4096, 4096), 255, np.uint8)), "image/png", 422)]  # fmt: skip
+    bad = [
+        (png_claiming(50_000, 50_000), "image/png", 422),
+        (b"\x00" * (5 * 2**20), "image/png", 413),
+        (b"GIF89a" + np.random.default_rng(0).bytes(3000), "image/gif", 400),
+        (b"[" * 100_000, "application/json", 400),
+        (png(np.full((4096, 4096), 255, np.uint8)), "image/png", 422),
+    ]
     stop, answered, wrong = threading.Event(), [], []
 
     def attacker():
@@ -333,9 +347,14 @@ def test_a_checkpoint_given_as_a_model_gets_the_export_command(tmp_path):
     with zipfile.ZipFile(tmp_path / "best.pt", "w") as z:  # torch.save's zip
         z.writestr("best/data.pkl", b"")
     (tmp_path / "last.pdparams").write_bytes(pickle.dumps({"format": "lenet-parity-checkpoint"}, protocol=4))
-    for path, holds in [(tmp_path / "best.pt", "a torch checkpoint (torch.save's zip)"), (tmp_path / "last.pdparams", "a paddle checkpoint (paddle.save's pickle)")]:
+    for path, holds in [
+        (tmp_path / "best.pt", "a torch checkpoint (torch.save's zip)"),
+        (tmp_path / "last.pdparams", "a paddle checkpoint (paddle.save's pickle)"),
+    ]:
         line = serve_fails(str(path))
-        assert line == f"export.serve: error: {path} holds {holds}, not an ONNX file; export it first: python -m export {path} --out {path.with_suffix('.onnx')}"
+        assert line == (
+            f"export.serve: error: {path} holds {holds}, not an ONNX file; export it first: python -m export {path} --out {path.with_suffix('.onnx')}"
+        )
 
 
 @pytest.mark.slow
@@ -384,9 +403,11 @@ def test_beyond_limit_concurrency_503_and_ctrl_c_ends_quietly(models):
 
 
 def test_the_service_imports_neither_framework(models):
-    code = ("import sys, export.app as a, export.serve as s\n"
-            f"app = a.create_app(s.load_models([{str(models['digits'])!r}]))\n"
-            "print(sorted(m for m in ('torch', 'paddle') if m in sys.modules))")  # fmt: skip (onnx is imported: it checks each graph)
+    code = (
+        "import sys, export.app as a, export.serve as s\n"
+        f"app = a.create_app(s.load_models([{str(models['digits'])!r}]))\n"
+        "print(sorted(m for m in ('torch', 'paddle') if m in sys.modules))"
+    )  # fmt: skip (onnx is imported: it checks each graph)
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
@@ -402,7 +423,7 @@ CHROMEDRIVER = shutil.which("chromedriver")
 def browser():
     """Headless Chromium driven by Selenium, pointed at the system's browser and driver (Selenium
     Manager told to stay offline: it downloads nothing)."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: pip install -e \".[test]\"")
+    webdriver = pytest.importorskip("selenium.webdriver", reason='selenium is not installed: pip install -e ".[test]"')
     binary = next((b for b in CHROMIUM if b), None)
     if binary is None or CHROMEDRIVER is None:
         pytest.skip("no Chromium here: apt-get install chromium chromium-driver (.ci/run does)")
@@ -426,7 +447,9 @@ def draw(driver, stroke: list[tuple[float, float]]) -> None:
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.common.actions.pointer_input import PointerInput
 
-    left, top, width, height = driver.execute_script("const r = document.getElementById('pad').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]")
+    left, top, width, height = driver.execute_script(
+        "const r = document.getElementById('pad').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]"
+    )
     actions = ActionBuilder(driver, mouse=PointerInput(interaction.POINTER_MOUSE, "pen"))
     x, y = stroke[0]
     actions.pointer_action.move_to_location(int(left + x * width), int(top + y * height)).pointer_down()

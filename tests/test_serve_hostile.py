@@ -20,7 +20,7 @@ import pytest
 
 import bounded
 
-pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e \".[serve]\"")
+pytest.importorskip("fastapi", reason='the serve extra is not installed: pip install -e ".[serve]"')
 
 ROOT = Path(__file__).resolve().parents[1]
 # measured: the server's VmHWM after start and a few small requests is 90-93 MiB (onnxruntime, FastAPI, numpy, Pillow)
@@ -68,7 +68,22 @@ def serving(model: Path, tmp_path: Path, *flags: str, limit_mb: float = LIMIT_MB
     """`python -m export.serve MODEL` under bounded.run (killed past `limit_mb`), yielding a
     `Served`; ended with Ctrl-C, its bounded.Result is then in `.result`."""
     port, pidfile, out = free_port(), tmp_path / f"serve-{time.monotonic_ns()}.pid", {}
-    command = ["sh", "-c", 'echo $$ > "$0"; exec "$@"', str(pidfile), sys.executable, "-m", "export.serve", str(model), "--port", str(port), "--no-access-log", "--log-level", "warning", *flags]
+    command = [
+        "sh",
+        "-c",
+        'echo $$ > "$0"; exec "$@"',
+        str(pidfile),
+        sys.executable,
+        "-m",
+        "export.serve",
+        str(model),
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        *flags,
+    ]
     thread = threading.Thread(target=lambda: out.update(result=bounded.run(command, limit_mb=limit_mb, timeout=timeout, cwd=ROOT, python=False)))
     thread.start()
     deadline = time.monotonic() + 120

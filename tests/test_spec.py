@@ -155,7 +155,10 @@ def test_summary_cli_unknown_variant(capsys):
 
 
 def test_spec_imports_no_framework():
-    code = "import sys, lenet_spec, lenet_spec.reference, lenet_spec.data, lenet_spec.checkpoint, parity, lenet_spec.mapping; print(sorted(m for m in ('torch', 'paddle') if m in sys.modules))"
+    code = (
+        "import sys, lenet_spec, lenet_spec.reference, lenet_spec.data, lenet_spec.checkpoint, parity, lenet_spec.mapping; print(sorted(m for m in "
+        "('torch', 'paddle') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip() == "[]"
 
@@ -169,7 +172,9 @@ def test_help_states_each_default_once(module):
     assert not re.search(r"\(default[^()]*\)\s*\(default", text), text
 
 
-@pytest.mark.parametrize("command", [["lenet_spec", "summary", "lenet5", "--json"], ["lenet_torch.train", "--help"], ["parity.check", "--help"], ["export.predict", "--help"]])
+@pytest.mark.parametrize(
+    "command", [["lenet_spec", "summary", "lenet5", "--json"], ["lenet_torch.train", "--help"], ["parity.check", "--help"], ["export.predict", "--help"]]
+)
 def test_a_reader_that_leaves_is_no_error(command):
     """`... | head -c 400`: the reader closes the pipe; the command ends quietly with status 0."""
     import subprocess
@@ -214,7 +219,10 @@ def test_decisions_are_relu_signs_and_max_pool_winners():
     pool = layer["pool1"]
     (winners,) = pool.decisions(x, reference.layer_forward(pool, x, {}))
     assert winners.shape == (2, 3, 4, 4)
-    np.testing.assert_array_equal(np.take_along_axis(x.reshape(2, 3, 4, 2, 4, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 3, 4, 4, 4), winners[..., None], -1)[..., 0], x.reshape(2, 3, 4, 2, 4, 2).max((3, 5)))
+    np.testing.assert_array_equal(
+        np.take_along_axis(x.reshape(2, 3, 4, 2, 4, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 3, 4, 4, 4), winners[..., None], -1)[..., 0],
+        x.reshape(2, 3, 4, 2, 4, 2).max((3, 5)),
+    )
     relu = next(layer for layer in v.layers if getattr(layer, "activation", None) == "relu")
     y = np.array([[-1.0, 0.0, 2.0]])
     assert [d.tolist() for d in relu.decisions(None, y)] == [[[False, False, True]]]

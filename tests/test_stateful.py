@@ -146,7 +146,10 @@ def test_dropout_masks_are_the_spec_s_and_scale_as_both_frameworks_do():
     import torch
 
     ones = np.ones((4, 1000))
-    for kept in (torch.nn.functional.dropout(torch.tensor(ones), 0.5, True).numpy(), paddle.nn.functional.dropout(paddle.to_tensor(ones), 0.5, training=True).numpy()):
+    for kept in (
+        torch.nn.functional.dropout(torch.tensor(ones), 0.5, True).numpy(),
+        paddle.nn.functional.dropout(paddle.to_tensor(ones), 0.5, training=True).numpy(),
+    ):
         assert set(np.unique(kept)) <= {0.0, 2.0}
 
 
@@ -168,7 +171,11 @@ def test_reference_training_pass_matches_both_frameworks():
 @pytest.mark.parametrize("name", ["lenet5-bn", "lenet-caffe-dropout"])
 def test_training_parity_with_stateful_layers(name):
     r = trajectories.run_training_case(get_variant(name), "float64", steps=12, seed=0, mnist_train=None)
-    assert r.passed and r.max_rel_diff < compare.TRAIN_TOL["float64"] and r.eval_rel_diff < compare.TRAIN_TOL["float64"], (r.max_rel_diff, r.worst_param, r.eval_rel_diff)
+    assert r.passed and r.max_rel_diff < compare.TRAIN_TOL["float64"] and r.eval_rel_diff < compare.TRAIN_TOL["float64"], (
+        r.max_rel_diff,
+        r.worst_param,
+        r.eval_rel_diff,
+    )
 
 
 def test_export_folds_batchnorm_and_drops_dropout(tmp_path):

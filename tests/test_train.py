@@ -18,7 +18,9 @@ BACKENDS = {"torch": torch_train.Backend, "paddle": paddle_train.Backend}
 
 def tiny_data(n=96, seed=0):
     rng = np.random.default_rng(seed)
-    return Data(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n), rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), rng.integers(0, 10, 20))
+    return Data(
+        rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n), rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), rng.integers(0, 10, 20)
+    )
 
 
 class Recorder:
@@ -293,10 +295,18 @@ def test_pictures_show_one_epoch_on_labelled_axes_with_titles(tmp_path, monkeypa
     assert (tmp_path / "curves.png").stat().st_size > 10_000
 
     saved = {}
-    monkeypatch.setattr(plots, "_save", lambda fig, path: saved.setdefault(path.name, [t.get_text() for ax in fig.axes for t in [ax.title]] + [fig._suptitle.get_text() if fig._suptitle else ""]))
+    monkeypatch.setattr(
+        plots,
+        "_save",
+        lambda fig, path: saved.setdefault(
+            path.name, [t.get_text() for ax in fig.axes for t in [ax.title]] + [fig._suptitle.get_text() if fig._suptitle else ""]
+        ),
+    )
     plots.confusion_matrix(np.array([[5, 1], [0, 4]]), ("a", "b"), tmp_path / "confusion.png", "paddle d2l on fashion-mnist")
     assert "paddle d2l on fashion-mnist: test confusion, accuracy 90.00% (1 of 10 wrong)" in saved["confusion.png"]
-    plots.predictions(np.zeros((4, 28, 28), np.uint8), np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]), ("a", "b"), tmp_path / "predictions.png", title="paddle d2l")
+    plots.predictions(
+        np.zeros((4, 28, 28), np.uint8), np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]), ("a", "b"), tmp_path / "predictions.png", title="paddle d2l"
+    )
     assert "paddle d2l: true / predicted; 1 of 4 test images wrong (red, shown first)" in saved["predictions.png"]
 
 
@@ -371,8 +381,27 @@ def test_a_redirected_log_gets_no_progress_frames(tmp_path):
         pytest.skip("MNIST not found: set LENET_DATA to a folder holding mnist/")
     log = tmp_path / "log"
     with open(log, "wb") as stderr:
-        proc = subprocess.run([sys.executable, "-m", "lenet_torch.train", "--epochs", "1", "--limit", "640", "--batch-size", "16", "--device", "cpu", "--out", str(tmp_path / "run")],
-                              stdout=subprocess.PIPE, stderr=stderr, cwd=ROOT, env=os.environ)  # fmt: skip
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lenet_torch.train",
+                "--epochs",
+                "1",
+                "--limit",
+                "640",
+                "--batch-size",
+                "16",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "run"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=ROOT,
+            env=os.environ,
+        )
     assert proc.returncode == 0, log.read_text()
     assert b"\r" not in log.read_bytes() and b"\r" not in proc.stdout and b"epoch  1/1" in proc.stdout  # bytes: text mode would read a \r as \n
 
@@ -428,4 +457,7 @@ def test_data_dir_help_shows_where_the_data_is_looked_for(command, capsys):
         with pytest.raises(SystemExit):
             cli.evaluate_main("torch", ["--help"])
     help_text = "".join(capsys.readouterr().out.split())  # argparse wraps lines (and breaks them at hyphens)
-    assert "".join(f"--data-dir DATA_DIR folder holding the data set, or to download it into (default: the first of these that holds it: {SEARCH_ORDER};".split()) in help_text
+    assert (
+        "".join(f"--data-dir DATA_DIR folder holding the data set, or to download it into (default: the first of these that holds it: {SEARCH_ORDER};".split())
+        in help_text
+    )

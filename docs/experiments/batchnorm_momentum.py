@@ -14,7 +14,9 @@ from lenet_spec.layers import BatchNorm
 
 BASE = variants.VARIANTS["lenet5-bn"]
 VARIANT = dataclasses.replace(
-    BASE, name="lenet5-bn-batch-weight-0.9", layers=tuple(dataclasses.replace(layer, momentum=0.9) if isinstance(layer, BatchNorm) else layer for layer in BASE.layers)
+    BASE,
+    name="lenet5-bn-batch-weight-0.9",
+    layers=tuple(dataclasses.replace(layer, momentum=0.9) if isinstance(layer, BatchNorm) else layer for layer in BASE.layers),
 )
 
 if __name__ == "__main__":
