@@ -3,7 +3,7 @@ the project's input/output names, metadata, and the full checker.
 
 torch's dynamo exporter and paddle2onnx express the same layers differently (paddle2onnx:
 flatten as Shape/Slice/Concat/Reshape, Linear as MatMul + Add, `x * 1.0` from paddle's scale
-op). After `clean`, both give the same node count for every variant (README, "ONNX").
+op). After `clean`, both give the same node count for every variant (docs/DEPLOY.md).
 """
 
 from __future__ import annotations

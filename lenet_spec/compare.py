@@ -15,7 +15,7 @@ import numpy as np
 from .layers import Variant
 
 # Tolerances on max|a - b| / max|a| between the frameworks' layer outputs, logits and gradients
-# (parity.check's default mode), set from measurement (README, "Measured parity"): over seeds
+# (parity.check's default mode), set from measurement (docs/PROOFS.md, "Measured parity"): over seeds
 # 0-7, batches of 256 random and 256 MNIST images, every variant and direction, the worst
 # figures were
 #   float32: layer output 1.3e-6, logits 1.3e-6, gradients 3.2e-5 (batches without decision
@@ -43,14 +43,14 @@ TRAIN_TOL = {"float64": 1e-9}
 TRAIN_UNRELATED = 1.0
 
 # Data-parallel training (parity.check --train --world-size N), float64, N processes against
-# one of the same framework. Measured (lenet5, MNIST, 100 steps, 2 processes): see README
+# one of the same framework. Measured (lenet5, MNIST, 100 steps, 2 processes): see docs/TRAINING.md
 # "Distributed training"; the bound is the issue's 1e-12.
 SAME_FRAMEWORK_TOL = {"float64": 1e-12}
 
 # parity.check --device gpu, every pair of sides: NOT MEASURED YET. No GPU has run this check
 # (issue 16's machines had none), and the CPU's bounds (LAYER_TOL, GRAD_TOL) are not reused:
 # cuDNN rounds otherwise. Until a run on a GPU sets them from the figures that check prints
-# (README, "Install on a GPU machine"), the differences are reported, not judged; judged is what
+# (docs/INSTALL-GPU.md), the differences are reported, not judged; judged is what
 # needs no tolerance: every output and gradient finite, and in float64 no ReLU/max-pool decision
 # made differently. (Predictions are counted, not judged: a prediction can only change where the
 # two sides' logits differ by half the gap between its top two classes, so whether that is a

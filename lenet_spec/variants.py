@@ -116,7 +116,7 @@ CIFAR_NET = Variant(
 # PyTorch version; layer list as there): BatchNorm after each convolution and hidden dense layer,
 # before the sigmoid; no padding, so 16x4x4 = 256 features reach the first dense layer. (d2l's
 # Paddle version of the chapter has max pooling here, and gives BatchNorm2D momentum=0.1, which in
-# paddle weighs the running average, not the batch: README, "Porting stateful layers".)
+# paddle weighs the running average, not the batch: docs/PORTING.md, "Stateful layers".)
 LENET5_BN = Variant(
     name="lenet5-bn",
     title="Dive into Deep Learning's LeNet with batch normalization: BatchNorm before each sigmoid",

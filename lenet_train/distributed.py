@@ -6,7 +6,7 @@ The collectives are the frameworks' own (torch.distributed with DistributedDataP
 paddle.distributed with paddle.DataParallel; lenet_torch/train.py, lenet_paddle/train.py);
 nothing here sends a byte.
 
-The semantics (README, "Distributed training"):
+The semantics (docs/TRAINING.md, "Distributed training"):
 - `--batch-size` is the global batch: the recipe, the learning rate of every step and the
   accuracy do not depend on the number of processes.
 - The spec's (seed, epoch) order cuts the epoch into global batches as for one process; rank r
