@@ -19,7 +19,7 @@ from lenet_spec import VARIANTS
 from lenet_spec.checkpoint import Checkpoint, CheckpointError, format_of, save_safetensors, state_mismatch
 from lenet_spec.cli import ArgumentParser, UsageError, check_output, run
 
-from lenet_spec.frameworks import NAMES as FRAMEWORKS, FrameworkMissing, package
+from lenet_spec.frameworks import NAMES as FRAMEWORKS, REGISTRY, FrameworkMissing, package
 from lenet_spec.load import load_checkpoint
 from lenet_spec.mapping import MappingError, convert, expected_shapes
 
@@ -45,7 +45,9 @@ def convert_file(
     ckpt = load_checkpoint(src, variant)
     target = layout or (ckpt.framework if dst_format == "safetensors" else dst_format)
     if (dst_format, target) == (src_format, ckpt.framework):
-        other = {"torch": ".pdparams", "paddle": ".pt", "safetensors": ".pt, .pdparams or --layout " + ("paddle" if target == "torch" else "torch")}[src_format]
+        others = [fw for fw in REGISTRY if fw.name != target]
+        suffixes = " or ".join(fw.suffix for fw in others)
+        other = suffixes if src_format != "safetensors" else f"{', '.join(fw.suffix for fw in REGISTRY)} or --layout {' or '.join(fw.name for fw in others)}"
         raise UsageError(f"{src} and {dst} would both be {dst_format} files in {target}'s layout; give DST {other}")
     state = convert(ckpt.state, ckpt.variant, ckpt.framework, target)
     source = {
