@@ -15,9 +15,12 @@ A block preceded by the line `<!-- doctest: run -->` is also run for real (test_
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import os
 import re
+import runpy
 import shlex
 import subprocess
 import sys
@@ -144,10 +147,23 @@ def _env() -> dict[str, str]:
 
 @functools.cache
 def help_text(*argv: str) -> str:
-    """`python -m MODULE [SUB] --help`, once per session."""
-    proc = subprocess.run([sys.executable, "-m", *argv, "--help"], check=False, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, f"python -m {' '.join(argv)} --help: exit {proc.returncode}\n{proc.stderr[-2000:]}"
-    return proc.stdout
+    """`python -m MODULE [SUB] --help`, once per session, run in this process as `-m` runs it
+    (runpy, as __main__): the same parser and text as a child process, without importing torch
+    and paddle again for each module."""
+    module, *rest = argv
+    saved_argv, saved_hook = sys.argv[:], sys.excepthook
+    out = io.StringIO()
+    sys.argv = [module, *rest, "--help"]
+    try:
+        with contextlib.redirect_stdout(out):
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    finally:
+        sys.argv, sys.excepthook = saved_argv, saved_hook  # a trainer installs its Ctrl-C hook as __main__
+    assert code in (0, None), f"python -m {' '.join(argv)} --help: exit {code}"
+    return out.getvalue()
 
 
 def help_flags(text: str) -> tuple[set[str], set[str]]:
