@@ -37,6 +37,18 @@ def trained_onnx(tmp_path_factory, mnist_test):
     return report.path, folder / "last.pt"
 
 
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """Every variant exported by both frameworks (seed 3): {(variant, framework): ExportReport},
+    made once for every module that asks (about 80 s: 14 exports, each in a child process)."""
+    from export.exporter import export, fresh
+    from lenet_spec import VARIANTS
+    from lenet_spec.frameworks import NAMES
+
+    folder = tmp_path_factory.mktemp("onnx")
+    return {(v, f): export(fresh(v, 3, f), folder / f"{v}-{f}.onnx") for v in VARIANTS for f in NAMES}
+
+
 def tiny_data(n=64, seed=0):
     """Random MNIST-shaped data: n train images, 32 test images."""
     from lenet_train.loop import Data

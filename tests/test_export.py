@@ -33,13 +33,6 @@ pytestmark = pytest.mark.cross
 FRAMEWORKS = ("torch", "paddle")
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """Every variant exported by both frameworks (seed 3), once for the module."""
-    folder = tmp_path_factory.mktemp("onnx")
-    return {(v, f): export(fresh(v, 3, f), folder / f"{v}-{f}.onnx") for v in VARIANTS for f in FRAMEWORKS}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_files_pass_the_checker_and_say_what_they_are(exported, variant):
@@ -605,10 +598,10 @@ def test_predict_top_takes_the_range_the_service_takes(tmp_path, capsys):
         assert capsys.readouterr().err == f"export.predict: error: --top {top}: must be 1 to {MAX_TOP}, as export.serve's ?top=\n"
 
 
-def test_verify_data_dir_without_the_test_set_is_an_error(tmp_path, capsys):
+def test_verify_data_dir_without_the_test_set_is_an_error(exported, tmp_path, capsys):
     from export.verify import main
 
-    model = export(fresh("lenet5", 0, "torch"), tmp_path / "model.onnx").path
+    model = exported["lenet5", "torch"].path
     for folder in (tmp_path / "no-such-dir", tmp_path):  # missing, and there but empty: random images only, exit 0, before
         assert main([str(model), "--data-dir", str(folder)]) == 2
         err = capsys.readouterr().err

@@ -27,11 +27,9 @@ PREDICT_MB = 250  # predict with lenet5: 69 MiB classifying a picture, 154 MiB a
 
 
 @pytest.fixture(scope="module")
-def lenet5(tmp_path_factory):
-    """lenet5 exported by torch (seed 3), as tests/test_export.py makes its files."""
-    from export.exporter import export, fresh
-
-    return export(fresh("lenet5", 3, "torch"), tmp_path_factory.mktemp("onnx") / "lenet5.onnx").path
+def lenet5(exported):
+    """lenet5 exported by torch (seed 3): conftest's file, shared with tests/test_export.py."""
+    return exported["lenet5", "torch"].path
 
 
 def digit_png(path: Path) -> Path:
@@ -273,16 +271,13 @@ def test_other_graphs_the_exporters_never_write_are_refused(lenet5, tmp_path, ca
 
 @pytest.mark.slow
 @pytest.mark.cross
-def test_every_export_passes_the_graph_check(tmp_path):
-    """EXPORTED_OPS was collected this way: every variant from both frameworks."""
-    from export.exporter import export, fresh
+def test_every_export_passes_the_graph_check(exported):
+    """EXPORTED_OPS was collected this way: every variant from both frameworks (the exports are
+    conftest's, shared with test_export)."""
     from export.runtime import read_model
-    from lenet_spec import VARIANTS
 
     seen = set()
-    for variant in VARIANTS:
-        for framework in ("torch", "paddle"):
-            path = export(fresh(variant, 3, framework), tmp_path / f"{variant}-{framework}.onnx").path
-            read_model(path)
-            seen |= {n.op_type for n in onnx.load(path).graph.node}
+    for report in exported.values():
+        read_model(report.path)
+        seen |= {n.op_type for n in onnx.load(report.path).graph.node}
     assert seen == EXPORTED_OPS

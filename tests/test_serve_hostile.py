@@ -110,10 +110,8 @@ def serving(model: Path, tmp_path: Path, *flags: str, limit_mb: float = LIMIT_MB
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    from export.exporter import export, fresh
-
-    return export(fresh("lenet5", 0, "torch"), tmp_path_factory.mktemp("hostile") / "lenet5.onnx").path
+def model(exported):
+    return exported["lenet5", "torch"].path  # conftest's export, shared
 
 
 def tiny_stack(n: int) -> bytes:
@@ -269,7 +267,7 @@ def test_ctrl_c_under_load_ends_in_seconds_with_one_line(model, tmp_path):
 def test_models_shows_file_names_not_paths(model, tmp_path):
     with serving(model, tmp_path) as s:
         status, answer = s.request("GET", "/v1/models")
-    assert status == 200 and answer["models"][0]["file"] == "lenet5.onnx"
+    assert status == 200 and answer["models"][0]["file"] == model.name
     assert str(model.parent) not in json.dumps(answer)
 
 
