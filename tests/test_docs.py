@@ -24,6 +24,7 @@ import runpy
 import shlex
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,7 +156,10 @@ def help_text(*argv: str) -> str:
     out = io.StringIO()
     sys.argv = [module, *rest, "--help"]
     try:
-        with contextlib.redirect_stdout(out):
+        with contextlib.redirect_stdout(out), warnings.catch_warnings():
+            # runpy runs a fresh copy as __main__ beside the one other tests imported, and warns
+            # of it; for --help, which reads only the parser, the two cannot disagree
+            warnings.filterwarnings("ignore", message=".* found in sys.modules after import of package", category=RuntimeWarning)
             runpy.run_module(module, run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as e:
