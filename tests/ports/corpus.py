@@ -47,6 +47,14 @@ class Case:
 
 
 CASES: list[Case] = [
-    Case("seed004", "seed004_torch.py:LeNet", "seed004_paddle.py:LeNet", (1, 32, 32), None, train=3, optimizer="adam",
-         why="seed 004 as published: LeNet-5 with the paper's trainable subsampling, in torch and by hand in paddle"),
+    Case(
+        "seed004",
+        "seed004_torch.py:LeNet",
+        "seed004_paddle.py:LeNet",
+        (1, 32, 32),
+        None,
+        train=3,
+        optimizer="adam",
+        why="seed 004 as published: LeNet-5 with the paper's trainable subsampling, in torch and by hand in paddle",
+    ),
 ]
