@@ -1,0 +1,212 @@
+"""A user's torch model seen through NumPy, for parity.diff: its units, one forward (and backward)
+pass recorded unit by unit with forward hooks, a unit run alone, its state in and out, its
+dtype, and the optimizers of --train. Dropout units take masks drawn in NumPy.
+
+Mirrors lenet_paddle/diff.py; parity.diff uses only these functions.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lenet_spec.probe import CHANNEL_DROPOUT, DROPOUT, Call, Run, Unit
+
+FRAMEWORK = "torch"
+Model = torch.nn.Module
+_DROPOUTS = {torch.nn.Dropout: DROPOUT, torch.nn.Dropout1d: CHANNEL_DROPOUT, torch.nn.Dropout2d: CHANNEL_DROPOUT, torch.nn.Dropout3d: CHANNEL_DROPOUT}
+_IGNORED_BUFFERS = {"num_batches_tracked"}  # BatchNorm's step counter: used only with momentum=None
+_OWN = (os.path.dirname(torch.__file__), os.path.dirname(os.path.dirname(__file__)))  # frames that are not the user's code
+
+
+def is_model(obj) -> bool:
+    """Whether `obj` is a torch model."""
+    return isinstance(obj, torch.nn.Module)
+
+
+def defined_at(cls: type) -> str:
+    """FILE:LINE of a class's definition ("" when Python cannot tell)."""
+    try:
+        return f"{inspect.getsourcefile(cls)}:{inspect.getsourcelines(cls)[1]}"
+    except (OSError, TypeError):
+        return ""
+
+
+def units(model: torch.nn.Module) -> tuple[list[Unit], list[torch.nn.Module]]:
+    """The model's units (leaves, and modules owning parameters or buffers directly), in
+    definition order, and the modules themselves."""
+    found, modules = [], []
+    for name, m in model.named_modules():
+        params = [(n, tuple(p.shape)) for n, p in m.named_parameters(recurse=False)]
+        buffers = [(n, tuple(b.shape)) for n, b in m.named_buffers(recurse=False) if n not in _IGNORED_BUFFERS]
+        if next(m.children(), None) is not None and not params and not buffers:
+            continue
+        kind = _DROPOUTS.get(type(m), "")
+        found.append(Unit(name, type(m).__name__, params, buffers, kind, float(getattr(m, "p", 0.0)) if kind else 0.0,
+                          "upscale_in_train" if kind else "", defined_at(type(m))))  # fmt: skip
+        modules.append(m)
+    return found, modules
+
+
+def dtype_of(model: torch.nn.Module) -> str:
+    """'float32' or 'float64': the dtype of the model's first floating parameter."""
+    return next((str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.is_floating_point()), "float32")
+
+
+def cast(model: torch.nn.Module, dtype: str) -> None:
+    """Every floating parameter and buffer of `model` to `dtype`."""
+    model.to(getattr(torch, dtype))
+
+
+def state(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    """Full name -> a copy of every parameter and buffer (the counters left out)."""
+    out = {n: p.detach().cpu().numpy().copy() for n, p in model.named_parameters()}
+    out.update({n: b.detach().cpu().numpy().copy() for n, b in model.named_buffers() if n.rsplit(".", 1)[-1] not in _IGNORED_BUFFERS})
+    return out
+
+
+def trainable(model: torch.nn.Module) -> list[str]:
+    """The full names of the parameters an optimizer moves."""
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def load_state(model: torch.nn.Module, values: dict[str, np.ndarray]) -> None:
+    """Copy `values` (full name -> array) into the model's tensors, in each tensor's own dtype."""
+    tensors = dict(model.named_parameters()) | dict(model.named_buffers())
+    with torch.no_grad():
+        for name, value in values.items():
+            t = tensors[name]
+            t.copy_(torch.from_numpy(np.ascontiguousarray(value)).to(t.dtype))
+
+
+def seed(value: int) -> None:
+    """Seed torch's own generator (what a dropout without a mask draws from)."""
+    torch.manual_seed(value)
+
+
+def _user_line() -> str:
+    """FILE:LINE of the innermost frame outside torch and this project: the user's call."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if not frame.f_code.co_filename.startswith(_OWN):
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        frame = frame.f_back
+    return ""
+
+
+def _tensors(args) -> list[torch.Tensor]:
+    return [a for a in args if isinstance(a, torch.Tensor)]
+
+
+def run(
+    model: torch.nn.Module,
+    modules: list[torch.nn.Module],
+    specs: list[Unit],
+    x: np.ndarray,
+    *,
+    train: bool,
+    keep: bool = False,
+    masks: dict[int, np.ndarray] | None = None,
+    labels: np.ndarray | None = None,
+    projection: np.ndarray | None = None,
+    backward: bool = False,
+) -> Run:
+    """One forward pass on `x`, recorded unit by unit.
+
+    Args:
+        modules, specs: what `units` returned.
+        train: training mode (BatchNorm on batch statistics, dropout on) or evaluation mode.
+        keep: keep every call's inputs and output (else only their shapes).
+        masks: call index -> the mask a dropout call applies (training mode).
+        labels, projection: the loss, when `backward`: the mean cross-entropy with `labels`, or
+            the sum of output * `projection` over the batch; its gradients are recorded.
+    """
+    model.train(train)
+    masks = masks or {}
+    calls: list[Call] = []
+    open_calls: list[int] = []
+    index = {id(m): i for i, m in enumerate(modules)}
+
+    def before(m, args):
+        calls.append(Call(index[id(m)], [tuple(t.shape) for t in _tensors(args)], at=_user_line()))
+        if keep:
+            calls[-1].inputs = [t.detach().cpu().numpy().copy() for t in _tensors(args)]
+        open_calls.append(len(calls) - 1)
+
+    def after(m, args, out):
+        i = open_calls.pop()
+        call, spec = calls[i], specs[calls[i].unit]
+        if train and spec.kind and i in masks:  # the same units dropped as on the other side
+            out = args[0] * torch.from_numpy(masks[i]).to(args[0].dtype) / (1.0 - spec.p)
+        if isinstance(out, torch.Tensor):
+            call.out_shape = tuple(out.shape)
+            if keep:
+                call.output = out.detach().cpu().numpy().copy()
+            if backward and out.requires_grad:
+                out.register_hook(lambda g, call=call: setattr(call, "grad", g.detach().cpu().numpy().copy()))
+        else:
+            call.out_shape = ()
+        return out
+
+    handles = [h for m in modules for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
+    result = Run(calls)
+    try:
+        dtype = getattr(torch, dtype_of(model))
+        with nullcontext() if backward else torch.no_grad():
+            try:
+                out = model(torch.from_numpy(np.ascontiguousarray(x)).to(dtype))
+            except Exception as e:  # the user's model: any error is a finding, reported with the unit that raised
+                result.raised = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+                result.raised_call = open_calls[-1] if open_calls else None
+                return result
+            result.output = out.detach().cpu().numpy().copy()
+            if backward:
+                model.zero_grad(set_to_none=True)
+                if projection is None:
+                    loss = F.cross_entropy(out, torch.from_numpy(labels.astype(np.int64)))
+                else:
+                    loss = (out * torch.from_numpy(projection).to(dtype)).sum() / out.shape[0]
+                loss.backward()
+                result.loss = float(loss.detach())
+                result.grads = {n: p.grad.detach().cpu().numpy().copy() for n, p in model.named_parameters() if p.grad is not None}
+    finally:
+        for h in handles:
+            h.remove()
+    return result
+
+
+def run_unit(module: torch.nn.Module, spec: Unit, inputs: list[np.ndarray], train: bool, mask: np.ndarray | None = None) -> np.ndarray:
+    """One unit alone on `inputs` (arrays in the module's dtype), in the given mode, without
+    gradients; a dropout applies `mask`."""
+    was = module.training
+    module.train(train)
+    try:
+        with torch.no_grad():
+            args = [torch.from_numpy(np.ascontiguousarray(a)) for a in inputs]
+            if train and spec.kind and mask is not None:
+                return (args[0] * torch.from_numpy(mask).to(args[0].dtype) / (1.0 - spec.p)).numpy()
+            return module(*args).detach().cpu().numpy()
+    finally:
+        module.train(was)
+
+
+def optimizer(model: torch.nn.Module, name: str, lr: float):
+    """torch's own optimizer for `name` ('sgd', 'momentum': 0.9, 'adam': betas 0.9/0.999, eps 1e-8)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    if name == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+    return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+
+
+def step(opt) -> None:
+    """Apply the optimizer to the gradients `run(..., backward=True)` left."""
+    opt.step()
+    opt.zero_grad(set_to_none=True)

@@ -1,0 +1,911 @@
+"""python -m parity.diff: prove that your own hand-ported torch / paddle pair computes the same thing,
+or learn where it does not: the first layer, the phase and the cause, with the fix when the cause
+is a known convention.
+
+  python -m parity.diff my_torch.py:Net my_paddle.py:Net --input 1,28,28
+  python -m parity.diff pkg.models:lenet pkg_paddle.models:lenet --data mnist --weights trained.pt --train 20
+
+TORCH and PADDLE are FILE.py:NAME or module.path:NAME, where NAME is a class or a function that
+takes no arguments and returns the model. A model whose constructor needs arguments takes a
+two-line factory in a file of your own:
+  from my_torch import Net
+  def net(): return Net(num_classes=10)
+and then `python -m parity.diff factory.py:net ...`.
+
+The source's weights (--from, default torch: --weights or its own initialisation) are copied
+into the other model, every weight of it (it is initialised otherwise first), and the copy must
+go back bit-exactly. The correspondence is found from one forward pass of each: the modules
+called, in call order, paired by type and shape (names only break ties); it is printed, and
+--write-mapping writes it to a file you can edit and give back with --mapping.
+
+Compared, in this order: (1) forward in evaluation mode, every paired layer's output; (2)
+forward in training mode, both sides' dropout layers taking the same masks (drawn in NumPy),
+BatchNorm on batch statistics; (3) backward: the gradient of the mean cross-entropy (or of a
+fixed random projection when the output is not (N, classes)) for every parameter and each
+layer's output; (4) with --train N: N optimizer steps on the same batches, after each the loss,
+every parameter and every buffer, then the evaluation-mode output. Float64 is the proof, against
+the project's measured tolerances; float32 is judged against the rounding measured in the same
+run (docs/PORTING.md, "Checking your own port").
+
+Exit status: 0 equal in every phase; 1 a difference, or a structure without a complete
+correspondence; 2 cannot compare (a file, a name, an import, a constructor or the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lenet_spec.checkpoint import CheckpointError
+from lenet_spec.cli import ArgumentParser, UsageError, add_json_option, check_output, report_to_stderr, run
+from lenet_spec.compare import GRAD_TOL, LAYER_TOL, TRAIN_MODE_TOL, TRAIN_TOL, rel_diff
+from lenet_spec.frameworks import NAMES, FrameworkMissing, module
+from lenet_spec.probe import Run, Unit, draw_mask, loss_of
+
+from . import conventions
+from .pairs import TRANSPOSE, Correspondence, MappingError, apply_params, correspond, mapping_rows, read_mapping, write_mapping
+
+DTYPES = ("float64", "float32")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+# float32 is judged against rounding measured in the same run: at each tensor, each framework's
+# own float32 result against the float64 one (torch's float64, proven equal to paddle's first).
+# The smaller of the two floors is the measure: the larger could never be exceeded (the two float32
+# results cannot be further apart than the sum of their distances from float64), so a side whose
+# float32 is far worse than the other framework's on the same layer would pass unseen. A float32
+# difference is a defect above FLOAT32_FACTOR times that floor (and never below one float32 ulp of
+# the tensor's scale): the factor is set from measurement, docs/PORTING.md "Checking your own port".
+FLOAT32_FACTOR = 16.0
+FLOAT32_ULP = float(np.finfo(np.float32).eps)
+CAUSES = ("layer", "between", "state", "parameter", "raised", "structure")
+
+
+class DiffError(Exception):
+    """The pair cannot be compared (exit 2): one line naming the problem and the fix."""
+
+
+# --- loading the user's models ---
+def load_factory(spec: str, side: str):
+    """The model that FILE.py:NAME or module.path:NAME makes (NAME called with no arguments).
+
+    Raises:
+        DiffError: one line naming the file or module and what went wrong there.
+    """
+    where, sep, name = spec.rpartition(":")
+    if not sep or not where or not name.isidentifier():
+        raise DiffError(f"{side.upper()} {spec!r}: give FILE.py:NAME or module.path:NAME (NAME: a class or a function returning the model)")
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_file():
+            raise DiffError(f"{side.upper()} {spec}: no file {where}")
+        mod_name = f"_parity_diff_{side}_{path.stem}"
+        folder = str(path.resolve().parent)
+        sys.path.insert(0, folder)  # the file's own imports of its neighbours
+        try:
+            loader = importlib.util.spec_from_file_location(mod_name, path)
+            mod = importlib.util.module_from_spec(loader)
+            sys.modules[mod_name] = mod
+            loader.loader.exec_module(mod)
+        except BaseException as e:  # the user's file: whatever it raises is a reason it cannot be compared
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            raise DiffError(f"{side.upper()} {spec}: importing {where} raised {_one_line(e)}") from None
+        finally:
+            sys.path.remove(folder)
+    else:
+        try:
+            mod = importlib.import_module(where)
+        except ModuleNotFoundError as e:
+            raise DiffError(f"{side.upper()} {spec}: no module {e.name!r} ({where} is neither a FILE.py nor an importable module)") from None
+        except Exception as e:  # noqa: BLE001  (its import is user code)
+            raise DiffError(f"{side.upper()} {spec}: importing {where} raised {_one_line(e)}") from None
+    factory = getattr(mod, name, None)
+    if factory is None:
+        public = sorted(n for n, v in vars(mod).items() if not n.startswith("_") and callable(v) and getattr(v, "__module__", "") == mod.__name__)
+        raise DiffError(f"{side.upper()} {spec}: {where} has no {name!r}" + (f" (it defines {', '.join(public[:8])})" if public else ""))
+    if not callable(factory):
+        raise DiffError(f"{side.upper()} {spec}: {name} is a {type(factory).__name__}, not a class or a function returning the model")
+    try:
+        return factory()
+    except Exception as e:  # noqa: BLE001  (the constructor is user code)
+        raise DiffError(f"{side.upper()} {spec}: {name}() raised {_one_line(e)}; a model needing arguments takes a factory (see --help)") from None
+
+
+def _one_line(e: BaseException) -> str:
+    tb = e.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    at = f" at {last.tb_frame.f_code.co_filename}:{last.tb_lineno}" if last is not None else ""
+    return f"{type(e).__name__}: {' '.join(str(e).split())[:200]}{at}"
+
+
+# --- the report ---
+@dataclass
+class Finding:
+    phase: str  # forward | backward | train
+    mode: str  # eval | train
+    dtype: str
+    step: int  # 0 before training; N after the Nth optimizer step
+    torch: str | None  # the module's dotted name in its model, or a tensor's full name
+    paddle: str | None
+    cause: str  # CAUSES
+    rel: float  # max |torch - paddle| / max |torch|
+    abs: float = 0.0
+    share: float = 0.0  # of the elements, the share over tolerance
+    tol: float = 0.0
+    what: str = "output"  # output | output_grad | grad | loss | param | buffer | model_output | structure
+    torch_at: str = ""  # FILE:LINE of the call (or the class)
+    paddle_at: str = ""
+    torch_type: str = ""
+    paddle_type: str = ""
+    convention: str | None = None
+    explanation: str = ""
+    fix: str = ""
+    following: bool = False  # follows from an earlier difference
+    accepted: bool = False  # a convention passed to --accept, checked against its formula
+    detail: str = ""
+
+
+@dataclass
+class Phase:
+    phase: str
+    mode: str
+    dtype: str
+    steps: str  # "0", "1-3", "3"
+    compared: int = 0
+    worst: str = ""
+    rel: float = 0.0
+    tol: float = 0.0  # float64's tolerance; float32: the largest tolerance used (measured floor times the factor)
+    floor: float = 0.0  # float32: the floor at the worst tensor
+    over: int = 0  # tensors over tolerance
+    passed: bool = True
+
+
+@dataclass
+class Report:
+    """What parity.diff found. `equal` is True only when every phase agreed (and the structure
+    is complete); `str(report)` is the table; `to_json()` the document of --json."""
+
+    equal: bool
+    first_difference: Finding | None
+    mapping: list[dict]
+    unmatched: dict[str, list[str]]
+    phases: list[Phase]
+    findings: list[Finding]  # the first difference and every new one (not those that follow)
+    following: int = 0  # differences that follow from an earlier one
+    notes: list[str] = field(default_factory=list)
+    names: tuple[str, str] = ("torch", "paddle")
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "equal": self.equal,
+            "first_difference": asdict(self.first_difference) if self.first_difference else None,
+            "mapping": self.mapping,
+            "unmatched": self.unmatched,
+            "phases": [asdict(p) for p in self.phases],
+            "findings": [asdict(f) for f in self.findings],
+            "following": self.following,
+            "notes": self.notes,
+            "models": {"torch": self.names[0], "paddle": self.names[1]},
+            "seconds": round(self.seconds, 3),
+        }
+
+    def __str__(self) -> str:
+        return format_report(self)
+
+
+def _rel(t: np.ndarray, p: np.ndarray, scale: float | None = None) -> tuple[float, float, np.ndarray]:
+    t = np.asarray(t, np.float64)
+    d = np.abs(t - np.asarray(p, np.float64))
+    s = float(np.abs(t).max(initial=0.0)) if scale is None else scale
+    a = float(d.max(initial=0.0))
+    return a, (a / s if s > 0 else (0.0 if a == 0 else float("inf"))), d / (s if s > 0 else 1.0)
+
+
+class _Side:
+    def __init__(self, name: str, model, source: str):
+        self.name, self.model, self.source = name, model, source
+        self.probe = module(name, "diff")
+        self.units, self.modules = self.probe.units(model)
+
+    def run(self, x: np.ndarray, **kw) -> Run:
+        return self.probe.run(self.model, self.modules, self.units, x, **kw)
+
+
+def _to_torch_layout(pp, value: np.ndarray) -> np.ndarray:
+    return value.T if pp.layout == TRANSPOSE else value
+
+
+def _to_paddle_layout(pp, value: np.ndarray) -> np.ndarray:
+    return value.T if pp.layout == TRANSPOSE else value
+
+
+class _Engine:
+    """One comparison: the phases in order, every tensor judged, findings kept in order."""
+
+    def __init__(self, t: _Side, p: _Side, corr: Correspondence, dtypes, accept, labels, projection):
+        self.t, self.p, self.corr = t, p, corr
+        self.dtypes, self.accept = dtypes, set(accept)
+        self.labels, self.projection = labels, projection
+        self.ref64: dict[tuple, np.ndarray] = {}  # torch's float64 tensors, the float32 floors' reference
+        self.findings: list[Finding] = []
+        self.phases: list[Phase] = []
+        self.differs_state: set[int] = set()  # torch units whose state differed after a step
+        self.unit_of_t = {up.torch: up for up in corr.units}
+        self.unit_of_p = {up.paddle: up for up in corr.units}
+
+    # judging one tensor
+    def judge(self, phase: Phase, key: tuple, name: str, t: np.ndarray, p: np.ndarray, dtype: str, tol64: float, scale: float | None = None):
+        """Returns None when it agrees, else (rel, abs, share, tol)."""
+        t = np.asarray(t)
+        p = np.asarray(p)
+        if t.shape != p.shape:
+            phase.compared += 1
+            phase.over += 1
+            phase.passed = False
+            return float("inf"), float("inf"), 1.0, tol64
+        a, rel, d = _rel(t, p, scale)
+        if dtype == "float64":
+            self.ref64[key] = np.asarray(t, np.float64)
+            tol = tol64
+        else:
+            ref = self.ref64.get(key)
+            if ref is None or ref.shape != t.shape:
+                tol = LAYER_TOL["float32"]
+            else:
+                s = float(np.abs(ref).max(initial=0.0)) if scale is None else scale
+                s = s if s > 0 else 1.0
+                floor_t = float(np.abs(ref - t).max(initial=0.0)) / s
+                floor_p = float(np.abs(ref - p).max(initial=0.0)) / s
+                tol = FLOAT32_FACTOR * max(min(floor_t, floor_p), FLOAT32_ULP)
+                if rel > phase.rel or not phase.worst:
+                    phase.floor = min(floor_t, floor_p)
+            phase.tol = max(phase.tol, tol)
+        phase.compared += 1
+        if rel > phase.rel or not phase.worst:
+            phase.rel, phase.worst = rel, name
+        if dtype == "float64":
+            phase.tol = tol
+        if not (rel <= tol) or not np.isfinite(rel):
+            phase.over += 1
+            phase.passed = False
+            return rel, a, float((d > tol).mean()) if d.size else 1.0, tol
+        return None
+
+    def add(self, f: Finding) -> Finding:
+        earlier = [g for g in self.findings if g.dtype == f.dtype or g.dtype == "float64"]
+        if earlier and f.cause not in ("layer", "structure", "raised"):
+            f.following = True
+        if f.convention and f.convention in self.accept:
+            f.accepted = True
+        if earlier and all(g.accepted for g in earlier if not g.following) and f.following:
+            f.accepted = True  # what follows from an accepted difference is accepted with it
+        self.findings.append(f)
+        return f
+
+    def _names(self, ti: int, pi: int) -> dict:
+        tc, pc = self.t_calls[ti], self.p_calls[pi]
+        tu, pu = self.t.units[tc.unit], self.p.units[pc.unit]
+        return {"torch": tu.name, "paddle": pu.name, "torch_at": tc.at or tu.defined, "paddle_at": pc.at or pu.defined,
+                "torch_type": tu.type, "paddle_type": pu.type}  # fmt: skip
+
+    # --- phases ---
+    def forward(self, dtype: str, train: bool, x: np.ndarray, masks_t, masks_p, step: int = 0, phase_name: str = "forward") -> tuple[Run, Run]:
+        mode = "train" if train else "eval"
+        backward = train and phase_name == "forward"
+        tr = self.t.run(x, train=train, keep=True, masks=masks_t, backward=backward, labels=self.labels, projection=self.projection)
+        pr = self.p.run(x, train=train, keep=True, masks=masks_p, backward=backward, labels=self.labels, projection=self.projection)
+        self.t_calls, self.p_calls = tr.calls, pr.calls
+        phase = Phase(phase_name, mode, dtype, str(step))
+        self.phases.append(phase)
+        for side, r in (("torch", tr), ("paddle", pr)):
+            if r.raised is not None:
+                self._raised(phase, side, r, dtype, step)
+        if tr.raised or pr.raised:
+            return tr, pr
+        tol64 = TRAIN_MODE_TOL["float64"] if train else LAYER_TOL["float64"]
+        for ti, pi in self.corr.calls:
+            if ti >= len(tr.calls) or pi >= len(pr.calls):
+                continue
+            tc, pc = tr.calls[ti], pr.calls[pi]
+            key = (phase_name, mode, step, "output", ti)
+            bad = self.judge(phase, key, self.t.units[tc.unit].name, tc.output, pc.output, dtype, tol64)
+            if bad is not None:
+                self._diagnose_output(phase, ti, pi, bad, dtype, train, masks_t, step)
+        bad = self.judge(phase, (phase_name, mode, step, "model_output"), "(model output)", tr.output, pr.output, dtype, tol64)
+        if bad is not None:
+            self.add(Finding(phase_name, mode, dtype, step, "(model output)", "(model output)", "between", *bad, what="model_output",
+                             detail="every paired layer agrees, but the models' outputs differ: code after the last layer (a functional op in forward)"))  # fmt: skip
+        return tr, pr
+
+    def _raised(self, phase: Phase, side: str, r: Run, dtype: str, step: int) -> None:
+        phase.passed = False
+        phase.over += 1
+        me = self.t if side == "torch" else self.p
+        call = r.calls[r.raised_call] if r.raised_call is not None else None
+        unit = me.units[call.unit] if call else None
+        other = None
+        if call is not None:
+            i = r.raised_call
+            pos = [a for a, b in self.corr.calls if (b if side == "paddle" else a) == i]
+            if pos:
+                other = (self.p if side == "torch" else self.t).units[(self.p_calls if side == "torch" else self.t_calls)[pos[0]].unit].name if False else None
+        f = Finding(phase.phase, phase.mode, dtype, step, None, None, "raised", float("inf"), what="output",
+                    detail=f"{side}'s {unit.name or '(model)'} ({unit.type}) raised on input {', '.join(str(s) for s in call.in_shapes)}: {r.raised}"
+                    if unit else f"{side}'s model raised outside its layers: {r.raised}")  # fmt: skip
+        if unit:
+            setattr(f, side, unit.name)
+            setattr(f, f"{side}_type", unit.type)
+            setattr(f, f"{side}_at", call.at or unit.defined)
+            if other:
+                setattr(f, "paddle" if side == "torch" else "torch", other)
+        self.add(f)
+
+    def _diagnose_output(self, phase: Phase, ti: int, pi: int, bad, dtype: str, train: bool, masks_t, step: int) -> None:
+        rel, a, share, tol = bad
+        tc, pc = self.t_calls[ti], self.p_calls[pi]
+        tu, pu = self.t.units[tc.unit], self.p.units[pc.unit]
+        names = self._names(ti, pi)
+        up = self.unit_of_t.get(tc.unit)
+        f = Finding(phase.phase, phase.mode, dtype, step, cause="between", rel=rel, abs=a, share=share, tol=tol, what="output", **names)
+        if up is not None and up.types_differ:
+            f.detail = f"paired by position: torch's {tu.type} against paddle's {pu.type}"
+        same_inputs = [s for s in tc.in_shapes] == [s for s in pc.in_shapes]
+        if same_inputs and tc.inputs is not None:
+            try:
+                alone = self.p.probe.run_unit(self.p.modules[pc.unit], pu, [np.asarray(v, dtype) for v in tc.inputs], train, (masks_t or {}).get(ti))
+            except Exception as e:  # noqa: BLE001  (the user's layer)
+                alone, f.detail = None, f"paddle's layer alone on torch's input raised {_one_line(e)}"
+            if alone is not None:
+                a2, rel2, _ = _rel(tc.output, alone)
+                if not (rel2 <= tol):
+                    f.cause, f.rel, f.abs = "layer", rel2, a2
+                    if tc.unit in self.differs_state:
+                        f.following = True
+                        f.detail = "its state (running statistics) differed after an earlier step"
+                    conv = conventions.forward(tu, pu, np.asarray(tc.inputs[0], np.float64), np.asarray(tc.output, np.float64),
+                                               np.asarray(alone, np.float64), self._local_state(self.t, tc.unit),
+                                               self._local_state(self.p, pc.unit), train, dtype)  # fmt: skip
+                    if conv:
+                        f.convention, f.explanation, f.fix = conv.name, conv.explanation, conv.fix
+                    if not f.detail:
+                        f.detail = "paddle's layer, run alone on torch's recorded input, gives another output"
+                else:
+                    f.detail = f.detail or "each layer agrees on the same input; what reaches this one differs (the code between the layers)"
+        elif not same_inputs:
+            f.detail = f"the inputs differ in shape: torch {tc.in_shapes}, paddle {pc.in_shapes} (the code between the layers)"
+        if f.cause == "layer" and f.following:
+            self.findings.append(f)
+        else:
+            self.add(f)
+
+    def _local_state(self, side: _Side, unit: int) -> dict[str, np.ndarray]:
+        u = side.units[unit]
+        full = side.probe.state(side.model)
+        return {local: full[name] for (local, _), name in zip(u.params + u.buffers, u.state_names) if name in full}
+
+    def backward(self, dtype: str, tr: Run, pr: Run) -> None:
+        phase = Phase("backward", "train", dtype, "0")
+        self.phases.append(phase)
+        if tr.loss is None or pr.loss is None:
+            return
+        tol64 = GRAD_TOL["float64"]
+        bad = self.judge(phase, ("backward", "loss"), "(loss)", np.array(tr.loss), np.array(pr.loss), dtype, LAYER_TOL["float64"])
+        if bad is not None:
+            self.add(Finding("backward", "train", dtype, 0, "(loss)", "(loss)", "between", *bad, what="loss"))
+        order = sorted(self.corr.calls, key=lambda c: -c[0])
+        seen_units: set[int] = set()
+        for ti, pi in order:
+            tc, pc = tr.calls[ti], pr.calls[pi]
+            if tc.grad is not None and pc.grad is not None:
+                bad = self.judge(phase, ("backward", "output_grad", ti), self.t.units[tc.unit].name, tc.grad, pc.grad, dtype, tol64)
+                if bad is not None:
+                    self.add(Finding("backward", "train", dtype, 0, cause="layer", rel=bad[0], abs=bad[1], share=bad[2], tol=bad[3], what="output_grad",
+                                     detail="the gradient reaching this layer's output differs (from the layers after it)", **self._names(ti, pi)))  # fmt: skip
+            up = self.unit_of_t.get(tc.unit)
+            if up is None or tc.unit in seen_units:
+                continue
+            seen_units.add(tc.unit)
+            params = [pp for pp in up.params if not pp.buffer and pp.torch in tr.grads and pp.paddle in pr.grads]
+            scale = max((float(np.abs(tr.grads[pp.torch]).max(initial=0.0)) for pp in params), default=0.0)  # the layer's: a zero-by-construction bias
+            for pp in params:
+                bad = self.judge(phase, ("backward", "grad", pp.torch), pp.torch, tr.grads[pp.torch], _to_torch_layout(pp, pr.grads[pp.paddle]), dtype, tol64, scale or None)
+                if bad is not None:
+                    self.add(Finding("backward", "train", dtype, 0, pp.torch, pp.paddle, "layer", *bad, what="grad",
+                                     detail="the parameter's gradient differs while the gradient reaching its layer's output agrees: that layer's backward",
+                                     torch_type=self.t.units[tc.unit].type, paddle_type=self.p.units[pc.unit].type))  # fmt: skip
+
+    def train(self, dtype: str, batches, masks_for, optimizer: str, lr: float, bn_inputs) -> None:
+        opts = {s.name: s.probe.optimizer(s.model, optimizer, lr) for s in (self.t, self.p)}
+        phase = Phase("train", "train", dtype, f"1-{len(batches)}")
+        self.phases.append(phase)
+        pairs = self.corr.param_pairs()
+        for step, (x, labels) in enumerate(batches, 1):
+            before = self.t.probe.state(self.t.model)
+            masks_t, masks_p = masks_for(step)
+            losses = {}
+            for s, masks in ((self.t, masks_t), (self.p, masks_p)):
+                r = s.run(x, train=True, masks=masks, backward=True, labels=labels, projection=self.projection)
+                if r.raised:
+                    self._raised(phase, s.name, r, dtype, step)
+                    return
+                losses[s.name] = r.loss
+                s.probe.step(opts[s.name])
+            bad = self.judge(phase, ("train", step, "loss"), "(loss)", np.array(losses["torch"]), np.array(losses["paddle"]), dtype, LAYER_TOL["float64"])
+            if bad is not None:
+                self.add(Finding("train", "train", dtype, step, "(loss)", "(loss)", "between", *bad, what="loss"))
+            ts, ps = self.t.probe.state(self.t.model), self.p.probe.state(self.p.model)
+            for pp in pairs:
+                bad = self.judge(phase, ("train", step, pp.torch), pp.torch, ts[pp.torch], _to_torch_layout(pp, ps[pp.paddle]), dtype, TRAIN_TOL["float64"])
+                if bad is None:
+                    continue
+                tunit = next(up for up in self.corr.units if pp in up.params)
+                f = Finding("train", "train", dtype, step, pp.torch, pp.paddle, "state" if pp.buffer else "parameter", *bad,
+                            what="buffer" if pp.buffer else "param", torch_type=self.t.units[tunit.torch].type, paddle_type=self.p.units[tunit.paddle].type)  # fmt: skip
+                if pp.buffer:
+                    self.differs_state.add(tunit.torch)
+                    local = pp.torch.rsplit(".", 1)[-1]
+                    conv = conventions.state(self.t.units[tunit.torch], local, bn_inputs.get(tunit.torch) if step == 1 else None,
+                                             before[pp.torch], ts[pp.torch], _to_torch_layout(pp, ps[pp.paddle]), dtype)  # fmt: skip
+                    if conv:
+                        f.convention, f.explanation, f.fix = conv.name, conv.explanation, conv.fix
+                    f.detail = "the running statistic differs after the step"
+                else:
+                    f.detail = "the parameter differs after the update while everything before agreed: the optimizer's rule or its settings"
+                self.add(f)
+
+
+def compare(
+    torch_model,
+    paddle_model,
+    inputs: np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    source: str = "torch",
+    copy_weights: bool = True,
+    dtypes: tuple[str, ...] = DTYPES,
+    train: int = 0,
+    optimizer: str = "sgd",
+    lr: float = 0.01,
+    batches: list[tuple[np.ndarray, np.ndarray | None]] | None = None,
+    mapping: str | os.PathLike | None = None,
+    write_mapping_to: str | os.PathLike | None = None,
+    accept: tuple[str, ...] = (),
+    seed: int = 0,
+    names: tuple[str, str] = ("torch model", "paddle model"),
+) -> Report:
+    """Prove `torch_model` and `paddle_model` compute the same thing, or say where they do not.
+
+    Args:
+        inputs: a batch (N, ...) of float inputs; labels: (N,) class indices for the
+            cross-entropy (drawn at random when None and the output is (N, classes)).
+        source: whose weights are copied into the other ("torch" or "paddle"); with
+            copy_weights=False the models are compared as they are.
+        dtypes: "float64" (the proof) and/or "float32" (judged against measured rounding).
+        train: optimizer steps to compare (sgd, momentum or adam at `lr`) on `batches` (the
+            first is `inputs`; the rest drawn like it when not given).
+        mapping: an edited mapping file (--mapping) instead of the found correspondence.
+        accept: conventions accepted when the figures match their formula exactly
+            (e.g. "batchnorm_biased_variance").
+    Returns:
+        The Report: `report.equal`, `str(report)` the table, `report.to_json()`.
+
+    Example (a parity test in your own suite):
+        report = parity.diff.compare(TorchNet(), PaddleNet(), np.random.rand(8, 1, 28, 28))
+        assert report.equal, report
+    """
+    import time
+
+    start = time.perf_counter()
+    for given, fw in ((torch_model, "torch"), (paddle_model, "paddle")):
+        if not module(fw, "diff").is_model(given):
+            other = next((n for n in NAMES if n != fw and module(n, "diff").is_model(given)), None)
+            raise DiffError(f"the {fw} side is {'a ' + other + ' model' if other else 'a ' + type(given).__name__}, not a {fw} model" + ("; swap the two" if other else ""))
+    if source not in NAMES:
+        raise DiffError(f"source {source!r}: give torch or paddle")
+    dtypes = tuple(d for d in DTYPES if d in dtypes)
+    inputs = np.asarray(inputs, np.float64)
+    t, p = _Side("torch", torch_model, source), _Side("paddle", paddle_model, source)
+    src, dst = (t, p) if source == "torch" else (p, t)
+    src_dtype = src.probe.dtype_of(src.model)
+    original = src.probe.state(src.model)  # for the round trip, in the source's own dtype
+    for s in (t, p):
+        s.probe.cast(s.model, "float64")
+    notes: list[str] = []
+    tr, pr = t.run(inputs, train=False), p.run(inputs, train=False)
+    corr = correspond(t.units, tr.calls, p.units, pr.calls)
+    if mapping is not None:
+        unit_map, param_map = read_mapping(mapping, t.units, p.units)
+        corr = correspond(t.units, tr.calls, p.units, pr.calls, unit_map)
+        apply_params(corr, param_map)
+        notes.append(f"the correspondence is the edited mapping {mapping}")
+    rows = mapping_rows(t.units, p.units, corr)
+    unmatched = {
+        "torch": [_call_name(t.units, tr.calls[i]) for i in corr.torch_alone] + [f"{n} (its weights reach no paddle parameter)" for n in _uncopied(corr, "torch")],
+        "paddle": [_call_name(p.units, pr.calls[i]) for i in corr.paddle_alone] + [f"{n} (no torch parameter reaches it)" for n in _uncopied(corr, "paddle")],
+        "ambiguous": corr.ambiguous,
+    }
+    if write_mapping_to is not None:
+        write_mapping(write_mapping_to, rows, unmatched)
+    # labels and the loss
+    n = len(inputs)
+    rng = np.random.default_rng([seed, 11])
+    out = tr.output if tr.output is not None else pr.output
+    projection = None
+    if out is not None:
+        if labels is None and out.ndim == 2 and out.shape[1] > 1:
+            labels = rng.integers(0, out.shape[1], n)
+        if loss_of(out, labels) == "projection":
+            projection = rng.standard_normal(out.shape)
+            notes.append(f"the output is {out.shape}, not (N, classes) with labels: the loss is the sum of output x a fixed random tensor, over N")
+    engine = _Engine(t, p, corr, dtypes, accept, labels, projection)
+    engine.t_calls, engine.p_calls = tr.calls, pr.calls
+    report = Report(False, None, rows, unmatched, engine.phases, engine.findings, notes=notes, names=names)
+    structural = Phase("structure", "eval", "float64", "0")
+    engine.phases.append(structural)
+    for side, r in (("torch", tr), ("paddle", pr)):
+        if r.raised:
+            engine._raised(structural, side, r, "float64", 0)
+    for i in corr.torch_alone:
+        c = tr.calls[i]
+        engine.add(Finding("forward", "eval", "float64", 0, t.units[c.unit].name, None, "structure", float("inf"), what="structure", torch_type=t.units[c.unit].type,
+                           torch_at=c.at, detail="this torch layer has no paddle counterpart (a layer missing from the port, or of another kind or shape)"))  # fmt: skip
+    for i in corr.paddle_alone:
+        c = pr.calls[i]
+        engine.add(Finding("forward", "eval", "float64", 0, None, p.units[c.unit].name, "structure", float("inf"), what="structure", paddle_type=p.units[c.unit].type,
+                           paddle_at=c.at, detail="this paddle layer has no torch counterpart"))  # fmt: skip
+    for line in corr.ambiguous:
+        engine.add(Finding("forward", "eval", "float64", 0, None, None, "structure", float("inf"), what="structure", detail=f"ambiguous: {line}"))
+    structural.passed = not engine.findings
+    copyable = not corr.ambiguous and not _uncopied(corr, dst.name) and not tr.raised and not pr.raised
+    if not copyable:
+        if not (tr.raised or pr.raised) and _uncopied(corr, dst.name):
+            engine.add(Finding("forward", "eval", "float64", 0, None, None, "structure", float("inf"), what="structure",
+                               detail=f"the weights cannot be copied: {', '.join(_uncopied(corr, dst.name)[:6])} of the {dst.name} model has no counterpart"))  # fmt: skip
+        return _finish(report, engine, start)
+    # the weights: the target initialised otherwise, then every weight copied; the copy must go back bit-exactly
+    pairs = corr.param_pairs()
+    if copy_weights:
+        src_state = src.probe.state(src.model)
+        dst_state = dst.probe.state(dst.model)
+        noise = np.random.default_rng([seed, 13])
+        dst.probe.load_state(dst.model, {k: noise.standard_normal(v.shape) for k, v in dst_state.items() if v.dtype.kind == "f"})
+        copied = {}
+        for pp in pairs:
+            if source == "torch":
+                copied[pp.paddle] = _to_paddle_layout(pp, src_state[pp.torch])
+            else:
+                copied[pp.torch] = _to_torch_layout(pp, src_state[pp.paddle])
+        dst.probe.load_state(dst.model, copied)
+        now = dst.probe.state(dst.model)
+        back = {}
+        for pp in pairs:
+            back[pp.torch if source == "torch" else pp.paddle] = (
+                _to_torch_layout(pp, now[pp.paddle]) if source == "torch" else _to_paddle_layout(pp, now[pp.torch])
+            )
+        missed = [k for k, v in now.items() if v.dtype.kind == "f" and k not in copied]
+        if missed:
+            engine.add(Finding("forward", "eval", "float64", 0, None, None, "structure", float("inf"), what="structure",
+                               detail=f"{', '.join(missed[:6])} of the {dst.name} model was not overwritten by the copy"))  # fmt: skip
+            return _finish(report, engine, start)
+        inexact = [k for k, v in back.items() if not np.array_equal(v.astype(src_dtype), original[k])]
+        if inexact:
+            notes.append(f"round trip NOT bit-exact: {', '.join(inexact[:6])}")
+        else:
+            notes.append(f"{len(copied)} tensors copied {source} -> {dst.name}; every one overwritten, and the round trip is bit-exact")
+    else:
+        notes.append("weights compared as given (copy_weights=False)")
+    base = {s.name: s.probe.state(s.model) for s in (t, p)}
+    # the batches of --train: the first is the compared batch (its masks too), so step 1's BatchNorm inputs are known
+    if train:
+        batches = list(batches or [])
+        if not batches:
+            batches = [(inputs, labels)]
+        while len(batches) < train:
+            batches.append((rng.random(inputs.shape), rng.integers(0, out.shape[1], n) if labels is not None else None))
+        batches = batches[:train]
+    mask_rng_seed = [seed, 17]
+    for dtype in ("float64", "float32") if "float32" in dtypes else ("float64",):
+        judged = dtype in dtypes
+        mark = len(engine.findings), len(engine.phases)
+        for s in (t, p):
+            s.probe.cast(s.model, "float64")
+            s.probe.load_state(s.model, base[s.name])
+            s.probe.cast(s.model, dtype)
+        x = inputs.astype(dtype)
+        engine.forward(dtype, False, x, None, None)
+        masks_t, masks_p = _masks(engine, tr.calls, pr.calls, np.random.default_rng(mask_rng_seed), corr)
+        for s in (t, p):
+            s.probe.load_state(s.model, {k: v.astype(dtype) for k, v in base[s.name].items()})
+        tr2, pr2 = engine.forward(dtype, True, x, masks_t, masks_p)
+        bn_inputs = {c.unit: np.asarray(c.inputs[0], np.float64) for c in tr2.calls if c.inputs and t.units[c.unit].buffers}
+        if not (tr2.raised or pr2.raised):
+            engine.backward(dtype, tr2, pr2)
+            if dtype == "float64":
+                _unshared_randomness(engine, t, p, x, masks_t, masks_p, base)
+        if train and not (tr2.raised or pr2.raised):
+            for s in (t, p):
+                s.probe.load_state(s.model, {k: v.astype(dtype) for k, v in base[s.name].items()})
+            step_rng = {}
+
+            def masks_for(step, dtype=dtype):
+                if step == 1:
+                    return masks_t, masks_p
+                if step not in step_rng:
+                    step_rng[step] = _masks(engine, tr.calls, pr.calls, np.random.default_rng([seed, 17, step]), corr)
+                return step_rng[step]
+
+            engine.train(dtype, [(b.astype(dtype), lab) for b, lab in batches], masks_for, optimizer, lr, bn_inputs)
+            if engine.phases[-1].passed or True:
+                final = engine.forward(dtype, False, x, None, None, step=train, phase_name="train")
+                del final
+        if not judged:  # float64 computed only as float32's reference
+            del engine.findings[mark[0] :]
+            del engine.phases[mark[1] :]
+    return _finish(report, engine, start)
+
+
+def _uncopied(corr: Correspondence, side: str) -> list[str]:
+    return [u.split(" ", 1)[1] for u in corr.uncopied if u.startswith(side + " ")]
+
+
+def _call_name(units: list[Unit], call) -> str:
+    u = units[call.unit]
+    return f"{u.name or '(model)'} ({u.type})"
+
+
+def _masks(engine: _Engine, tcalls, pcalls, rng: np.random.Generator, corr: Correspondence):
+    """Masks for every paired dropout call, one draw shared by both sides."""
+    masks_t, masks_p = {}, {}
+    for ti, pi in corr.calls:
+        tu, pu = engine.t.units[tcalls[ti].unit], engine.p.units[pcalls[pi].unit]
+        if tu.kind and pu.kind and not pu.unsupported and tcalls[ti].in_shapes:
+            m = draw_mask(rng, tu.kind, tcalls[ti].in_shapes[0], tu.p)
+            masks_t[ti], masks_p[pi] = m, m
+    return masks_t, masks_p
+
+
+def _unshared_randomness(engine: _Engine, t: _Side, p: _Side, x, masks_t, masks_p, base) -> None:
+    """Training mode twice on each side, the framework's generator seeded otherwise: a difference
+    is randomness the masks do not reach (a functional dropout inside a forward), named at the
+    first layer whose input it changes."""
+    for s, masks in ((t, masks_t), (p, masks_p)):
+        runs = []
+        for k in (1, 2):
+            s.probe.load_state(s.model, {n: v.astype(x.dtype) for n, v in base[s.name].items()})
+            s.probe.seed(1000 + k)
+            runs.append(s.run(x, train=True, keep=True, masks=masks))
+        a, b = runs
+        if a.output is None or b.output is None or np.array_equal(a.output, b.output):
+            continue
+        where = "after its last layer"
+        for ca, cb in zip(a.calls, b.calls):
+            if ca.inputs and cb.inputs and not all(np.array_equal(u, v) for u, v in zip(ca.inputs, cb.inputs)):
+                where = f"before {s.units[ca.unit].name} ({s.units[ca.unit].type}, called at {ca.at})"
+                break
+        unit_unsupported = [u for u in s.units if u.unsupported]
+        f = Finding("forward", "train", "float64", 0, None, None, "between", float("inf"), what="output",
+                    detail=f"{s.name}'s training-mode output changes with its own random generator: randomness the shared masks do not reach, {where} "
+                    f"(a functional dropout inside forward?); use a dropout layer (nn.Dropout) so both sides drop the same units"
+                    + (f"; {unit_unsupported[0].unsupported}" if unit_unsupported else ""))  # fmt: skip
+        setattr(f, s.name, "(functional randomness)")
+        engine.add(f)
+    for s in (t, p):
+        s.probe.load_state(s.model, {n: v.astype(x.dtype) for n, v in base[s.name].items()})
+
+
+def _finish(report: Report, engine: _Engine, start: float) -> Report:
+    import time
+
+    new = [f for f in engine.findings if not f.following]
+    report.findings = new
+    report.following = len(engine.findings) - len(new)
+    report.first_difference = engine.findings[0] if engine.findings else None
+    report.equal = all(f.accepted for f in engine.findings)
+    if engine.findings and report.equal:
+        report.notes.append(f"accepted: {', '.join(sorted({f.convention for f in engine.findings if f.convention}))} (--accept)")
+    report.phases = engine.phases
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+# --- the table ---
+def format_report(r: Report) -> str:
+    lines = [f"torch:  {r.names[0]}", f"paddle: {r.names[1]}", "", "correspondence (call order, type and shape; names only break ties):"]
+    w = max([len(m["torch"]) + len(m["torch_type"]) + 3 for m in r.mapping] + [20])
+    for m in r.mapping:
+        rules = ", ".join(f"{pp['torch'].rsplit('.', 1)[-1]}->{pp['paddle'].rsplit('.', 1)[-1]}" + (" (transposed)" if pp["layout"] == TRANSPOSE else "") for pp in m["params"])
+        left = f"{m['torch'] or '(model)'} ({m['torch_type']})"
+        right = f"{m['paddle'] or '(model)'} ({m['paddle_type']})"
+        lines.append(f"  {left:<{w}} {right:<{w}} {rules}{'  TYPES DIFFER' if m.get('types_differ') else ''}")
+    for side in ("torch", "paddle"):
+        if r.unmatched.get(side):
+            lines.append(f"  no counterpart in the other model ({side}): {', '.join(r.unmatched[side])}")
+    if r.unmatched.get("ambiguous"):
+        lines.append(f"  ambiguous: {'; '.join(r.unmatched['ambiguous'])}")
+    lines += ["", f"{'phase':<9} {'mode':<5} {'dtype':<8} {'step':>5} {'tensors':>7} {'worst':<28} {'rel':>9} {'tol':>9} {'over':>4}  result"]
+    for ph in r.phases:
+        if ph.phase == "structure":
+            continue
+        lines.append(f"{ph.phase:<9} {ph.mode:<5} {ph.dtype:<8} {ph.steps:>5} {ph.compared:>7} {ph.worst[:28]:<28} {ph.rel:>9.1e} {ph.tol:>9.1e} {ph.over:>4}  "
+                     f"{'ok' if ph.passed else 'DIFFERS'}")  # fmt: skip
+    lines.append("")
+    for note in r.notes:
+        lines.append(f"note: {note}")
+    if r.first_difference:
+        lines.append("")
+        for k, f in enumerate(r.findings):
+            lines += _format_finding(f, "first difference" if k == 0 else "also")
+        if r.following:
+            lines.append(f"  ... and {r.following} later difference{'s' if r.following != 1 else ''} that follow from it (in the JSON: --json)")
+    lines.append("")
+    lines.append("EQUAL in every phase" if r.equal and not r.first_difference else ("EQUAL, but for what was accepted" if r.equal else "DIFFERENT"))
+    return "\n".join(lines)
+
+
+def _format_finding(f: Finding, title: str) -> list[str]:
+    where = f"{f.phase}, {f.mode} mode, {f.dtype}" + (f", step {f.step}" if f.step else "")
+    lines = [f"{title}: {where}: cause {f.cause}{' (accepted)' if f.accepted else ''}"]
+    if f.torch or f.paddle:
+        lines.append(f"  torch  {f.torch or '-'} {f'({f.torch_type})' if f.torch_type else ''} {f.torch_at}".rstrip())
+        lines.append(f"  paddle {f.paddle or '-'} {f'({f.paddle_type})' if f.paddle_type else ''} {f.paddle_at}".rstrip())
+    if np.isfinite(f.rel):
+        lines.append(f"  {f.what}: max abs {f.abs:.3g}, max rel {f.rel:.3g}, {100 * f.share:.1f}% of the elements over the tolerance {f.tol:.1e}")
+    if f.detail:
+        lines.append(f"  {f.detail}")
+    if f.convention:
+        lines.append(f"  known convention: {f.convention}: {f.explanation}")
+        lines.append(f"  fix: {f.fix}")
+    return lines
+
+
+# --- the command line ---
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not C,H,W (comma-separated sizes, e.g. 1,28,28)") from None
+    if not dims or any(d < 1 or d > 4096 for d in dims) or np.prod(dims) > 1 << 24:
+        raise argparse.ArgumentTypeError(f"{text!r}: sizes from 1 to 4096, at most 16M values an example")
+    return dims
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1 or v > 100_000:
+        raise argparse.ArgumentTypeError(f"{text} is not from 1 to 100000")
+    return v
+
+
+def parser() -> ArgumentParser:
+    ap = ArgumentParser(prog="python -m parity.diff", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("torch", metavar="TORCH", help="the torch model: FILE.py:NAME or module.path:NAME (NAME called with no arguments)")
+    ap.add_argument("paddle", metavar="PADDLE", help="the paddle model, the same way")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", type=_shape, metavar="C,H,W", help="random images in [0, 1] of this shape, with random labels")
+    src.add_argument("--data", choices=["mnist", "fashion-mnist"], help="images and labels of this data set's training split (the project's readers)")
+    ap.add_argument("--data-dir", default=None, help="with --data: the folder holding it; default: $LENET_DATA/<data set>")
+    ap.add_argument("--batch", type=_positive, default=8, help="examples per batch (default: 8)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the images, labels, masks and the target's first initialisation (default: 0)")
+    ap.add_argument("--weights", default=None, metavar="FILE", help="the source model's weights (.pt, .pdparams or .safetensors, read by the safe loaders); "
+                    "default: its own initialisation")  # fmt: skip
+    ap.add_argument("--from", dest="source", choices=list(NAMES), default="torch", help="whose weights are copied into the other (default: torch)")
+    ap.add_argument("--dtype", choices=["both", *DTYPES], default="both", help="float64 is the proof; float32 is judged against measured rounding (default: both)")
+    ap.add_argument("--train", type=_positive, default=0, metavar="STEPS", help="also compare STEPS optimizer steps on the same batches")
+    ap.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd", help="with --train: each framework's own, configured to the same rule (default: sgd)")
+    ap.add_argument("--lr", type=float, default=0.01, help="with --train: the learning rate (default: 0.01)")
+    ap.add_argument("--mapping", default=None, metavar="FILE", help="use this edited correspondence (written by --write-mapping) instead of the found one")
+    ap.add_argument("--write-mapping", default=None, metavar="FILE", help="write the correspondence as an editable JSON file")
+    ap.add_argument("--accept", action="append", default=[], choices=["batchnorm_biased_variance"],
+                    help="accept this known framework difference when the figures match its formula exactly (paddle's BatchNorm: see its fix)")  # fmt: skip
+    add_json_option(ap, "the report")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        inputs_for = [args.weights, args.mapping]
+        if args.write_mapping:
+            check_output(args.write_mapping, "--write-mapping", inputs=inputs_for, suffixes=(".json",))
+        if args.json and args.json != "-":
+            check_output(args.json, "--json", inputs=inputs_for + [args.write_mapping])
+        with report_to_stderr(args.json) as stdout:
+            report = _run(args)
+            print(report)
+        if args.json:
+            text = json.dumps(report.to_json(), indent=1, default=float) + "\n"
+            if stdout is not None:
+                stdout.write(text)
+            else:
+                from lenet_spec.checkpoint import atomic_write
+
+                atomic_write(args.json, lambda tmp: Path(tmp).write_text(text))
+    except (DiffError, UsageError, MappingError, CheckpointError, FrameworkMissing) as e:
+        print(f"parity.diff: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"parity.diff: error: {e}", file=sys.stderr)
+        return 2
+    return 0 if report.equal else 1
+
+
+def _run(args) -> Report:
+    rng = np.random.default_rng([args.seed, 5])
+    labels = None
+    if args.data:
+        from lenet_spec.data import DataError, find_dataset, load_split, to_model_input
+
+        folder = find_dataset(args.data, args.data_dir, "train")
+        if folder is None:
+            raise DiffError(f"--data {args.data}: not found (looked in --data-dir or $LENET_DATA/{args.data}); give --data-dir FOLDER or use --input C,H,W")
+        try:
+            images, all_labels = load_split(folder, "train", args.data)
+        except DataError as e:
+            raise DiffError(str(e)) from None
+        need = args.batch * max(1, args.train)
+        x_all, y_all = to_model_input(images[:need], np.float64), all_labels[:need]
+        inputs, labels = x_all[: args.batch], y_all[: args.batch]
+        batches = [(x_all[k : k + args.batch], y_all[k : k + args.batch]) for k in range(0, need, args.batch)]
+    else:
+        inputs = rng.random((args.batch, *args.input))
+        batches = None
+    models = {}
+    for side in NAMES:
+        models[side] = load_factory(getattr(args, side), side)
+    if args.weights:
+        src = models[args.source]
+        from lenet_spec.checkpoint import format_of
+
+        _load_weights(src, args.source, args.weights, format_of(args.weights))
+    dtypes = DTYPES if args.dtype == "both" else (args.dtype,)
+    return compare(models["torch"], models["paddle"], inputs, labels, source=args.source, dtypes=dtypes, train=args.train, optimizer=args.optimizer,
+                   lr=args.lr, batches=batches, mapping=args.mapping, write_mapping_to=args.write_mapping, accept=tuple(args.accept), seed=args.seed,
+                   names=(args.torch, args.paddle))  # fmt: skip
+
+
+def _load_weights(model, framework: str, path: str, kind: str) -> None:
+    """A user's weights file into the source model, read by the project's safe readers."""
+    from lenet_spec.checkpoint import ANY_MODEL
+    from lenet_spec.load import load_checkpoint
+
+    ckpt = load_checkpoint(path, variant=ANY_MODEL)
+    if ckpt.framework not in (None, framework):
+        raise DiffError(f"--weights {path} is in {ckpt.framework}'s layout, but the source (--from) is {framework}; pass --from {ckpt.framework}")
+    probe = module(framework, "diff")
+    own = probe.state(model)
+    state = {k: v for k, v in ckpt.state.items() if k in own or k.rsplit(".", 1)[-1] != "num_batches_tracked"}
+    state = {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] != "num_batches_tracked"}
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or extra or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:4])}")
+        if extra:
+            parts.append(f"not in the model {', '.join(extra[:4])}")
+        if shapes:
+            parts.append(f"{shapes[0]} is {tuple(state[shapes[0]].shape)} in the file but {tuple(own[shapes[0]].shape)} in the model")
+        raise DiffError(f"--weights {path} does not fit the {framework} model: {'; '.join(parts)}")
+    probe.load_state(model, state)
+
+
+if __name__ == "__main__":
+    from lenet_spec.cli import interrupts_quietly
+
+    interrupts_quietly()
+    run(main, "parity.diff")
