@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import warnings
 from contextlib import nullcontext
 
 import numpy as np
@@ -22,7 +23,8 @@ FRAMEWORK = "paddle"
 Model = paddle.nn.Layer
 _DROPOUTS = {paddle.nn.Dropout: DROPOUT, paddle.nn.Dropout2D: CHANNEL_DROPOUT, paddle.nn.Dropout3D: CHANNEL_DROPOUT}
 _IGNORED_BUFFERS: set[str] = set()
-_OWN = (os.path.dirname(paddle.__file__), os.path.dirname(os.path.dirname(__file__)))  # frames that are not the user's code
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_OWN = tuple(os.path.join(d, "") for d in (os.path.dirname(paddle.__file__), *(os.path.join(_ROOT, p) for p in ("lenet_paddle", "parity", "lenet_spec"))))  # not the user's code
 
 
 def is_model(obj) -> bool:
@@ -55,6 +57,10 @@ def units(model: paddle.nn.Layer) -> tuple[list[Unit], list[paddle.nn.Layer]]:
                     getattr(m, "mode", "upscale_in_train") if kind else "", defined_at(type(m)))  # fmt: skip
         if kind == DROPOUT and getattr(m, "axis", None) is not None:
             unit.unsupported = f"Dropout(axis={m.axis}) drops along an axis; parity.diff shares masks of whole inputs only"
+        if isinstance(getattr(m, "_epsilon", None), float):
+            unit.eps = m._epsilon
+        if isinstance(getattr(m, "_momentum", None), float) and "_mean" in dict(buffers):
+            unit.momentum = 1.0 - m._momentum  # paddle's momentum weighs the running average: torch's is the batch's weight
         found.append(unit)
         modules.append(m)
     return found, modules
@@ -97,7 +103,7 @@ def _user_line() -> str:
     """FILE:LINE of the innermost frame outside paddle and this project: the user's call."""
     frame = sys._getframe(2)
     while frame is not None:
-        if not frame.f_code.co_filename.startswith(_OWN):
+        if not frame.f_code.co_filename.startswith(_OWN) and not frame.f_code.co_filename.startswith("<"):
             return f"{frame.f_code.co_filename}:{frame.f_lineno}"
         frame = frame.f_back
     return ""
@@ -158,6 +164,7 @@ def run(
             call.out_shape = ()
         return out
 
+    warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")  # paddle's BatchNorm, every training call
     handles = [h for m in modules for h in (m.register_forward_pre_hook(before), m.register_forward_post_hook(after))]
     result = Run(calls)
     try:

@@ -28,6 +28,8 @@ class Unit:
     convention: str = ""  # a dropout's scaling: "upscale_in_train" (torch's, paddle's default) or "downscale_in_infer"
     defined: str = ""  # FILE:LINE of its class
     unsupported: str = ""  # why its randomness cannot be shared (a dropout along an axis), or ""
+    eps: float | None = None  # a normalisation's epsilon, as the framework keeps it
+    momentum: float | None = None  # a BatchNorm's momentum in torch's sense: the batch's weight in the running average
 
     @property
     def state_names(self) -> list[str]:

@@ -22,7 +22,8 @@ FRAMEWORK = "torch"
 Model = torch.nn.Module
 _DROPOUTS = {torch.nn.Dropout: DROPOUT, torch.nn.Dropout1d: CHANNEL_DROPOUT, torch.nn.Dropout2d: CHANNEL_DROPOUT, torch.nn.Dropout3d: CHANNEL_DROPOUT}
 _IGNORED_BUFFERS = {"num_batches_tracked"}  # BatchNorm's step counter: used only with momentum=None
-_OWN = (os.path.dirname(torch.__file__), os.path.dirname(os.path.dirname(__file__)))  # frames that are not the user's code
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_OWN = tuple(os.path.join(d, "") for d in (os.path.dirname(torch.__file__), *(os.path.join(_ROOT, p) for p in ("lenet_torch", "parity", "lenet_spec"))))  # not the user's code
 
 
 def is_model(obj) -> bool:
@@ -48,10 +49,25 @@ def units(model: torch.nn.Module) -> tuple[list[Unit], list[torch.nn.Module]]:
         if next(m.children(), None) is not None and not params and not buffers:
             continue
         kind = _DROPOUTS.get(type(m), "")
-        found.append(Unit(name, type(m).__name__, params, buffers, kind, float(getattr(m, "p", 0.0)) if kind else 0.0,
-                          "upscale_in_train" if kind else "", defined_at(type(m))))  # fmt: skip
+        unit = Unit(name, type(m).__name__, params, buffers, kind, float(getattr(m, "p", 0.0)) if kind else 0.0,
+                    "upscale_in_train" if kind else "", defined_at(type(m)))  # fmt: skip
+        if isinstance(getattr(m, "eps", None), float):
+            unit.eps = m.eps
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.momentum is not None:
+            unit.momentum = float(m.momentum)
+        found.append(unit)
         modules.append(m)
     return found, modules
+
+
+def harmonise(module: torch.nn.Module, eps: float | None = None, momentum: float | None = None) -> tuple[float | None, float | None]:
+    """Set a normalisation's epsilon and momentum (None: leave it); returns the old values."""
+    old = (getattr(module, "eps", None), getattr(module, "momentum", None))
+    if eps is not None:
+        module.eps = eps
+    if momentum is not None:
+        module.momentum = momentum
+    return old
 
 
 def dtype_of(model: torch.nn.Module) -> str:
@@ -94,7 +110,7 @@ def _user_line() -> str:
     """FILE:LINE of the innermost frame outside torch and this project: the user's call."""
     frame = sys._getframe(2)
     while frame is not None:
-        if not frame.f_code.co_filename.startswith(_OWN):
+        if not frame.f_code.co_filename.startswith(_OWN) and not frame.f_code.co_filename.startswith("<"):
             return f"{frame.f_code.co_filename}:{frame.f_lineno}"
         frame = frame.f_back
     return ""
