@@ -91,6 +91,10 @@ def run_one(case: dict, mode: str) -> dict:
     # PaDiff writes its logs to os.path.join(sys.path[0], "diff_log") (utils.py): keep them out of
     # the checkout, in a fresh temporary folder put first on sys.path before padiff is imported
     logdir = tempfile.mkdtemp(prefix="padiff_side_")
+    # and this file's folder (benchmarks/, sys.path[0] when run as a script) holds benchmarks/padiff.py,
+    # which `import padiff` would find first: take it off the path
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
     sys.path.insert(0, logdir)
     os.environ.setdefault("PADIFF_PATH_LOG", "ON")  # PaDiff prints dotted paths in its trees
     os.environ.setdefault("PADIFF_CUDA_MEMORY", "OFF")  # CPU only: skip its .to(device)/empty_cache dance
@@ -133,6 +137,23 @@ def run_one(case: dict, mode: str) -> dict:
     if os.environ.get("PADIFF_SIDE_ECHO"):
         sys.stderr.write(text)
     layer_name, message = _blame(text)
+    layer_types = layer_name
+    paths = {}
+    for side in ("torch", "paddle"):  # large trees go to diff_log/*_struct.log instead of stdout
+        path = os.path.join(logdir, "diff_log", f"{side}_struct.log")
+        body = open(path).read() if os.path.exists(path) else ""
+        for ln in body.splitlines():
+            m = re.search(r"\(([\w.]+)\)\s*<---", ln)
+            if m:
+                paths[side] = m.group(1)
+    if not paths:  # small trees are printed: paddle's first, then torch's
+        marked = [re.search(r"\(([\w.]+)\)\s*<---", ln) for ln in text.splitlines() if "*** HERE ***" in ln]
+        marked = [m.group(1) for m in marked if m]
+        if len(marked) >= 2:
+            paths = {"paddle": marked[0], "torch": marked[1]}
+    if "torch" in paths:  # PaDiff's path starts with the model's class name: drop it, as the corpus names layers
+        t = paths["torch"].partition(".")[2]
+        layer_name = t or f"{paths['torch']} (the whole model)"
     for log in ("grad_diff.log", "weight_diff.log"):  # after-backward checks name a parameter path
         path = os.path.join(logdir, "diff_log", log)
         if os.path.exists(path):
@@ -154,7 +175,8 @@ def run_one(case: dict, mode: str) -> dict:
         msg = [ln for ln in text.splitlines() if "Error" in ln or "Shape of" in ln or "number of sublayers" in ln]
         message = msg[0].strip() if msg else message
     return {"verdict": verdict, "layer": layer_name, "seconds": round(seconds, 3), "message": message,
-            "mode": mode, "options": options, "log": logdir}
+            "mode": mode, "options": options, "log": logdir, "layer_types": layer_types,
+            "paddle_layer": (paths.get("paddle") or "").partition(".")[2] or paths.get("paddle")}
 
 
 def main(argv: list[str]) -> int:
