@@ -83,6 +83,35 @@ def _blame(text: str):
     return layer, message[:1000]
 
 
+def _relative(path: str) -> str:
+    """PaDiff's path "LeNet.con_sam.0 [api]" as the corpus names layers, "con_sam.0 [api]" (the
+    model's class name dropped); the root alone: "LeNet (the whole model)"."""
+    node, sep, api = path.partition(" [")
+    rel = node.partition(".")[2]
+    return (rel or f"{node} (the whole model)") + (sep + api if sep else "")
+
+
+def _marked_path(tree: str):
+    """The dotted path of the node PaDiff marks `<---  *** HERE ***` in a printed tree, or of the
+    nearest layer above it when the marked node is an API call (APIs carry no path)."""
+    lines = tree.splitlines()
+    for i, ln in enumerate(lines):
+        if "*** HERE ***" not in ln:
+            continue
+        m = re.search(r"\(([\w.]+)\)\s*<---", ln)
+        if m:
+            return m.group(1)
+        depth = ln.index("(")  # an api: walk up to the first line less indented that names a path
+        for up in reversed(lines[:i]):
+            if "(" in up and up.index("(") < depth:
+                m = re.search(r"\(net\).*\(([\w.]+)\)", up)
+                if m:
+                    api = re.search(r"\(api\)\s*(\S+)", ln)
+                    return m.group(1) + (f" [{api.group(1)}]" if api else "")
+                depth = up.index("(")
+    return None
+
+
 def run_one(case: dict, mode: str) -> dict:
     import numpy as np
 
@@ -139,28 +168,28 @@ def run_one(case: dict, mode: str) -> dict:
     layer_name, message = _blame(text)
     layer_types = layer_name
     paths = {}
+    trees = {}
     for side in ("torch", "paddle"):  # large trees go to diff_log/*_struct.log instead of stdout
         path = os.path.join(logdir, "diff_log", f"{side}_struct.log")
-        body = open(path).read() if os.path.exists(path) else ""
-        for ln in body.splitlines():
-            m = re.search(r"\(([\w.]+)\)\s*<---", ln)
-            if m:
-                paths[side] = m.group(1)
-    if not paths:  # small trees are printed: paddle's first, then torch's
-        marked = [re.search(r"\(([\w.]+)\)\s*<---", ln) for ln in text.splitlines() if "*** HERE ***" in ln]
-        marked = [m.group(1) for m in marked if m]
-        if len(marked) >= 2:
-            paths = {"paddle": marked[0], "torch": marked[1]}
-    if "torch" in paths:  # PaDiff's path starts with the model's class name: drop it, as the corpus names layers
-        t = paths["torch"].partition(".")[2]
-        layer_name = t or f"{paths['torch']} (the whole model)"
+        if os.path.exists(path):
+            trees[side] = open(path).read()
+    if not trees:  # small trees are printed: "Paddle Model" then "Torch Model"
+        m = re.search(r"Paddle Model\n=+\n(.*?)Torch Model\n=+\n(.*?)(\n\s*\n|$)", text, re.S)
+        if m:
+            trees = {"paddle": m.group(1), "torch": m.group(2)}
+    for side, tree in trees.items():
+        p = _marked_path(tree)
+        if p:
+            paths[side] = p
+    if "torch" in paths:
+        layer_name = _relative(paths["torch"])
     for log in ("grad_diff.log", "weight_diff.log"):  # after-backward checks name a parameter path
         path = os.path.join(logdir, "diff_log", log)
         if os.path.exists(path):
             body = open(path).read()
             m = re.search(r"torch path:\n\s*(\S+)", body)
             if m and (layer_name is None or layer_name.startswith("(")):
-                layer_name = m.group(1)
+                layer_name = _relative(m.group(1))
             text += "\n" + body
     if ok is True:
         verdict, layer_name = "equal", None
@@ -176,7 +205,7 @@ def run_one(case: dict, mode: str) -> dict:
         message = msg[0].strip() if msg else message
     return {"verdict": verdict, "layer": layer_name, "seconds": round(seconds, 3), "message": message,
             "mode": mode, "options": options, "log": logdir, "layer_types": layer_types,
-            "paddle_layer": (paths.get("paddle") or "").partition(".")[2] or paths.get("paddle")}
+            "paddle_layer": _relative(paths["paddle"]) if "paddle" in paths else None}
 
 
 def main(argv: list[str]) -> int:
