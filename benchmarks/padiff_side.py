@@ -199,10 +199,22 @@ def run_one(case: dict, mode: str) -> dict:
             verdict = "error"
     else:
         verdict = "error"
-        message = (err or message).splitlines()[0][:500]
+        body = [ln.strip() for ln in (err or message).splitlines() if ln.strip()]
+        message = " | ".join(body[:6])[:1000]  # "Error occured between: paddle ... torch ... Shape of ..."
+        m = re.search(r"torch: .*\n\s*([\w.]+)\n", err or "")
+        if m:  # the torch parameter PaDiff could not pair, e.g. Net.fc1.weight
+            layer_name = _relative(m.group(1))
     if verdict == "error" and "Assign weight Failed" in text:
-        msg = [ln for ln in text.splitlines() if "Error" in ln or "Shape of" in ln or "number of sublayers" in ln]
-        message = msg[0].strip() if msg else message
+        i = text.find("Error occured between")  # PaDiff's own report: the pair, then the reason
+        if i >= 0:
+            body = [ln.strip() for ln in text[i:].splitlines() if ln.strip()][:6]
+            message = " | ".join(body)[:1000]
+            m = re.search(r"torch: .*\n\s*([\w.]+)\n", text[i:])
+            if m:
+                layer_name = _relative(m.group(1))
+        else:
+            msg = [ln.strip() for ln in text.splitlines() if "Error" in ln or "number of sublayers" in ln]
+            message = msg[0] if msg else message
     return {"verdict": verdict, "layer": layer_name, "seconds": round(seconds, 3), "message": message,
             "mode": mode, "options": options, "log": logdir, "layer_types": layer_types,
             "paddle_layer": _relative(paths["paddle"]) if "paddle" in paths else None}
