@@ -17,12 +17,13 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from lenet_spec.layers import Dropout as SpecDropout
 from lenet_spec.probe import CHANNEL_DROPOUT, DROPOUT, Call, Run, Unit
 
 FRAMEWORK = "paddle"
 Model = paddle.nn.Layer
 _DROPOUTS = {paddle.nn.Dropout: DROPOUT, paddle.nn.Dropout2D: CHANNEL_DROPOUT, paddle.nn.Dropout3D: CHANNEL_DROPOUT}
-_IGNORED_BUFFERS: set[str] = set()
+_IGNORED_BUFFERS = {"num_batches_tracked"}  # a port of torch's BatchNorm counter: used only with momentum=None
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _OWN = tuple(os.path.join(d, "") for d in (os.path.dirname(paddle.__file__), *(os.path.join(_ROOT, p) for p in ("lenet_paddle", "parity", "lenet_spec"))))  # not the user's code
 
@@ -52,8 +53,8 @@ def units(model: paddle.nn.Layer) -> tuple[list[Unit], list[paddle.nn.Layer]]:
         buffers += [(n, tuple(b.shape)) for n, b in m.named_buffers(include_sublayers=False) if n not in _IGNORED_BUFFERS]
         if next(iter(m.children()), None) is not None and not params and not buffers:
             continue
-        kind = _DROPOUTS.get(type(m), "")
-        unit = Unit(name, type(m).__name__, params, buffers, kind, float(getattr(m, "p", 0.0)) if kind else 0.0,
+        kind = _DROPOUTS.get(type(m), "") or (DROPOUT if isinstance(getattr(m, "spec", None), SpecDropout) else "")  # this project's own Dropout too
+        unit = Unit(name, type(m).__name__, params, buffers, kind, float(getattr(m, "p", getattr(getattr(m, "spec", None), "p", 0.0))) if kind else 0.0,
                     getattr(m, "mode", "upscale_in_train") if kind else "", defined_at(type(m)))  # fmt: skip
         if kind == DROPOUT and getattr(m, "axis", None) is not None:
             unit.unsupported = f"Dropout(axis={m.axis}) drops along an axis; parity.diff shares masks of whole inputs only"
@@ -78,7 +79,12 @@ def cast(model: paddle.nn.Layer, dtype: str) -> None:
 
 def state(model: paddle.nn.Layer) -> dict[str, np.ndarray]:
     """Full name -> a copy of every parameter and buffer."""
-    return {n: t.numpy().copy() for n, t in model.state_dict().items() if n.rsplit(".", 1)[-1] not in _IGNORED_BUFFERS}
+    return {n: t.numpy().copy() for n, t in _tensors_of(model).items() if n.rsplit(".", 1)[-1] not in _IGNORED_BUFFERS}
+
+
+def _tensors_of(model: paddle.nn.Layer) -> dict[str, paddle.Tensor]:
+    """Every parameter and buffer by full name (non-persistable buffers too, which state_dict leaves out)."""
+    return dict(model.named_parameters()) | dict(model.named_buffers())
 
 
 def trainable(model: paddle.nn.Layer) -> list[str]:
@@ -88,7 +94,7 @@ def trainable(model: paddle.nn.Layer) -> list[str]:
 
 def load_state(model: paddle.nn.Layer, values: dict[str, np.ndarray]) -> None:
     """Copy `values` (full name -> array) into the model's tensors, in each tensor's own dtype."""
-    tensors = model.state_dict()
+    tensors = _tensors_of(model)
     for name, value in values.items():
         t = tensors[name]
         t.set_value(np.ascontiguousarray(value, dtype=str(t.dtype).removeprefix("paddle.")))

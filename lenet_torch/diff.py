@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lenet_spec.layers import Dropout as SpecDropout
 from lenet_spec.probe import CHANNEL_DROPOUT, DROPOUT, Call, Run, Unit
 
 FRAMEWORK = "torch"
@@ -48,8 +49,8 @@ def units(model: torch.nn.Module) -> tuple[list[Unit], list[torch.nn.Module]]:
         buffers = [(n, tuple(b.shape)) for n, b in m.named_buffers(recurse=False) if n not in _IGNORED_BUFFERS]
         if next(m.children(), None) is not None and not params and not buffers:
             continue
-        kind = _DROPOUTS.get(type(m), "")
-        unit = Unit(name, type(m).__name__, params, buffers, kind, float(getattr(m, "p", 0.0)) if kind else 0.0,
+        kind = _DROPOUTS.get(type(m), "") or (DROPOUT if isinstance(getattr(m, "spec", None), SpecDropout) else "")  # this project's own Dropout too
+        unit = Unit(name, type(m).__name__, params, buffers, kind, float(getattr(m, "p", getattr(getattr(m, "spec", None), "p", 0.0))) if kind else 0.0,
                     "upscale_in_train" if kind else "", defined_at(type(m)))  # fmt: skip
         if isinstance(getattr(m, "eps", None), float):
             unit.eps = m.eps

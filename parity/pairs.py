@@ -98,6 +98,9 @@ def param_pairs(t: Unit, p: Unit, rule: TypePair | None) -> list[ParamPair] | No
             if pn not in by_name:
                 pn = ps[i][0]  # a user's module: the same registration order
             layout = TRANSPOSE if rule and tn in rule.transposed and len(tshape) == 2 else SAME
+            custom = rule is None or (rule.torch, rule.paddle) not in TYPES
+            if custom and len(tshape) == 2 and tshape[0] != tshape[1] and tuple(by_name[pn]) == tuple(tshape[::-1]):
+                layout = TRANSPOSE  # a user's own dense layer, kept (in, out) in paddle as paddle's Linear keeps it
             want = tshape[::-1] if layout == TRANSPOSE else tshape
             if tuple(by_name[pn]) != tuple(want):
                 return None
