@@ -15,7 +15,6 @@ from contextlib import nullcontext
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 
 from lenet_spec.layers import Dropout as SpecDropout
 from lenet_spec.probe import CHANNEL_DROPOUT, DROPOUT, Call, Run, Unit
@@ -25,7 +24,9 @@ Model = paddle.nn.Layer
 _DROPOUTS = {paddle.nn.Dropout: DROPOUT, paddle.nn.Dropout2D: CHANNEL_DROPOUT, paddle.nn.Dropout3D: CHANNEL_DROPOUT}
 _IGNORED_BUFFERS = {"num_batches_tracked"}  # a port of torch's BatchNorm counter: used only with momentum=None
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_OWN = tuple(os.path.join(d, "") for d in (os.path.dirname(paddle.__file__), *(os.path.join(_ROOT, p) for p in ("lenet_paddle", "parity", "lenet_spec"))))  # not the user's code
+_OWN = tuple(
+    os.path.join(d, "") for d in (os.path.dirname(paddle.__file__), *(os.path.join(_ROOT, p) for p in ("lenet_paddle", "parity", "lenet_spec")))
+)  # not the user's code
 
 
 def is_model(obj) -> bool:
@@ -41,11 +42,18 @@ def defined_at(cls: type) -> str:
         return ""
 
 
+def _users(cls: type) -> str:
+    """FILE:LINE of a class of the user's (not paddle's own), else ""."""
+    at = defined_at(cls)
+    return at if at and not at.startswith(_OWN) else ""
+
+
 def units(model: paddle.nn.Layer) -> tuple[list[Unit], list[paddle.nn.Layer]]:
     """The model's units (leaves, and layers owning parameters or buffers directly), in
     definition order, and the layers themselves. Paddle keeps running statistics as parameters
     that are not trained (stop_gradient): those are the buffers here."""
     found, modules = [], []
+    model_at = defined_at(type(model))
     for name, m in model.named_sublayers(include_self=True):
         own = list(m.named_parameters(include_sublayers=False))
         params = [(n, tuple(p.shape)) for n, p in own if not p.stop_gradient]
@@ -54,8 +62,16 @@ def units(model: paddle.nn.Layer) -> tuple[list[Unit], list[paddle.nn.Layer]]:
         if next(iter(m.children()), None) is not None and not params and not buffers:
             continue
         kind = _DROPOUTS.get(type(m), "") or (DROPOUT if isinstance(getattr(m, "spec", None), SpecDropout) else "")  # this project's own Dropout too
-        unit = Unit(name, type(m).__name__, params, buffers, kind, float(getattr(m, "p", getattr(getattr(m, "spec", None), "p", 0.0))) if kind else 0.0,
-                    getattr(m, "mode", "upscale_in_train") if kind else "", defined_at(type(m)))  # fmt: skip
+        unit = Unit(
+            name,
+            type(m).__name__,
+            params,
+            buffers,
+            kind,
+            float(getattr(m, "p", getattr(getattr(m, "spec", None), "p", 0.0))) if kind else 0.0,
+            getattr(m, "mode", "upscale_in_train") if kind else "",
+            _users(type(m)) or model_at,
+        )
         if kind == DROPOUT and getattr(m, "axis", None) is not None:
             unit.unsupported = f"Dropout(axis={m.axis}) drops along an axis; parity.diff shares masks of whole inputs only"
         if isinstance(getattr(m, "_epsilon", None), float):
@@ -100,15 +116,24 @@ def load_state(model: paddle.nn.Layer, values: dict[str, np.ndarray]) -> None:
         t.set_value(np.ascontiguousarray(value, dtype=str(t.dtype).removeprefix("paddle.")))
 
 
-def seed(value: int) -> None:
-    """Seed paddle's own generator (what a dropout without a mask draws from)."""
+def seed(value: int):
+    """Seed paddle's own generator (what a dropout without a mask draws from); returns its state
+    before, for `restore`."""
+    state = paddle.get_rng_state()
     paddle.seed(value)
+    return state
+
+
+def restore(state) -> None:
+    """paddle's generator as `seed` found it: the user's program draws on as if nothing ran."""
+    paddle.set_rng_state(state)
 
 
 def _user_line() -> str:
-    """FILE:LINE of the innermost frame outside paddle and this project: the user's call."""
+    """FILE:LINE of the innermost frame of the user's code inside this probe's `run`: where the
+    model's code calls the unit ("" when none does: a paddle container's own forward)."""
     frame = sys._getframe(2)
-    while frame is not None:
+    while frame is not None and frame.f_code is not run.__code__:
         if not frame.f_code.co_filename.startswith(_OWN) and not frame.f_code.co_filename.startswith("<"):
             return f"{frame.f_code.co_filename}:{frame.f_lineno}"
         frame = frame.f_back
@@ -186,7 +211,7 @@ def run(
             if backward:
                 model.clear_gradients()
                 if projection is None:
-                    loss = F.cross_entropy(out, paddle.to_tensor(labels.astype(np.int64)))
+                    loss = cross_entropy(out, labels)
                 else:
                     loss = (out * paddle.to_tensor(projection, dtype=dtype)).sum() / out.shape[0]
                 loss.backward()
@@ -196,6 +221,16 @@ def run(
         for h in handles:
             h.remove()
     return result
+
+
+def cross_entropy(out: paddle.Tensor, labels: np.ndarray) -> paddle.Tensor:
+    """The mean cross-entropy from the primitives (max, exp, sum, log), as lenet_torch/diff.py
+    writes it: paddle's own cross_entropy and log_softmax clip a log-probability below about -64
+    (measured: a loss of 231 comes back as 64), so neither framework's fused loss is used."""
+    top = out.max(axis=1, keepdim=True).detach()
+    log_sum = top.squeeze(1) + paddle.log(paddle.exp(out - top).sum(axis=1))
+    picked = paddle.take_along_axis(out, paddle.to_tensor(labels.astype(np.int64))[:, None], axis=1).squeeze(1)
+    return (log_sum - picked).mean()
 
 
 def run_unit(module: paddle.nn.Layer, spec: Unit, inputs: list[np.ndarray], train: bool, mask: np.ndarray | None = None) -> np.ndarray:

@@ -226,6 +226,11 @@ def envelope(framework: str, variant: str, state: Mapping[str, Any], **extra: An
     }
 
 
+# the `variant` that parse takes for the weights of a user's own model (parity.diff --weights): any
+# state dict of tensors, the shapes checked against the model by the caller
+ANY_MODEL = "(any model)"
+
+
 def parse(obj: Any, path: str | os.PathLike, framework: str, to_numpy: Callable[[Any], np.ndarray], variant: str | None = None) -> Checkpoint:
     """Check a loaded object and return it as a Checkpoint of NumPy arrays.
 
@@ -248,12 +253,16 @@ def parse(obj: Any, path: str | os.PathLike, framework: str, to_numpy: Callable[
             hint = f"rename it to {SUFFIXES[writer]}" if writer in NAMES else "it is damaged"
             raise CheckpointError(f"{path}: written by {shown(writer)}, but its suffix says {framework}; {hint}")
         found = obj.get("variant")
-        if not isinstance(found, str) or found not in VARIANTS:
+        if variant == ANY_MODEL and isinstance(found, str):
+            pass  # parity.diff: a user's own model's weights, whatever the project's checkpoint calls its variant
+        elif not isinstance(found, str) or found not in VARIANTS:
             raise CheckpointError(f"{path}: unknown variant {shown(found)}")
-        if variant is not None and variant != found:
+        if variant not in (None, ANY_MODEL) and variant != found:
             raise CheckpointError(f"{path}: holds variant {shown(found)}, not {variant!r}")
         raw_state = obj.get("state_dict")
         meta = {k: v for k, v in obj.items() if k != "state_dict"}
+    elif variant == ANY_MODEL:
+        raw_state, meta, found = obj, {}, ANY_MODEL
     else:
         if variant is None:
             raise CheckpointError(f"{path}: a plain state dict does not say its variant; pass --variant NAME")

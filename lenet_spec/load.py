@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .checkpoint import Checkpoint, CheckpointError, format_of, loads_paddle, loads_safetensors, read, sha256, state_mismatch
+from .checkpoint import ANY_MODEL, Checkpoint, CheckpointError, format_of, loads_paddle, loads_safetensors, read, sha256, state_mismatch
 from .frameworks import NAMES, module
 from .mapping import expected_shapes
 
@@ -33,7 +33,7 @@ def load_checkpoint(path: str | os.PathLike, variant: str | None = None, expecte
         return loads_paddle(data, path, variant)
     if kind == "safetensors":
         ckpt = loads_safetensors(data, path, variant)
-        if ckpt.framework is None:
+        if ckpt.framework is None and variant != ANY_MODEL:  # a user's own model: its caller checks the shapes
             ckpt.framework = layout_of(ckpt, path)
         return ckpt
     return module(kind, "checkpoint").loads(data, path, variant)  # .pt: only torch.load(weights_only=True) reads it

@@ -14,7 +14,6 @@ from contextlib import nullcontext
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lenet_spec.layers import Dropout as SpecDropout
 from lenet_spec.probe import CHANNEL_DROPOUT, DROPOUT, Call, Run, Unit
@@ -24,7 +23,9 @@ Model = torch.nn.Module
 _DROPOUTS = {torch.nn.Dropout: DROPOUT, torch.nn.Dropout1d: CHANNEL_DROPOUT, torch.nn.Dropout2d: CHANNEL_DROPOUT, torch.nn.Dropout3d: CHANNEL_DROPOUT}
 _IGNORED_BUFFERS = {"num_batches_tracked"}  # BatchNorm's step counter: used only with momentum=None
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_OWN = tuple(os.path.join(d, "") for d in (os.path.dirname(torch.__file__), *(os.path.join(_ROOT, p) for p in ("lenet_torch", "parity", "lenet_spec"))))  # not the user's code
+_OWN = tuple(
+    os.path.join(d, "") for d in (os.path.dirname(torch.__file__), *(os.path.join(_ROOT, p) for p in ("lenet_torch", "parity", "lenet_spec")))
+)  # not the user's code
 
 
 def is_model(obj) -> bool:
@@ -40,18 +41,33 @@ def defined_at(cls: type) -> str:
         return ""
 
 
+def _users(cls: type) -> str:
+    """FILE:LINE of a class of the user's (not torch's own), else ""."""
+    at = defined_at(cls)
+    return at if at and not at.startswith(_OWN) else ""
+
+
 def units(model: torch.nn.Module) -> tuple[list[Unit], list[torch.nn.Module]]:
     """The model's units (leaves, and modules owning parameters or buffers directly), in
     definition order, and the modules themselves."""
     found, modules = [], []
+    model_at = defined_at(type(model))
     for name, m in model.named_modules():
         params = [(n, tuple(p.shape)) for n, p in m.named_parameters(recurse=False)]
         buffers = [(n, tuple(b.shape)) for n, b in m.named_buffers(recurse=False) if n not in _IGNORED_BUFFERS]
         if next(m.children(), None) is not None and not params and not buffers:
             continue
         kind = _DROPOUTS.get(type(m), "") or (DROPOUT if isinstance(getattr(m, "spec", None), SpecDropout) else "")  # this project's own Dropout too
-        unit = Unit(name, type(m).__name__, params, buffers, kind, float(getattr(m, "p", getattr(getattr(m, "spec", None), "p", 0.0))) if kind else 0.0,
-                    "upscale_in_train" if kind else "", defined_at(type(m)))  # fmt: skip
+        unit = Unit(
+            name,
+            type(m).__name__,
+            params,
+            buffers,
+            kind,
+            float(getattr(m, "p", getattr(getattr(m, "spec", None), "p", 0.0))) if kind else 0.0,
+            "upscale_in_train" if kind else "",
+            _users(type(m)) or model_at,
+        )
         if isinstance(getattr(m, "eps", None), float):
             unit.eps = m.eps
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.momentum is not None:
@@ -102,15 +118,24 @@ def load_state(model: torch.nn.Module, values: dict[str, np.ndarray]) -> None:
             t.copy_(torch.from_numpy(np.ascontiguousarray(value)).to(t.dtype))
 
 
-def seed(value: int) -> None:
-    """Seed torch's own generator (what a dropout without a mask draws from)."""
+def seed(value: int):
+    """Seed torch's own generator (what a dropout without a mask draws from); returns its state
+    before, for `restore`."""
+    state = torch.get_rng_state()
     torch.manual_seed(value)
+    return state
+
+
+def restore(state) -> None:
+    """torch's generator as `seed` found it: the user's program draws on as if nothing ran."""
+    torch.set_rng_state(state)
 
 
 def _user_line() -> str:
-    """FILE:LINE of the innermost frame outside torch and this project: the user's call."""
+    """FILE:LINE of the innermost frame of the user's code inside this probe's `run`: where the
+    model's code calls the unit ("" when none does: a torch container's own forward)."""
     frame = sys._getframe(2)
-    while frame is not None:
+    while frame is not None and frame.f_code is not run.__code__:
         if not frame.f_code.co_filename.startswith(_OWN) and not frame.f_code.co_filename.startswith("<"):
             return f"{frame.f_code.co_filename}:{frame.f_lineno}"
         frame = frame.f_back
@@ -186,7 +211,7 @@ def run(
             if backward:
                 model.zero_grad(set_to_none=True)
                 if projection is None:
-                    loss = F.cross_entropy(out, torch.from_numpy(labels.astype(np.int64)))
+                    loss = cross_entropy(out, labels)
                 else:
                     loss = (out * torch.from_numpy(projection).to(dtype)).sum() / out.shape[0]
                 loss.backward()
@@ -196,6 +221,16 @@ def run(
         for h in handles:
             h.remove()
     return result
+
+
+def cross_entropy(out: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
+    """The mean cross-entropy from the primitives (max, exp, sum, log), as lenet_paddle/diff.py
+    writes it: paddle's own cross_entropy and log_softmax clip a log-probability below about -64
+    (measured: a loss of 231 comes back as 64), so neither framework's fused loss is used."""
+    top = out.max(dim=1, keepdim=True).values.detach()
+    log_sum = top.squeeze(1) + torch.log(torch.exp(out - top).sum(dim=1))
+    picked = out.gather(1, torch.from_numpy(labels.astype(np.int64))[:, None]).squeeze(1)
+    return (log_sum - picked).mean()
 
 
 def run_unit(module: torch.nn.Module, spec: Unit, inputs: list[np.ndarray], train: bool, mask: np.ndarray | None = None) -> np.ndarray:

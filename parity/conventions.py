@@ -61,7 +61,7 @@ def forward(t: Unit, p: Unit, x: np.ndarray, t_out: np.ndarray, p_out: np.ndarra
                     "dropout_mode",
                     f"paddle's dropout output is {ratio:.4g} = 1 - p times torch's in {'training' if train else 'evaluation'} mode: "
                     f"paddle's layer scales by downscale_in_infer, torch's by upscale_in_train",
-                    f"give paddle's Dropout mode='upscale_in_train' (its default), which is torch's rule",
+                    "give paddle's Dropout mode='upscale_in_train' (its default), which is torch's rule",
                 )
     if "batchnorm" in kind and "weight" in t_state and x.ndim >= 2:
         mean, var, _ = _channels(x) if train else (t_state.get("running_mean"), t_state.get("running_var"), 0)
@@ -93,7 +93,9 @@ def forward(t: Unit, p: Unit, x: np.ndarray, t_out: np.ndarray, p_out: np.ndarra
     if kind == "gelu":
         exact = 0.5 * x * (1 + _erf(x / math.sqrt(2)))
         approx = 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
-        rule = {side: ("exact" if _close(out, exact, tol) else "tanh" if _close(out, approx, tol) else None) for side, out in (("torch", t_out), ("paddle", p_out))}
+        rule = {
+            side: ("exact" if _close(out, exact, tol) else "tanh" if _close(out, approx, tol) else None) for side, out in (("torch", t_out), ("paddle", p_out))
+        }
         if None not in rule.values() and rule["torch"] != rule["paddle"]:
             flag = "approximate=True" if rule["torch"] == "tanh" else "approximate=False"
             return Convention(

@@ -249,7 +249,9 @@ class _Engine:
         self.unit_of_p = {up.paddle: up for up in corr.units}
 
     # judging one tensor
-    def judge(self, phase: Phase, key: tuple, name: str, t: np.ndarray, p: np.ndarray, dtype: str, tol64: float, scale: float | None = None, drift: bool = False):
+    def judge(
+        self, phase: Phase, key: tuple, name: str, t: np.ndarray, p: np.ndarray, dtype: str, tol64: float, scale: float | None = None, drift: bool = False
+    ):
         """Returns None when it agrees, else (rel, abs, share, tol). With `drift` (weights after
         float32 steps), float32 is judged as parity.check judges it: a near-tie decided otherwise
         sends two float32 runs along different, equally valid paths, so they differ only when they
@@ -312,8 +314,14 @@ class _Engine:
     def _names(self, ti: int, pi: int) -> dict:
         tc, pc = self.t_calls[ti], self.p_calls[pi]
         tu, pu = self.t.units[tc.unit], self.p.units[pc.unit]
-        return {"torch": tu.name, "paddle": pu.name, "torch_at": tc.at or tu.defined, "paddle_at": pc.at or pu.defined,
-                "torch_type": tu.type, "paddle_type": pu.type}  # fmt: skip
+        return {
+            "torch": tu.name,
+            "paddle": pu.name,
+            "torch_at": tc.at or tu.defined,
+            "paddle_at": pc.at or pu.defined,
+            "torch_type": tu.type,
+            "paddle_type": pu.type,
+        }
 
     # --- phases ---
     def forward(self, dtype: str, train: bool, x: np.ndarray, masks_t, masks_p, step: int = 0, phase_name: str = "forward") -> tuple[Run, Run]:
@@ -330,18 +338,32 @@ class _Engine:
         if tr.raised or pr.raised:
             return tr, pr
         tol64 = TRAIN_MODE_TOL["float64"] if train else LAYER_TOL["float64"]
+        if phase_name == "train":  # after the steps: the weights may stand TRAIN_TOL apart, and so may what they compute
+            tol64 = TRAIN_TOL["float64"]
         for ti, pi in self.corr.calls:
             if ti >= len(tr.calls) or pi >= len(pr.calls):
                 continue
             tc, pc = tr.calls[ti], pr.calls[pi]
             key = (phase_name, mode, step, "output", ti)
-            bad = self.judge(phase, key, self.t.units[tc.unit].name, tc.output, pc.output, dtype, tol64)
+            bad = self.judge(phase, key, self.t.units[tc.unit].name, tc.output, pc.output, dtype, tol64, drift=phase_name == "train")
             if bad is not None:
                 self._diagnose_output(phase, ti, pi, bad, dtype, train, masks_t, step)
-        bad = self.judge(phase, (phase_name, mode, step, "model_output"), "(model output)", tr.output, pr.output, dtype, tol64)
+        bad = self.judge(phase, (phase_name, mode, step, "model_output"), "(model output)", tr.output, pr.output, dtype, tol64, drift=phase_name == "train")
         if bad is not None:
-            self.add(Finding(phase_name, mode, dtype, step, "(model output)", "(model output)", "between", *bad, what="model_output",
-                             detail="every paired layer agrees, but the models' outputs differ: code after the last layer (a functional op in forward)"))  # fmt: skip
+            self.add(
+                Finding(
+                    phase_name,
+                    mode,
+                    dtype,
+                    step,
+                    "(model output)",
+                    "(model output)",
+                    "between",
+                    *bad,
+                    what="model_output",
+                    detail="every paired layer agrees, but the models' outputs differ: code after the last layer (a functional op in forward)",
+                )
+            )
         return tr, pr
 
     def _raised(self, phase: Phase, side: str, r: Run, dtype: str, step: int) -> None:
@@ -351,9 +373,20 @@ class _Engine:
         call = r.calls[r.raised_call] if r.raised_call is not None else None
         unit = me.units[call.unit] if call else None
         other = self._counterpart(side, r.raised_call) if call is not None else None
-        f = Finding("forward" if phase.phase == "structure" else phase.phase, phase.mode, dtype, step, None, None, "raised", float("inf"), what="output",
-                    detail=f"{side}'s {unit.name or '(model)'} ({unit.type}) raised on input {', '.join(str(s) for s in call.in_shapes)}: {r.raised}"
-                    if unit else f"{side}'s model raised outside its layers: {r.raised}")  # fmt: skip
+        f = Finding(
+            "forward" if phase.phase == "structure" else phase.phase,
+            phase.mode,
+            dtype,
+            step,
+            None,
+            None,
+            "raised",
+            float("inf"),
+            what="output",
+            detail=f"{side}'s {unit.name or '(model)'} ({unit.type}) raised on input {', '.join(str(s) for s in call.in_shapes)}: {r.raised}"
+            if unit
+            else f"{side}'s model raised outside its layers: {r.raised}",
+        )
         if unit:
             setattr(f, side, unit.name)
             setattr(f, f"{side}_type", unit.type)
@@ -398,9 +431,17 @@ class _Engine:
                     if tc.unit in self.differs_state:
                         f.following = True
                         f.detail = "its state (running statistics) differed after an earlier step"
-                    conv = conventions.forward(tu, pu, np.asarray(tc.inputs[0], np.float64), np.asarray(tc.output, np.float64),
-                                               np.asarray(alone, np.float64), self._local_state(self.t, tc.unit),
-                                               self._local_state(self.p, pc.unit), train, dtype)  # fmt: skip
+                    conv = conventions.forward(
+                        tu,
+                        pu,
+                        np.asarray(tc.inputs[0], np.float64),
+                        np.asarray(tc.output, np.float64),
+                        np.asarray(alone, np.float64),
+                        self._local_state(self.t, tc.unit),
+                        self._local_state(self.p, pc.unit),
+                        train,
+                        dtype,
+                    )
                     if conv:
                         f.convention, f.explanation, f.fix = conv.name, conv.explanation, conv.fix
                     if not f.detail:
@@ -409,10 +450,7 @@ class _Engine:
                     f.detail = f.detail or "each layer agrees on the same input; what reaches this one differs (the code between the layers)"
         elif not same_inputs:
             f.detail = f"the inputs differ in shape: torch {tc.in_shapes}, paddle {pc.in_shapes} (the code between the layers)"
-        if f.cause == "layer" and f.following:
-            self.findings.append(f)
-        else:
-            self.add(f)
+        self.add(f, False if f.following else None)
 
     def _local_state(self, side: _Side, unit: int) -> dict[str, np.ndarray]:
         u = side.units[unit]
@@ -436,9 +474,24 @@ class _Engine:
             if tc.grad is not None and pc.grad is not None:
                 bad = self.judge(phase, ("backward", "output_grad", ti), self.t.units[tc.unit].name, tc.grad, pc.grad, dtype, tol64)
                 if bad is not None:
-                    self.add(Finding("backward", "train", dtype, 0, cause="layer", rel=bad[0], abs=bad[1], share=bad[2], tol=bad[3], what="output_grad",
-                                     detail="the gradient reaching this layer's output differs (from the layers after it)", **self._names(ti, pi)), new)  # fmt: skip
-                new = False
+                    self.add(
+                        Finding(
+                            "backward",
+                            "train",
+                            dtype,
+                            0,
+                            cause="layer",
+                            rel=bad[0],
+                            abs=bad[1],
+                            share=bad[2],
+                            tol=bad[3],
+                            what="output_grad",
+                            detail="the gradient reaching this layer's output differs (from the layers after it)",
+                            **self._names(ti, pi),
+                        ),
+                        new,
+                    )
+                    new = False
             up = self.unit_of_t.get(tc.unit)
             if up is None or tc.unit in seen_units:
                 continue
@@ -446,12 +499,31 @@ class _Engine:
             params = [pp for pp in up.params if not pp.buffer and pp.torch in tr.grads and pp.paddle in pr.grads]
             scale = max((float(np.abs(tr.grads[pp.torch]).max(initial=0.0)) for pp in params), default=0.0)  # the layer's: a zero-by-construction bias
             for pp in params:
-                bad = self.judge(phase, ("backward", "grad", pp.torch), pp.torch, tr.grads[pp.torch], _to_torch_layout(pp, pr.grads[pp.paddle]), dtype, tol64, scale or None)
+                bad = self.judge(
+                    phase, ("backward", "grad", pp.torch), pp.torch, tr.grads[pp.torch], _to_torch_layout(pp, pr.grads[pp.paddle]), dtype, tol64, scale or None
+                )
                 if bad is not None:
-                    self.add(Finding("backward", "train", dtype, 0, self.t.units[tc.unit].name, self.p.units[pc.unit].name, "layer", *bad, what="grad",
-                                     torch_tensor=pp.torch, paddle_tensor=pp.paddle, torch_at=tc.at, paddle_at=pc.at,
-                                     detail="the parameter's gradient differs while the gradient reaching its layer's output agrees: that layer's backward",
-                                     torch_type=self.t.units[tc.unit].type, paddle_type=self.p.units[pc.unit].type), new)  # fmt: skip
+                    self.add(
+                        Finding(
+                            "backward",
+                            "train",
+                            dtype,
+                            0,
+                            self.t.units[tc.unit].name,
+                            self.p.units[pc.unit].name,
+                            "layer",
+                            *bad,
+                            what="grad",
+                            torch_tensor=pp.torch,
+                            paddle_tensor=pp.paddle,
+                            torch_at=tc.at,
+                            paddle_at=pc.at,
+                            detail="the parameter's gradient differs while the gradient reaching its layer's output agrees: that layer's backward",
+                            torch_type=self.t.units[tc.unit].type,
+                            paddle_type=self.p.units[pc.unit].type,
+                        ),
+                        new,
+                    )
                     new = False
 
     def train(self, dtype: str, batches, masks_for, optimizer: str, lr: float, bn_inputs) -> None:
@@ -475,19 +547,41 @@ class _Engine:
                 self.add(Finding("train", "train", dtype, step, "(loss)", "(loss)", "between", *bad, what="loss"))
             ts, ps = self.t.probe.state(self.t.model), self.p.probe.state(self.p.model)
             for pp in pairs:
-                bad = self.judge(phase, ("train", step, pp.torch), pp.torch, ts[pp.torch], _to_torch_layout(pp, ps[pp.paddle]), dtype, TRAIN_TOL["float64"], drift=True)
+                bad = self.judge(
+                    phase, ("train", step, pp.torch), pp.torch, ts[pp.torch], _to_torch_layout(pp, ps[pp.paddle]), dtype, TRAIN_TOL["float64"], drift=True
+                )
                 if bad is None:
                     continue
                 tunit = next(up for up in self.corr.units if pp in up.params)
-                f = Finding("train", "train", dtype, step, self.t.units[tunit.torch].name, self.p.units[tunit.paddle].name, "state" if pp.buffer else "parameter",
-                            *bad, what="buffer" if pp.buffer else "param", torch_type=self.t.units[tunit.torch].type, paddle_type=self.p.units[tunit.paddle].type,
-                            torch_tensor=pp.torch, paddle_tensor=pp.paddle, torch_at=self.first_at.get(("torch", tunit.torch), ""),
-                            paddle_at=self.first_at.get(("paddle", tunit.paddle), ""))  # fmt: skip
+                f = Finding(
+                    "train",
+                    "train",
+                    dtype,
+                    step,
+                    self.t.units[tunit.torch].name,
+                    self.p.units[tunit.paddle].name,
+                    "state" if pp.buffer else "parameter",
+                    *bad,
+                    what="buffer" if pp.buffer else "param",
+                    torch_type=self.t.units[tunit.torch].type,
+                    paddle_type=self.p.units[tunit.paddle].type,
+                    torch_tensor=pp.torch,
+                    paddle_tensor=pp.paddle,
+                    torch_at=self.first_at.get(("torch", tunit.torch), ""),
+                    paddle_at=self.first_at.get(("paddle", tunit.paddle), ""),
+                )
                 if pp.buffer:
                     self.differs_state.add(tunit.torch)
                     local = pp.torch.rsplit(".", 1)[-1]
-                    conv = conventions.state(self.t.units[tunit.torch], local, bn_inputs.get(tunit.torch) if step == 1 else None,
-                                             before[pp.torch], ts[pp.torch], _to_torch_layout(pp, ps[pp.paddle]), dtype)  # fmt: skip
+                    conv = conventions.state(
+                        self.t.units[tunit.torch],
+                        local,
+                        bn_inputs.get(tunit.torch) if step == 1 else None,
+                        before[pp.torch],
+                        ts[pp.torch],
+                        _to_torch_layout(pp, ps[pp.paddle]),
+                        dtype,
+                    )
                     if conv:
                         f.convention, f.explanation, f.fix = conv.name, conv.explanation, conv.fix
                     f.detail = "the running statistic differs after the step"
@@ -537,22 +631,58 @@ def compare(
     """
     restore: list = []
     try:
-        return _compare(torch_model, paddle_model, inputs, labels, source, copy_weights, dtypes, train, optimizer, lr, batches, mapping,
-                        write_mapping_to, accept, seed, names, restore)  # fmt: skip
+        return _compare(
+            torch_model,
+            paddle_model,
+            inputs,
+            labels,
+            source,
+            copy_weights,
+            dtypes,
+            train,
+            optimizer,
+            lr,
+            batches,
+            mapping,
+            write_mapping_to,
+            accept,
+            seed,
+            names,
+            restore,
+        )
     finally:
         for undo in restore:
             undo()
 
 
-def _compare(torch_model, paddle_model, inputs, labels, source, copy_weights, dtypes, train, optimizer, lr, batches, mapping, write_mapping_to, accept,
-             seed, names, restore) -> Report:  # fmt: skip
+def _compare(
+    torch_model,
+    paddle_model,
+    inputs,
+    labels,
+    source,
+    copy_weights,
+    dtypes,
+    train,
+    optimizer,
+    lr,
+    batches,
+    mapping,
+    write_mapping_to,
+    accept,
+    seed,
+    names,
+    restore,
+) -> Report:
     import time
 
     start = time.perf_counter()
     for given, fw in ((torch_model, "torch"), (paddle_model, "paddle")):
         if not module(fw, "diff").is_model(given):
             other = next((n for n in NAMES if n != fw and module(n, "diff").is_model(given)), None)
-            raise DiffError(f"the {fw} side is {'a ' + other + ' model' if other else 'a ' + type(given).__name__}, not a {fw} model" + ("; swap the two" if other else ""))
+            raise DiffError(
+                f"the {fw} side is {'a ' + other + ' model' if other else 'a ' + type(given).__name__}, not a {fw} model" + ("; swap the two" if other else "")
+            )
     if source not in NAMES:
         raise DiffError(f"source {source!r}: give torch or paddle")
     dtypes = tuple(d for d in DTYPES if d in dtypes)
@@ -574,7 +704,8 @@ def _compare(torch_model, paddle_model, inputs, labels, source, copy_weights, dt
     rows = mapping_rows(t.units, p.units, corr)
     notes += _harmonise(t, p, corr, restore)
     unmatched = {
-        "torch": [_call_name(t.units, tr.calls[i]) for i in corr.torch_alone] + [f"{n} (its weights reach no paddle parameter)" for n in _uncopied(corr, "torch")],
+        "torch": [_call_name(t.units, tr.calls[i]) for i in corr.torch_alone]
+        + [f"{n} (its weights reach no paddle parameter)" for n in _uncopied(corr, "torch")],
         "paddle": [_call_name(p.units, pr.calls[i]) for i in corr.paddle_alone] + [f"{n} (no torch parameter reaches it)" for n in _uncopied(corr, "paddle")],
         "ambiguous": corr.ambiguous,
     }
@@ -605,20 +736,62 @@ def _compare(torch_model, paddle_model, inputs, labels, source, copy_weights, dt
     after_raise = False if (tr.raised or pr.raised) else None  # what a raise leaves unpaired follows from it
     for i in corr.torch_alone:
         c = tr.calls[i]
-        engine.add(Finding("forward", "eval", "float64", 0, t.units[c.unit].name, None, "structure", float("inf"), what="structure", torch_type=t.units[c.unit].type,
-                           torch_at=c.at, detail="this torch layer has no paddle counterpart (a layer missing from the port, or of another kind or shape)"), after_raise)  # fmt: skip
+        engine.add(
+            Finding(
+                "forward",
+                "eval",
+                "float64",
+                0,
+                t.units[c.unit].name,
+                None,
+                "structure",
+                float("inf"),
+                what="structure",
+                torch_type=t.units[c.unit].type,
+                torch_at=c.at,
+                detail="this torch layer has no paddle counterpart (a layer missing from the port, or of another kind or shape)",
+            ),
+            after_raise,
+        )
     for i in corr.paddle_alone:
         c = pr.calls[i]
-        engine.add(Finding("forward", "eval", "float64", 0, None, p.units[c.unit].name, "structure", float("inf"), what="structure", paddle_type=p.units[c.unit].type,
-                           paddle_at=c.at, detail="this paddle layer has no torch counterpart"), after_raise)  # fmt: skip
+        engine.add(
+            Finding(
+                "forward",
+                "eval",
+                "float64",
+                0,
+                None,
+                p.units[c.unit].name,
+                "structure",
+                float("inf"),
+                what="structure",
+                paddle_type=p.units[c.unit].type,
+                paddle_at=c.at,
+                detail="this paddle layer has no torch counterpart",
+            ),
+            after_raise,
+        )
     for line in corr.ambiguous:
         engine.add(Finding("forward", "eval", "float64", 0, None, None, "structure", float("inf"), what="structure", detail=f"ambiguous: {line}"))
     structural.passed = not engine.findings
     copyable = not corr.ambiguous and not _uncopied(corr, dst.name) and not tr.raised and not pr.raised
     if not copyable:
         if not (tr.raised or pr.raised) and _uncopied(corr, dst.name):
-            engine.add(Finding("forward", "eval", "float64", 0, None, None, "structure", float("inf"), what="structure",
-                               detail=f"the weights cannot be copied: {', '.join(_uncopied(corr, dst.name)[:6])} of the {dst.name} model has no counterpart"))  # fmt: skip
+            engine.add(
+                Finding(
+                    "forward",
+                    "eval",
+                    "float64",
+                    0,
+                    None,
+                    None,
+                    "structure",
+                    float("inf"),
+                    what="structure",
+                    detail=f"the weights cannot be copied: {', '.join(_uncopied(corr, dst.name)[:6])} of the {dst.name} model has no counterpart",
+                )
+            )
         return _finish(report, engine, start)
     # the weights: the target initialised otherwise, then every weight copied; the copy must go back bit-exactly
     pairs = corr.param_pairs()
@@ -642,8 +815,20 @@ def _compare(torch_model, paddle_model, inputs, labels, source, copy_weights, dt
             )
         missed = [k for k, v in now.items() if v.dtype.kind == "f" and k not in copied]
         if missed:
-            engine.add(Finding("forward", "eval", "float64", 0, None, None, "structure", float("inf"), what="structure",
-                               detail=f"{', '.join(missed[:6])} of the {dst.name} model was not overwritten by the copy"))  # fmt: skip
+            engine.add(
+                Finding(
+                    "forward",
+                    "eval",
+                    "float64",
+                    0,
+                    None,
+                    None,
+                    "structure",
+                    float("inf"),
+                    what="structure",
+                    detail=f"{', '.join(missed[:6])} of the {dst.name} model was not overwritten by the copy",
+                )
+            )
             return _finish(report, engine, start)
         inexact = [k for k, v in back.items() if not np.array_equal(v.astype(src_dtype), original[k])]
         if inexact:
@@ -674,12 +859,12 @@ def _compare(torch_model, paddle_model, inputs, labels, source, copy_weights, dt
         masks_t, masks_p = _masks(engine, tr.calls, pr.calls, np.random.default_rng(mask_rng_seed), corr)
         for s in (t, p):
             s.probe.load_state(s.model, {k: v.astype(dtype) for k, v in base[s.name].items()})
+        if dtype == "float64":
+            _unshared_randomness(engine, t, p, x, masks_t, masks_p, base)
         tr2, pr2 = engine.forward(dtype, True, x, masks_t, masks_p)
         bn_inputs = {c.unit: np.asarray(c.inputs[0], np.float64) for c in tr2.calls if c.inputs and t.units[c.unit].buffers}
         if not (tr2.raised or pr2.raised):
             engine.backward(dtype, tr2, pr2)
-            if dtype == "float64":
-                _unshared_randomness(engine, t, p, x, masks_t, masks_p, base)
         if train and not (tr2.raised or pr2.raised):
             for s in (t, p):
                 s.probe.load_state(s.model, {k: v.astype(dtype) for k, v in base[s.name].items()})
@@ -722,11 +907,15 @@ def _harmonise(t: _Side, p: _Side, corr: Correspondence, restore: list) -> list[
             continue
         old = t.probe.harmonise(t.modules[up.torch], eps, mom)
         restore.append(lambda m=t.modules[up.torch], old=old, probe=t.probe: probe.harmonise(m, *old))
-        changed.append(f"{tu.name}" + (f" eps {tu.eps:g} -> {eps!r}" if eps is not None else "") + (f" momentum {tu.momentum:g} -> {mom!r}" if mom is not None else ""))
+        changed.append(
+            f"{tu.name}" + (f" eps {tu.eps:g} -> {eps!r}" if eps is not None else "") + (f" momentum {tu.momentum:g} -> {mom!r}" if mom is not None else "")
+        )
     if not changed:
         return []
-    return [f"paddle keeps epsilon and momentum in float32; torch's took the same rounded values for the comparison: {'; '.join(changed[:4])}"
-            + (f" (and {len(changed) - 4} more)" if len(changed) > 4 else "")]  # fmt: skip
+    return [
+        f"paddle keeps epsilon and momentum in float32; torch's took the same rounded values for the comparison: {'; '.join(changed[:4])}"
+        + (f" (and {len(changed) - 4} more)" if len(changed) > 4 else "")
+    ]
 
 
 def _uncopied(corr: Correspondence, side: str) -> list[str]:
@@ -757,22 +946,36 @@ def _unshared_randomness(engine: _Engine, t: _Side, p: _Side, x, masks_t, masks_
         runs = []
         for k in (1, 2):
             s.probe.load_state(s.model, {n: v.astype(x.dtype) for n, v in base[s.name].items()})
-            s.probe.seed(1000 + k)
-            runs.append(s.run(x, train=True, keep=True, masks=masks))
+            state = s.probe.seed(1000 + k)
+            try:
+                runs.append(s.run(x, train=True, keep=True, masks=masks))
+            finally:
+                s.probe.restore(state)
         a, b = runs
         if a.output is None or b.output is None or np.array_equal(a.output, b.output):
             continue
-        where = "after its last layer"
+        where, unit = "after its last layer", "(model output)"
         for ca, cb in zip(a.calls, b.calls):
             if ca.inputs and cb.inputs and not all(np.array_equal(u, v) for u, v in zip(ca.inputs, cb.inputs)):
-                where = f"before {s.units[ca.unit].name} ({s.units[ca.unit].type}, called at {ca.at})"
+                unit = s.units[ca.unit].name
+                where = f"before {unit} ({s.units[ca.unit].type}, called at {ca.at})"
                 break
         unit_unsupported = [u for u in s.units if u.unsupported]
-        f = Finding("forward", "train", "float64", 0, None, None, "between", float("inf"), what="output",
-                    detail=f"{s.name}'s training-mode output changes with its own random generator: randomness the shared masks do not reach, {where} "
-                    f"(a functional dropout inside forward?); use a dropout layer (nn.Dropout) so both sides drop the same units"
-                    + (f"; {unit_unsupported[0].unsupported}" if unit_unsupported else ""))  # fmt: skip
-        setattr(f, s.name, "(functional randomness)")
+        f = Finding(
+            "forward",
+            "train",
+            "float64",
+            0,
+            None,
+            None,
+            "between",
+            float("inf"),
+            what="output",
+            detail=f"{s.name}'s training-mode output changes with its own random generator: randomness the shared masks do not reach, {where} "
+            f"(a functional dropout inside forward?); use a dropout layer (nn.Dropout) so both sides drop the same units"
+            + (f"; {unit_unsupported[0].unsupported}" if unit_unsupported else ""),
+        )
+        setattr(f, s.name, unit)
         engine.add(f)
     for s in (t, p):
         s.probe.load_state(s.model, {n: v.astype(x.dtype) for n, v in base[s.name].items()})
@@ -798,7 +1001,10 @@ def format_report(r: Report) -> str:
     lines = [f"torch:  {r.names[0]}", f"paddle: {r.names[1]}", "", "correspondence (call order, type and shape; names only break ties):"]
     w = max([len(m["torch"]) + len(m["torch_type"]) + 3 for m in r.mapping] + [20])
     for m in r.mapping:
-        rules = ", ".join(f"{pp['torch'].rsplit('.', 1)[-1]}->{pp['paddle'].rsplit('.', 1)[-1]}" + (" (transposed)" if pp["layout"] == TRANSPOSE else "") for pp in m["params"])
+        rules = ", ".join(
+            f"{pp['torch'].rsplit('.', 1)[-1]}->{pp['paddle'].rsplit('.', 1)[-1]}" + (" (transposed)" if pp["layout"] == TRANSPOSE else "")
+            for pp in m["params"]
+        )
         left = f"{m['torch'] or '(model)'} ({m['torch_type']})"
         right = f"{m['paddle'] or '(model)'} ({m['paddle_type']})"
         lines.append(f"  {left:<{w}} {right:<{w}} {rules}{'  TYPES DIFFER' if m.get('types_differ') else ''}")
@@ -811,8 +1017,10 @@ def format_report(r: Report) -> str:
     for ph in r.phases:
         if ph.phase == "structure":
             continue
-        lines.append(f"{ph.phase:<9} {ph.mode:<5} {ph.dtype:<8} {ph.steps:>5} {ph.compared:>7} {ph.worst[:28]:<28} {ph.rel:>9.1e} {ph.tol:>9.1e} {ph.over:>4}  "
-                     f"{'ok' if ph.passed else 'DIFFERS'}")  # fmt: skip
+        lines.append(
+            f"{ph.phase:<9} {ph.mode:<5} {ph.dtype:<8} {ph.steps:>5} {ph.compared:>7} {ph.worst[:28]:<28} {ph.rel:>9.1e} {ph.tol:>9.1e} {ph.over:>4}  "
+            f"{'ok' if ph.passed else 'DIFFERS'}"
+        )
     lines.append("")
     for note in r.notes:
         lines.append(f"note: {note}")
@@ -876,17 +1084,30 @@ def parser() -> ArgumentParser:
     ap.add_argument("--data-dir", default=None, help="with --data: the folder holding it; default: $LENET_DATA/<data set>")
     ap.add_argument("--batch", type=_positive, default=8, help="examples per batch (default: 8)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the images, labels, masks and the target's first initialisation (default: 0)")
-    ap.add_argument("--weights", default=None, metavar="FILE", help="the source model's weights (.pt, .pdparams or .safetensors, read by the safe loaders); "
-                    "default: its own initialisation")  # fmt: skip
+    ap.add_argument(
+        "--weights",
+        default=None,
+        metavar="FILE",
+        help="the source model's weights (.pt, .pdparams or .safetensors, read by the safe loaders); default: its own initialisation",
+    )
     ap.add_argument("--from", dest="source", choices=list(NAMES), default="torch", help="whose weights are copied into the other (default: torch)")
-    ap.add_argument("--dtype", choices=["both", *DTYPES], default="both", help="float64 is the proof; float32 is judged against measured rounding (default: both)")
+    ap.add_argument(
+        "--dtype", choices=["both", *DTYPES], default="both", help="float64 is the proof; float32 is judged against measured rounding (default: both)"
+    )
     ap.add_argument("--train", type=_positive, default=0, metavar="STEPS", help="also compare STEPS optimizer steps on the same batches")
-    ap.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd", help="with --train: each framework's own, configured to the same rule (default: sgd)")
+    ap.add_argument(
+        "--optimizer", choices=list(OPTIMIZERS), default="sgd", help="with --train: each framework's own, configured to the same rule (default: sgd)"
+    )
     ap.add_argument("--lr", type=float, default=0.01, help="with --train: the learning rate (default: 0.01)")
     ap.add_argument("--mapping", default=None, metavar="FILE", help="use this edited correspondence (written by --write-mapping) instead of the found one")
     ap.add_argument("--write-mapping", default=None, metavar="FILE", help="write the correspondence as an editable JSON file")
-    ap.add_argument("--accept", action="append", default=[], choices=["batchnorm_biased_variance"],
-                    help="accept this known framework difference when the figures match its formula exactly (paddle's BatchNorm: see its fix)")  # fmt: skip
+    ap.add_argument(
+        "--accept",
+        action="append",
+        default=[],
+        choices=["batchnorm_biased_variance"],
+        help="accept this known framework difference when the figures match its formula exactly (paddle's BatchNorm: see its fix)",
+    )
     add_json_option(ap, "the report")
     return ap
 
@@ -894,7 +1115,9 @@ def parser() -> ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        inputs_for = [args.weights, args.mapping]
+        inputs_for = [args.weights, args.mapping, *(spec.rpartition(":")[0] for spec in (args.torch, args.paddle) if spec.rpartition(":")[0].endswith(".py"))]
+        if args.data_dir:
+            inputs_for.append(args.data_dir)
         if args.write_mapping:
             check_output(args.write_mapping, "--write-mapping", inputs=inputs_for, suffixes=(".json",))
         if args.json and args.json != "-":
@@ -948,9 +1171,23 @@ def _run(args) -> Report:
 
         _load_weights(src, args.source, args.weights, format_of(args.weights))
     dtypes = DTYPES if args.dtype == "both" else (args.dtype,)
-    return compare(models["torch"], models["paddle"], inputs, labels, source=args.source, dtypes=dtypes, train=args.train, optimizer=args.optimizer,
-                   lr=args.lr, batches=batches, mapping=args.mapping, write_mapping_to=args.write_mapping, accept=tuple(args.accept), seed=args.seed,
-                   names=(args.torch, args.paddle))  # fmt: skip
+    return compare(
+        models["torch"],
+        models["paddle"],
+        inputs,
+        labels,
+        source=args.source,
+        dtypes=dtypes,
+        train=args.train,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        batches=batches,
+        mapping=args.mapping,
+        write_mapping_to=args.write_mapping,
+        accept=tuple(args.accept),
+        seed=args.seed,
+        names=(args.torch, args.paddle),
+    )
 
 
 def _load_weights(model, framework: str, path: str, kind: str) -> None:

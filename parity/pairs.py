@@ -149,9 +149,7 @@ def _score(t: Unit, p: Unit, tc: Call, pc: Call, allowed) -> tuple[float, UnitPa
     return -1.0, None
 
 
-def correspond(
-    tu: list[Unit], tcalls: list[Call], pu: list[Unit], pcalls: list[Call], mapping: dict[str, str] | None = None
-) -> Correspondence:
+def correspond(tu: list[Unit], tcalls: list[Call], pu: list[Unit], pcalls: list[Call], mapping: dict[str, str] | None = None) -> Correspondence:
     """Pair the two call sequences (a global alignment: the most pairs of counterparts, in call
     order; a gap is a call with no counterpart), then the units behind the pairs.
 
@@ -222,7 +220,10 @@ def _units(tu, tcalls, pu, pcalls, pairs, t_alone, p_alone, mapping) -> Correspo
     idle_t = [i for i, u in enumerate(tu) if i not in called_t and (u.params or u.buffers)]
     idle_p = [i for i, u in enumerate(pu) if i not in called_p and (u.params or u.buffers)]
     for a in idle_t:
-        b = next((b for b in idle_p if (mapping is None or mapping.get(tu[a].name) == pu[b].name) and param_pairs(tu[a], pu[b], type_pair(tu[a].type, pu[b].type))), None)
+        b = next(
+            (b for b in idle_p if (mapping is None or mapping.get(tu[a].name) == pu[b].name) and param_pairs(tu[a], pu[b], type_pair(tu[a].type, pu[b].type))),
+            None,
+        )
         if b is not None:
             idle_p.remove(b)
             result.units.append(UnitPair(a, b, param_pairs(tu[a], pu[b], type_pair(tu[a].type, pu[b].type))))
@@ -247,11 +248,16 @@ def mapping_rows(tu: list[Unit], pu: list[Unit], corr: Correspondence) -> list[d
     rows = []
     for up in corr.units:
         t, p = tu[up.torch], pu[up.paddle]
-        rows.append({
-            "torch": t.name, "torch_type": t.type, "paddle": p.name, "paddle_type": p.type,
-            **({"types_differ": True} if up.types_differ else {}),
-            "params": [{"torch": pp.torch, "paddle": pp.paddle, "layout": pp.layout, **({"buffer": True} if pp.buffer else {})} for pp in up.params],
-        })  # fmt: skip
+        rows.append(
+            {
+                "torch": t.name,
+                "torch_type": t.type,
+                "paddle": p.name,
+                "paddle_type": p.type,
+                **({"types_differ": True} if up.types_differ else {}),
+                "params": [{"torch": pp.torch, "paddle": pp.paddle, "layout": pp.layout, **({"buffer": True} if pp.buffer else {})} for pp in up.params],
+            }
+        )
     return rows
 
 
@@ -279,7 +285,7 @@ def read_mapping(path: str | os.PathLike, tu: list[Unit], pu: list[Unit]) -> tup
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise MappingError(f"{path}: not a readable mapping file ({' '.join(str(e).split())[:120]}); write one with --write-mapping") from None
     if not isinstance(doc, dict) or doc.get("format") != MAPPING_FORMAT or not isinstance(doc.get("units"), list):
-        raise MappingError(f"{path}: not a parity.diff mapping file (no \"format\": {MAPPING_FORMAT!r} and \"units\" list); write one with --write-mapping")
+        raise MappingError(f'{path}: not a parity.diff mapping file (no "format": {MAPPING_FORMAT!r} and "units" list); write one with --write-mapping')
     t_by, p_by = {u.name: u for u in tu}, {u.name: u for u in pu}
     t_state = {n: s for u in tu for n, s in zip(u.state_names, [s for _, s in u.params + u.buffers])}
     p_state = {n: s for u in pu for n, s in zip(u.state_names, [s for _, s in u.params + u.buffers])}
@@ -287,7 +293,7 @@ def read_mapping(path: str | os.PathLike, tu: list[Unit], pu: list[Unit]) -> tup
     for k, row in enumerate(doc["units"]):
         where = f"{path}: units[{k}]"
         if not isinstance(row, dict) or not isinstance(row.get("torch"), str) or not isinstance(row.get("paddle"), str):
-            raise MappingError(f"{where}: needs \"torch\" and \"paddle\" unit names")
+            raise MappingError(f'{where}: needs "torch" and "paddle" unit names')
         if row["torch"] not in t_by:
             raise MappingError(f"{where}: the torch model has no unit {row['torch']!r}")
         if row["paddle"] not in p_by:
@@ -295,10 +301,13 @@ def read_mapping(path: str | os.PathLike, tu: list[Unit], pu: list[Unit]) -> tup
         units[row["torch"]] = row["paddle"]
         for q, pp in enumerate(row.get("params") or []):
             if not isinstance(pp, dict) or pp.get("layout") not in (SAME, TRANSPOSE) or pp.get("torch") not in t_state or pp.get("paddle") not in p_state:
-                raise MappingError(f"{where}.params[{q}]: needs a torch and a paddle parameter of these units and \"layout\": \"same\" or \"transpose\"")
+                raise MappingError(f'{where}.params[{q}]: needs a torch and a paddle parameter of these units and "layout": "same" or "transpose"')
             want = tuple(t_state[pp["torch"]])[::-1] if pp["layout"] == TRANSPOSE else tuple(t_state[pp["torch"]])
             if want != tuple(p_state[pp["paddle"]]):
-                raise MappingError(f"{where}.params[{q}]: torch {pp['torch']} {t_state[pp['torch']]} with layout {pp['layout']} is not paddle {pp['paddle']}'s {p_state[pp['paddle']]}")
+                raise MappingError(
+                    f"{where}.params[{q}]: torch {pp['torch']} {t_state[pp['torch']]} with layout {pp['layout']} "
+                    f"is not paddle {pp['paddle']}'s {p_state[pp['paddle']]}"
+                )
             params[pp["torch"]] = (pp["paddle"], pp["layout"])
     return units, params
 
