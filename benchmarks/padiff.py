@@ -1,8 +1,8 @@
 """PaDiff 0.2.0 (the peer tool, PyPI `padiff`) on the corpus of hand ports, beside parity.diff.
 
 PaDiff installs an import hook over torch and paddle, so it runs in its own virtual environment
-(benchmarks/padiff_env.sh builds it) and is driven here through a subprocess: this module imports
-only the standard library. Each case of tests/ports/corpus.py is handed to benchmarks/padiff_side.py,
+(benchmarks/peers/padiff_env.sh builds it) and is driven here through a subprocess: this module imports
+only the standard library. Each case of tests/ports/corpus.py is handed to benchmarks/peers/padiff_side.py,
 run by the python named in LENET_PADIFF_PYTHON (default /work/padiff-env/bin/python when it exists),
 which prints one JSON line per PaDiff mode.
 
@@ -26,13 +26,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SIDE = Path(__file__).resolve().parent / "padiff_side.py"
+SIDE = Path(__file__).resolve().parent / "peers" / "padiff_side.py"  # not a module of the package: PaDiff's own venv runs it
 CORPUS = ROOT / "tests" / "ports" / "corpus.py"
 DEFAULT_PYTHON = "/work/padiff-env/bin/python"
 
 
 class PadiffMissing(RuntimeError):
-    """No python with PaDiff: set LENET_PADIFF_PYTHON or build the venv (benchmarks/padiff_env.sh)."""
+    """No python with PaDiff: set LENET_PADIFF_PYTHON or build the venv (benchmarks/peers/padiff_env.sh)."""
 
 
 def padiff_python() -> str:
@@ -42,7 +42,7 @@ def padiff_python() -> str:
         return py
     if os.path.exists(DEFAULT_PYTHON):
         return DEFAULT_PYTHON
-    raise PadiffMissing("no PaDiff python: set LENET_PADIFF_PYTHON, or build one with `bash benchmarks/padiff_env.sh`")
+    raise PadiffMissing("no PaDiff python: set LENET_PADIFF_PYTHON, or build one with `bash benchmarks/peers/padiff_env.sh`")
 
 
 def load_cases(corpus: str | os.PathLike = CORPUS) -> list:
@@ -62,22 +62,30 @@ def expected(case) -> str:
     return e.torch or e.paddle or f"{e.phase}:{e.cause}"
 
 
-def run_case(case, mode: str = "default", python: str | None = None, timeout: float = 300.0,
-             batch: int = 8, seed: int = 0, options: dict | None = None) -> list[dict]:
+def run_case(
+    case, mode: str = "default", python: str | None = None, timeout: float = 300.0, batch: int = 8, seed: int = 0, options: dict | None = None
+) -> list[dict]:
     """PaDiff's rows for one corpus case (one per mode run; "both" gives default and strict)."""
     py = python or padiff_python()
-    job = {"torch": case.spec("torch"), "paddle": case.spec("paddle"), "input": list(case.input),
-           "batch": batch, "seed": seed, "mode": mode}
+    job = {"torch": case.spec("torch"), "paddle": case.spec("paddle"), "input": list(case.input), "batch": batch, "seed": seed, "mode": mode}
     if options is not None:
         job["options"] = options
     base = {"case": case.name, "expected": expected(case)}
     t0 = time.perf_counter()
     try:
-        p = subprocess.run([py, str(SIDE), json.dumps(job)], capture_output=True, text=True, timeout=timeout,
-                           cwd=tempfile.gettempdir())
+        p = subprocess.run([py, str(SIDE), json.dumps(job)], capture_output=True, text=True, timeout=timeout, cwd=tempfile.gettempdir())
     except subprocess.TimeoutExpired:
-        return [{**base, "mode": mode, "padiff": "timeout", "padiff_layer": None, "seconds": None,
-                 "wall": round(time.perf_counter() - t0, 3), "message": f"no answer in {timeout:g} s"}]
+        return [
+            {
+                **base,
+                "mode": mode,
+                "padiff": "timeout",
+                "padiff_layer": None,
+                "seconds": None,
+                "wall": round(time.perf_counter() - t0, 3),
+                "message": f"no answer in {timeout:g} s",
+            }
+        ]
     wall = round(time.perf_counter() - t0, 3)
     rows = []
     for line in p.stdout.splitlines():
@@ -88,17 +96,36 @@ def run_case(case, mode: str = "default", python: str | None = None, timeout: fl
             r = json.loads(line)
         except ValueError:
             continue
-        rows.append({**base, "mode": r.get("mode", mode), "padiff": r["verdict"], "padiff_layer": r.get("layer"),
-                     "seconds": r.get("seconds"), "wall": wall, "message": r.get("message")})
+        rows.append(
+            {
+                **base,
+                "mode": r.get("mode", mode),
+                "padiff": r["verdict"],
+                "padiff_layer": r.get("layer"),
+                "seconds": r.get("seconds"),
+                "wall": wall,
+                "message": r.get("message"),
+            }
+        )
     if not rows:
         tail = (p.stderr.strip().splitlines() or [""])[-1]
-        rows.append({**base, "mode": mode, "padiff": "error", "padiff_layer": None, "seconds": None, "wall": wall,
-                     "message": f"padiff_side.py exited {p.returncode}: {tail}"[:1000]})
+        rows.append(
+            {
+                **base,
+                "mode": mode,
+                "padiff": "error",
+                "padiff_layer": None,
+                "seconds": None,
+                "wall": wall,
+                "message": f"padiff_side.py exited {p.returncode}: {tail}"[:1000],
+            }
+        )
     return rows
 
 
-def run_corpus(mode: str = "default", corpus: str | os.PathLike = CORPUS, python: str | None = None,
-               timeout: float = 300.0, options: dict | None = None) -> list[dict]:
+def run_corpus(
+    mode: str = "default", corpus: str | os.PathLike = CORPUS, python: str | None = None, timeout: float = 300.0, options: dict | None = None
+) -> list[dict]:
     """PaDiff's rows for every case of the corpus, in CASES' order."""
     py = python or padiff_python()
     rows = []

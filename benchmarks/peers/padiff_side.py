@@ -1,6 +1,6 @@
 """PaDiff's side of the peer comparison: run BY THE PADIFF VENV's python, never the project's.
 
-    /work/padiff-env/bin/python benchmarks/padiff_side.py '{"torch": "/abs/t.py:Name",
+    /work/padiff-env/bin/python benchmarks/peers/padiff_side.py '{"torch": "/abs/t.py:Name",
         "paddle": "/abs/p.py:Name", "input": [1, 32, 32], "batch": 8, "seed": 0, "mode": "default"}'
 
 prints one JSON line: {"verdict": "equal" | "different" | "error", "layer": the layer PaDiff blames
@@ -16,7 +16,7 @@ Modes (key "mode"; "both" runs the two in turn and prints a line for each):
              same atol/rtol defaults.
 
 This file imports nothing from the project (the PaDiff venv has no project): both model files are
-imported by path. PaDiff 0.2.0 as published is used; see benchmarks/padiff_env.sh for the venv.
+imported by path. PaDiff 0.2.0 as published is used; see benchmarks/peers/padiff_env.sh for the venv.
 """
 
 from __future__ import annotations
@@ -71,8 +71,17 @@ def _blame(text: str):
             layer = f"({m.group(1)} check, see diff_log)"
     # the message: the lines that say why, joined (stage, tolerance, the worst element, PaDiff's own
     # error while pairing sublayers), else its last [AutoDiff] line
-    keys = ("Diff found in", "Not equal to tolerance", "Max relative difference", "Max absolute difference",
-            "Error:", "number of", "Err occurs", "Mismatched elements", "Max elementwise")
+    keys = (
+        "Diff found in",
+        "Not equal to tolerance",
+        "Max relative difference",
+        "Max absolute difference",
+        "Error:",
+        "number of",
+        "Err occurs",
+        "Mismatched elements",
+        "Max elementwise",
+    )
     relevant = []
     for ln in lines:
         ln = ln.replace("[AutoDiff]", "").strip()
@@ -215,9 +224,17 @@ def run_one(case: dict, mode: str) -> dict:
         else:
             msg = [ln.strip() for ln in text.splitlines() if "Error" in ln or "number of sublayers" in ln]
             message = msg[0] if msg else message
-    return {"verdict": verdict, "layer": layer_name, "seconds": round(seconds, 3), "message": message,
-            "mode": mode, "options": options, "log": logdir, "layer_types": layer_types,
-            "paddle_layer": _relative(paths["paddle"]) if "paddle" in paths else None}
+    return {
+        "verdict": verdict,
+        "layer": layer_name,
+        "seconds": round(seconds, 3),
+        "message": message,
+        "mode": mode,
+        "options": options,
+        "log": logdir,
+        "layer_types": layer_types,
+        "paddle_layer": _relative(paths["paddle"]) if "paddle" in paths else None,
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -233,8 +250,7 @@ def main(argv: list[str]) -> int:
         try:
             row = run_one(case, m)
         except Exception as e:  # a model that does not build or import
-            row = {"verdict": "error", "layer": None, "seconds": 0.0, "message": f"{type(e).__name__}: {e}"[:500],
-                   "mode": m, "options": None}
+            row = {"verdict": "error", "layer": None, "seconds": 0.0, "message": f"{type(e).__name__}: {e}"[:500], "mode": m, "options": None}
         print(json.dumps(row), flush=True)
     return 0
 

@@ -6,7 +6,7 @@
 # Its own venv, never the project's: `import padiff` puts a finder first on sys.meta_path and
 # wraps torch/paddle functions and Tensor methods (padiff/__init__.py), for every later import.
 #
-#   bash benchmarks/padiff_env.sh [VENV_DIR]      (default /work/padiff-env)
+#   bash benchmarks/peers/padiff_env.sh [VENV_DIR]      (default /work/padiff-env)
 set -euo pipefail
 VENV=${1:-/work/padiff-env}
 python3.11 -m venv "$VENV"
