@@ -61,8 +61,13 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 # results cannot be further apart than the sum of their distances from float64), so a side whose
 # float32 is far worse than the other framework's on the same layer would pass unseen. A float32
 # difference is a defect above FLOAT32_FACTOR times that floor (and never below one float32 ulp of
-# the tensor's scale): the factor is set from measurement, docs/PORTING.md "Checking your own port".
-FLOAT32_FACTOR = 16.0
+# the tensor's scale). The factors are set from measurement (python -m benchmarks.diff_floor: 6
+# seeds, batches of 8 and 64, the corpus's 7 right ports and the project's 7 variants, 168 runs):
+# the largest difference over the floor was 6.9 in the forward phases and 25 in the backward one,
+# where a batch's sums run long and one framework's float32 kernel is that much more accurate than
+# the other's; each factor is the next power of two above 2x its worst. A reduced precision
+# left in a port (float16: 2^-11, TF32, bfloat16) stands 1000x and more above the floor.
+FLOAT32_FACTOR = {"forward": 16.0, "backward": 64.0}
 FLOAT32_ULP = float(np.finfo(np.float32).eps)
 CAUSES = ("layer", "between", "state", "parameter", "raised", "structure")
 
@@ -278,7 +283,7 @@ class _Engine:
                 floor_t = float(np.abs(ref - t).max(initial=0.0)) / s
                 floor_p = float(np.abs(ref - p).max(initial=0.0)) / s
                 floor = max(min(floor_t, floor_p), FLOAT32_ULP)
-                tol = TRAIN_UNRELATED if drift else FLOAT32_FACTOR * floor
+                tol = TRAIN_UNRELATED if drift else FLOAT32_FACTOR["backward" if phase.phase == "backward" else "forward"] * floor
                 if not drift:
                     phase.ratio = max(phase.ratio, rel / floor)
                 if rel > phase.rel or not phase.worst:
@@ -302,8 +307,8 @@ class _Engine:
         earlier = [g for g in self.findings if g.dtype == f.dtype or g.dtype == "float64"]
         if new is None:
             new = not earlier or f.cause in ("layer", "structure", "raised")
-        if any((g.phase, g.mode, g.torch, g.paddle, g.cause) == (f.phase, f.mode, f.torch, f.paddle, f.cause) for g in self.findings):
-            new = False  # the same difference seen again (in float32, after float64)
+        if any((g.torch, g.paddle, g.cause) == (f.torch, f.paddle, f.cause) for g in self.findings):
+            new = False  # the same difference seen again (in training mode after evaluation mode, in float32 after float64)
         f.following = f.following or not new
         if f.convention and f.convention in self.accept:
             f.accepted = True
