@@ -249,14 +249,14 @@ def run_unit(module: paddle.nn.Layer, spec: Unit, inputs: list[np.ndarray], trai
         module.train() if was else module.eval()
 
 
-def optimizer(model: paddle.nn.Layer, name: str, lr: float):
-    """paddle's own optimizer for `name` ('sgd', 'momentum': 0.9, 'adam': beta1 0.9, beta2 0.999,
+def optimizer(model: paddle.nn.Layer, name: str, lr: float, momentum: float = 0.9):
+    """paddle's own optimizer for `name` ('sgd', 'momentum', 'adam': beta1 0.9, beta2 0.999,
     epsilon 1e-8), the same rules as torch's."""
     params = [p for p in model.parameters() if not p.stop_gradient]
     if name == "sgd":
         return paddle.optimizer.SGD(learning_rate=lr, parameters=params)
     if name == "momentum":
-        return paddle.optimizer.Momentum(learning_rate=lr, momentum=0.9, parameters=params)
+        return paddle.optimizer.Momentum(learning_rate=lr, momentum=momentum, parameters=params)
     return paddle.optimizer.Adam(learning_rate=lr, beta1=0.9, beta2=0.999, epsilon=1e-8, parameters=params)
 
 

@@ -248,13 +248,13 @@ def run_unit(module: torch.nn.Module, spec: Unit, inputs: list[np.ndarray], trai
         module.train(was)
 
 
-def optimizer(model: torch.nn.Module, name: str, lr: float):
-    """torch's own optimizer for `name` ('sgd', 'momentum': 0.9, 'adam': betas 0.9/0.999, eps 1e-8)."""
+def optimizer(model: torch.nn.Module, name: str, lr: float, momentum: float = 0.9):
+    """torch's own optimizer for `name` ('sgd', 'momentum', 'adam': betas 0.9/0.999, eps 1e-8)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr)
     if name == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
     return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
 
 
