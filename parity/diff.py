@@ -730,6 +730,9 @@ def _compare(
     src, dst = (t, p) if source == "torch" else (p, t)
     src_dtype = src.probe.dtype_of(src.model)
     original = src.probe.state(src.model)  # for the round trip, in the source's own dtype
+    for s in (t, p):  # afterwards, each model as it was given: its dtype, weights, buffers and mode
+        given = (s.probe.dtype_of(s.model), s.probe.state(s.model), s.model.training)
+        restore.append(lambda s=s, given=given: _give_back(s, *given))
     for s in (t, p):
         s.probe.cast(s.model, "float64")
     notes: list[str] = []
@@ -928,6 +931,12 @@ def _compare(
     return _finish(report, engine, start)
 
 
+def _give_back(side: _Side, dtype: str, state: dict[str, np.ndarray], training: bool) -> None:
+    side.probe.cast(side.model, dtype)
+    side.probe.load_state(side.model, state)
+    side.model.train(training) if side.name == "torch" or training else side.model.eval()
+
+
 def _harmonise(t: _Side, p: _Side, corr: Correspondence, restore: list) -> list[str]:
     """Paddle keeps a normalisation's epsilon and a BatchNorm's momentum in float32 (measured: its
     float64 LayerNorm 1.3e-12 off torch's with the same nominal epsilon; its running mean 2.4e-7
@@ -1076,12 +1085,22 @@ def format_report(r: Report) -> str:
     return "\n".join(lines)
 
 
+def _short(at: str) -> str:
+    """FILE:LINE relative to the working folder when it is inside it."""
+    path, _, line = at.rpartition(":")
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return at
+    return f"{rel}:{line}" if path and not rel.startswith("..") else at
+
+
 def _format_finding(f: Finding, title: str) -> list[str]:
     where = f"{f.phase}, {f.mode} mode, {f.dtype}" + (f", step {f.step}" if f.step else "")
     lines = [f"{title}: {where}: cause {f.cause}{' (accepted)' if f.accepted else ''}"]
     if f.torch or f.paddle:
-        lines.append(f"  torch  {f.torch or '-'} {f'({f.torch_type})' if f.torch_type else ''} {f.torch_at}".rstrip())
-        lines.append(f"  paddle {f.paddle or '-'} {f'({f.paddle_type})' if f.paddle_type else ''} {f.paddle_at}".rstrip())
+        lines.append(f"  torch  {f.torch or '-'} {f'({f.torch_type})' if f.torch_type else ''} {_short(f.torch_at)}".rstrip())
+        lines.append(f"  paddle {f.paddle or '-'} {f'({f.paddle_type})' if f.paddle_type else ''} {_short(f.paddle_at)}".rstrip())
     if f.torch_tensor or f.paddle_tensor:
         lines.append(f"  tensor: torch {f.torch_tensor or '-'}, paddle {f.paddle_tensor or '-'}")
     if np.isfinite(f.rel):

@@ -340,15 +340,21 @@ def test_a_forward_that_raises_in_the_port_is_a_finding_not_a_crash():
     assert not report.equal and f.cause == "raised" and f.paddle == "fc1" and "(8, 400)" in f.detail
 
 
-def test_the_users_model_gets_its_own_settings_back():
-    """The comparison rounds torch's epsilon as paddle holds it, and casts to float64: afterwards
-    the torch model has its own epsilon back (the casts stay: the models are the tool's to use)."""
-    case = next(c for c in CASES if c.name == "right_gelu_ln")
+def test_the_users_models_are_given_back_as_they_were():
+    """The comparison casts both models, copies weights, trains and rounds torch's epsilon as
+    paddle holds it: afterwards each model has its own dtype, weights, buffers, mode and epsilon."""
+    case = next(c for c in CASES if c.name == "right_bn_dropout")
     t, p = load_factory(case.spec("torch"), "torch"), load_factory(case.spec("paddle"), "paddle")
+    t.eval()
     eps = {n: m.eps for n, m in t.named_modules() if hasattr(m, "eps")}
-    report = compare(t, p, np.random.default_rng(0).random((8, *case.input)))
+    before = {fw: diff.module(fw, "diff").state(m) for fw, m in (("torch", t), ("paddle", p))}
+    report = compare(t, p, np.random.default_rng(0).random((8, *case.input)), train=1, accept=("batchnorm_biased_variance",))
     assert report.equal and any("float32" in n for n in report.notes)
     assert {n: m.eps for n, m in t.named_modules() if hasattr(m, "eps")} == eps
+    for fw, m in (("torch", t), ("paddle", p)):
+        after = diff.module(fw, "diff").state(m)
+        assert all(after[k].dtype == v.dtype and np.array_equal(after[k], v) for k, v in before[fw].items())
+    assert not t.training and p.training
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
