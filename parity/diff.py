@@ -69,6 +69,8 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 # left in a port (float16: 2^-11, TF32, bfloat16) stands 1000x and more above the floor.
 FLOAT32_FACTOR = {"forward": 16.0, "backward": 64.0}
 FLOAT32_ULP = float(np.finfo(np.float32).eps)
+MAX_FOLLOWERS = 200  # following differences written to the JSON, at most
+MAX_VALUES = 1 << 27  # --batch times the values of one --input example: 1 GiB of float64
 MOMENTUM = 0.9  # --optimizer momentum
 MOMENTUM_AS_PADDLE_HOLDS_IT = float(np.float32(MOMENTUM))
 CAUSES = ("layer", "between", "state", "parameter", "raised", "structure")
@@ -193,6 +195,7 @@ class Report:
     phases: list[Phase]
     findings: list[Finding]  # the first difference and every new one (not those that follow)
     following: int = 0  # differences that follow from an earlier one
+    followers: list[Finding] = field(default_factory=list)  # those differences (the JSON shows the first MAX_FOLLOWERS)
     notes: list[str] = field(default_factory=list)
     names: tuple[str, ...] = NAMES
     seconds: float = 0.0
@@ -206,6 +209,7 @@ class Report:
             "phases": [asdict(p) for p in self.phases],
             "findings": [asdict(f) for f in self.findings],
             "following": self.following,
+            "following_differences": [asdict(f) for f in self.followers[:MAX_FOLLOWERS]],
             "notes": self.notes,
             "models": {"torch": self.names[0], "paddle": self.names[1]},
             "seconds": round(self.seconds, 3),
@@ -1037,6 +1041,7 @@ def _finish(report: Report, engine: _Engine, start: float) -> Report:
     new = [f for f in engine.findings if not f.following]
     report.findings = new
     report.following = len(engine.findings) - len(new)
+    report.followers = [f for f in engine.findings if f.following]
     report.first_difference = engine.findings[0] if engine.findings else None
     report.equal = all(f.accepted for f in engine.findings)
     if engine.findings and report.equal:
@@ -1220,6 +1225,8 @@ def _run(args) -> Report:
         inputs, labels = x_all[: args.batch], y_all[: args.batch]
         batches = [(x_all[k : k + args.batch], y_all[k : k + args.batch]) for k in range(0, need, args.batch)]
     else:
+        if args.batch * int(np.prod(args.input)) > MAX_VALUES:
+            raise UsageError(f"--batch {args.batch} of --input {','.join(map(str, args.input))} is over {MAX_VALUES:,} values; give a smaller --batch")
         inputs = rng.random((args.batch, *args.input))
         batches = None
     models = {}

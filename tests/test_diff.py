@@ -373,3 +373,15 @@ def test_training_with_each_optimizer_on_mnist_is_equal(tmp_path, optimizer):
     train64 = next(p for p in report["phases"] if (p["phase"], p["mode"], p["dtype"]) == ("train", "train", "float64"))
     assert train64["compared"] > 0 and train64["rel"] < 1e-12
     assert ("Momentum's momentum in float32" in out) == (optimizer == "momentum")
+
+
+def test_a_module_path_and_json_on_stdout(tmp_path):
+    """module.path:NAME (the corpus folder is on sys.path here), and --json alone: the document on
+    stdout, the table on stderr; the differences that follow are in the document, marked."""
+    status, out, err = run_cli(["flatten_order_torch:Net", "flatten_order_paddle:Net", "--input", "1,28,28", "--dtype", "float64", "--json"])
+    doc = json.loads(out)
+    assert status == 1 and "DIFFERENT" in err
+    assert doc["first_difference"]["cause"] == "between" and doc["following"] == len(doc["following_differences"]) > 0
+    assert all(f["following"] for f in doc["following_differences"])
+    status, _, err = run_cli(["flatten_order_torch:Net", "flatten_order_paddle:Net", "--input", "1,4096,4096", "--batch", "16"])
+    assert status == 2 and "give a smaller --batch" in err
