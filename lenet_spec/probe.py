@@ -61,6 +61,7 @@ class Run:
     grads: dict[str, np.ndarray] = field(default_factory=dict)  # full parameter name -> gradient (the model's layout)
     raised: str | None = None  # one line: what raised, when the forward did not finish
     raised_call: int | None = None  # index into calls of the innermost unit that raised (None: outside any unit)
+    odd_output: str = ""  # the type the model returned when it was not one tensor
 
 
 def draw_mask(rng: np.random.Generator, kind: str, shape: tuple[int, ...], p: float) -> np.ndarray:

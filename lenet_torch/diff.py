@@ -207,6 +207,9 @@ def run(
                 result.raised = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
                 result.raised_call = open_calls[-1] if open_calls else None
                 return result
+            if not isinstance(out, torch.Tensor):
+                result.odd_output = type(out).__name__
+                return result
             result.output = out.detach().cpu().numpy().copy()
             if backward:
                 model.zero_grad(set_to_none=True)

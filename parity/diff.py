@@ -741,6 +741,11 @@ def _compare(
         s.probe.cast(s.model, "float64")
     notes: list[str] = []
     tr, pr = t.run(inputs, train=False), p.run(inputs, train=False)
+    for side, r in (("torch", tr), ("paddle", pr)):
+        if r.odd_output:
+            raise DiffError(
+                f"the {side} model returns a {r.odd_output}, not one tensor; compare a model whose forward returns the output (a wrapper of two lines)"
+            )
     corr = correspond(t.units, tr.calls, p.units, pr.calls)
     if mapping is not None:
         unit_map, param_map = read_mapping(mapping, t.units, p.units)

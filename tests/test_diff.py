@@ -306,10 +306,22 @@ def test_weights_from_a_file_are_the_ones_compared(tmp_path, suffix):
         ("{tmp}/raises.py:Net", "importing"),
         ("{tmp}/ctor.py:Net", "Net() raised TypeError"),
         ("{ports}/right_relu_paddle.py:Net", "the torch side is a paddle model, not a torch model; swap the two"),
+        ("{tmp}/pair.py:Net", "the torch model returns a tuple, not one tensor"),
     ],
 )
 def test_what_cannot_be_compared_is_one_line_and_exit_2(tmp_path, torch_spec, expected):
     (tmp_path / "raises.py").write_text("raise RuntimeError('broken on import')\n")
+    (tmp_path / "pair.py").write_text(
+        textwrap.dedent("""
+        import torch.nn as nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.f, self.fc = nn.Flatten(), nn.Linear(784, 10)
+            def forward(self, x):
+                return self.fc(self.f(x)), x
+    """)
+    )
     (tmp_path / "ctor.py").write_text("import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self, width):\n        super().__init__()\n")
     ports = Path(CASES[0].spec("torch").split(":")[0]).parent
     spec = torch_spec.format(ports=ports, tmp=tmp_path)
