@@ -1,4 +1,4 @@
-"""python -m benchmarks [--quick] [--json PATH]: every speed figure of the project, in one run.
+"""python -m benchmarks [--quick] [--json PATH] [--diff] [--diff-resnet]: every speed figure of the project, in one run.
 
 - the machine's GEMM rate, and from it the FLOP bound of each throughput (FLOPs per image from
   lenet_spec.flops);
@@ -17,7 +17,10 @@
   latency and errors for 1 to 32 concurrent clients, with and without micro-batching, beside
   the same request path in process (benchmarks.serve);
 - wall-clock time to 99.0% MNIST test accuracy for lenet5 with its recipe, in each framework
-  (training only; the evaluations, imports and data loading are reported beside it).
+  (training only; the evaluations, imports and data loading are reported beside it);
+- with --diff, parity.diff's section (benchmarks.diff: its verdicts on the corpus of hand ports
+  beside PaDiff's, its cost on LeNet, its memory against depth), reported, not judged; with
+  --diff-resnet, the ResNet-18 pair's cost and memory too.
 
 A full run judges each figure against its peers, as ratios (JUDGED; machines differ by 2-5x,
 ratios measured in one run do not), and exits 1 when one falls short. --quick judges nothing:
@@ -289,6 +292,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", default=None, help="comma-separated training variants (default: all; lenet5 with --quick)")
     p.add_argument("--data-dir", default=None, help="folder holding MNIST (default: the usual places; never downloads)")
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="where the frameworks and onnxruntime run; gpu: reported, not judged (default: cpu)")
+    p.add_argument("--diff", action="store_true", help="also parity.diff's section (benchmarks.diff: corpus beside PaDiff, LeNet cost, memory by depth)")
+    p.add_argument("--diff-resnet", action="store_true", help="with it the ResNet-18 pair's cost and memory (implies --diff; several minutes more)")
     return p
 
 
@@ -344,6 +349,11 @@ def run_all(args, argv: list[str] | None, stdout) -> int:
         return 2
     result["serving"] = serving(data.test_images[:256], args.quick, frameworks[0])
     result["time_to_accuracy"] = time_to_accuracy_section(frameworks, data, data_s, import_s, args.quick, args.device)
+    if args.diff or args.diff_resnet:  # not judged: parity.diff's figures stand beside PaDiff's (docs/BENCHMARKS.md)
+        from . import diff
+
+        result["diff"] = diff.run(diff.DEFAULT_SECTIONS + (("resnet",) if args.diff_resnet else ()))
+        print(diff.tables(result["diff"]), flush=True)
     result["judged"] = judged_section(result, args.quick, args.device)
     result["seconds"] = time.perf_counter() - started
     result["machine"]["steal_fraction"] = steal = steal_since(cpu_start)
