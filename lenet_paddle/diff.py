@@ -152,6 +152,7 @@ def run(
     *,
     train: bool,
     keep: bool = False,
+    keep_inputs: bool = True,
     masks: dict[int, np.ndarray] | None = None,
     labels: np.ndarray | None = None,
     projection: np.ndarray | None = None,
@@ -162,7 +163,8 @@ def run(
     Args:
         modules, specs: what `units` returned.
         train: training mode (BatchNorm on batch statistics, dropout on) or evaluation mode.
-        keep: keep every call's inputs and output (else only their shapes).
+        keep: keep every call's inputs and output (else only their shapes); keep_inputs=False keeps
+            the outputs alone.
         masks: call index -> the mask a dropout call applies (training mode).
         labels, projection: the loss, when `backward`: the mean cross-entropy with `labels`, or
             the sum of output * `projection` over the batch; its gradients are recorded.
@@ -175,7 +177,7 @@ def run(
 
     def before(m, args):
         calls.append(Call(index[id(m)], [tuple(t.shape) for t in _tensors(args)], at=_user_line()))
-        if keep:
+        if keep and keep_inputs:
             calls[-1].inputs = [t.detach().numpy().copy() for t in _tensors(args)]
         open_calls.append(len(calls) - 1)
 

@@ -151,6 +151,42 @@ def state(t: Unit, name: str, x: np.ndarray | None, before: np.ndarray, t_after:
     return None
 
 
+# Conventions that are the framework's rounding, not the port's doing, and are accepted (said in
+# the report) when the figures match their formula: no argument of the port changes them.
+FRAMEWORK_ROUNDING = {"paddle_float32_pool_scale"}
+
+
+def backward(t: Unit, t_in_grad: np.ndarray, p_in_grad: np.ndarray, in_shape: tuple, out_shape: tuple | None) -> Convention | None:
+    """A unit whose backward turns an agreeing output gradient into a differing input gradient:
+    which convention, if the figures show one.
+
+    paddle 3.3.1's average pools scale the gradient by 1/K (K the cells a window averages) in
+    float32 also in float64 models (measured on ResNet-18's 7x7 adaptive pool: 2.05e-8 off, which
+    is exactly 49 * float32(1/49) - 1); torch's scale is exact.
+    """
+    if "avgpool" not in t.type.lower() or out_shape is None or len(in_shape) < 3:
+        return None
+    nonzero = np.abs(t_in_grad) > 0
+    if not nonzero.any():
+        return None
+    ratio = p_in_grad[nonzero] / t_in_grad[nonzero]
+    c = float(np.median(ratio))
+    if not np.allclose(ratio, c, rtol=1e-12, atol=0) or c == 1.0:
+        return None
+    cells = [int(np.prod(in_shape[2:]) // max(1, int(np.prod(out_shape[2:]))))]
+    cells += [k for k in range(2, 1025) if k != cells[0]]
+    for k in cells:
+        if math.isclose(c, k * float(np.float32(1.0 / k)), rel_tol=1e-13, abs_tol=0):
+            return Convention(
+                "paddle_float32_pool_scale",
+                f"paddle's gradient through the pool is {c:.10g} times torch's: {k} * float32(1/{k}), the 1/{k} of a {k}-cell window held in "
+                f"float32, in float64 too",
+                "not a mistake in the port: paddle's kernel rounds the pool's scale to float32; accepted (the difference is that rounding, "
+                "checked against its formula)",
+            )
+    return None
+
+
 def _round(v: float) -> str:
     return f"{float(f'{v:.3g}'):g}"
 

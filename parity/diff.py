@@ -69,6 +69,9 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 # left in a port (float16: 2^-11, TF32, bfloat16) stands 1000x and more above the floor.
 FLOAT32_FACTOR = {"forward": 16.0, "backward": 64.0}
 FLOAT32_ULP = float(np.finfo(np.float32).eps)
+# A difference that follows accepted ones is accepted with them only up to this multiple of the
+# largest of them: a later difference far larger than they explain is not theirs.
+FOLLOWING_BOUND = 1e3
 MAX_FOLLOWERS = 200  # following differences written to the JSON, at most
 MAX_VALUES = 1 << 27  # --batch times the values of one --input example: 1 GiB of float64
 MOMENTUM = 0.9  # --optimizer momentum
@@ -277,7 +280,8 @@ class _Engine:
             return float("inf"), float("inf"), 1.0, tol64
         a, rel, d = _rel(t, p, scale)
         if dtype == "float64":
-            self.ref64[key] = np.asarray(t, np.float64)
+            if "float32" in self.dtypes:  # float32's floors need torch's float64 tensor; kept only then
+                self.ref64[key] = np.asarray(t, np.float64)
             tol = tol64
         else:
             ref = self.ref64.get(key)
@@ -316,10 +320,12 @@ class _Engine:
         if any((g.torch, g.paddle, g.cause) == (f.torch, f.paddle, f.cause) for g in self.findings):
             new = False  # the same difference seen again (in training mode after evaluation mode, in float32 after float64)
         f.following = f.following or not new
-        if f.convention and f.convention in self.accept:
+        if f.convention and (f.convention in self.accept or f.convention in conventions.FRAMEWORK_ROUNDING):
             f.accepted = True
-        if f.following and earlier and all(g.accepted for g in earlier if not g.following):
-            f.accepted = True  # what follows from an accepted difference is accepted with it
+        heads = [g for g in earlier if not g.following]
+        explained = max((g.rel for g in earlier if g.accepted), default=0.0)
+        if f.following and heads and all(g.accepted for g in heads) and f.rel <= FOLLOWING_BOUND * explained:
+            f.accepted = True  # what follows from accepted differences, and is no larger than they explain, is accepted with them
         self.findings.append(f)
         return f
 
@@ -340,7 +346,7 @@ class _Engine:
         mode = "train" if train else "eval"
         backward = train and phase_name == "forward"
         tr = self.t.run(x, train=train, keep=True, masks=masks_t, backward=backward, labels=self.labels, projection=self.projection)
-        pr = self.p.run(x, train=train, keep=True, masks=masks_p, backward=backward, labels=self.labels, projection=self.projection)
+        pr = self.p.run(x, train=train, keep=True, keep_inputs=False, masks=masks_p, backward=backward, labels=self.labels, projection=self.projection)
         self.t_calls, self.p_calls = tr.calls, pr.calls
         phase = Phase(phase_name, mode, dtype, str(step))
         self.phases.append(phase)
@@ -483,29 +489,34 @@ class _Engine:
             self.add(Finding("backward", "train", dtype, 0, "(loss)", "(loss)", "between", *bad, what="loss"), new)
         order = sorted(self.corr.calls, key=lambda c: -c[0])
         seen_units: set[int] = set()
+        agreed: tuple[int, int] | None = None  # the latest call (in call order) whose output gradient agreed, seen so far
         for ti, pi in order:
             tc, pc = tr.calls[ti], pr.calls[pi]
             if tc.grad is not None and pc.grad is not None:
                 bad = self.judge(phase, ("backward", "output_grad", ti), self.t.units[tc.unit].name, tc.grad, pc.grad, dtype, tol64, drift=flips > 0)
-                if bad is not None:
+                if bad is None:
+                    agreed = (ti, pi)
+                elif new is not False:
+                    self.add(self._gradient_finding(dtype, tr, pr, ti, pi, agreed, bad), new)
+                    new = False
+                else:
                     self.add(
                         Finding(
                             "backward",
                             "train",
                             dtype,
                             0,
-                            cause="layer",
+                            cause="between",
                             rel=bad[0],
                             abs=bad[1],
                             share=bad[2],
                             tol=bad[3],
                             what="output_grad",
-                            detail="the gradient reaching this layer's output differs (from the layers after it)",
+                            detail="the gradient at this layer's output differs, as it does after it",
                             **self._names(ti, pi),
                         ),
-                        new,
+                        False,
                     )
-                    new = False
             up = self.unit_of_t.get(tc.unit)
             if up is None or tc.unit in seen_units:
                 continue
@@ -547,6 +558,49 @@ class _Engine:
                         new,
                     )
                     new = False
+
+    def _gradient_finding(self, dtype: str, tr: Run, pr: Run, ti: int, pi: int, agreed, bad) -> Finding:
+        """The first gradient that differs, at call ti's output: blamed on the unit that consumes
+        that output when the gradient still agreed at the consumer's own output (its backward
+        changed it), else on the code between them (or the loss, after the last unit)."""
+        rel, a, share, tol = bad
+        tc = tr.calls[ti]
+        f = Finding("backward", "train", dtype, 0, cause="between", rel=rel, abs=a, share=share, tol=tol, what="output_grad", **self._names(ti, pi))
+        if agreed is None:
+            f.detail = "the gradient of the loss at the last layer's output differs: the loss, or code after the last layer"
+            return f
+        tn, pn = agreed
+        consumer = tr.calls[tn]
+        if consumer.inputs and tc.output is not None and consumer.inputs[0].shape == tc.output.shape and np.array_equal(consumer.inputs[0], tc.output):
+            names = self._names(tn, pn)
+            f.torch, f.paddle, f.torch_at, f.paddle_at, f.torch_type, f.paddle_type = (
+                names["torch"],
+                names["paddle"],
+                names["torch_at"],
+                names["paddle_at"],
+                names["torch_type"],
+                names["paddle_type"],
+            )
+            f.cause = "layer"
+            f.detail = (
+                f"its backward turns a gradient that agrees at its output into one that differs at its input (the output of "
+                f"{self.t.units[tc.unit].name or '(model)'})"
+            )
+            conv = conventions.backward(
+                self.t.units[consumer.unit],
+                np.asarray(tc.grad, np.float64),
+                np.asarray(pr.calls[pi].grad, np.float64),
+                consumer.in_shapes[0],
+                consumer.out_shape,
+            )
+            if conv:
+                f.convention, f.explanation, f.fix = conv.name, conv.explanation, conv.fix
+        else:
+            f.detail = (
+                f"the gradient differs at this layer's output but agrees at the output of {self.t.units[consumer.unit].name}, "
+                f"the next layer called: the code between them (a functional op in forward)"
+            )
+        return f
 
     def _flips(self, tr: Run, pr: Run) -> int:
         """Decisions made otherwise (float32 near-ties): elements of a layer's output gradient that
@@ -733,10 +787,11 @@ def _compare(
     t, p = _Side("torch", torch_model, source), _Side("paddle", paddle_model, source)
     src, dst = (t, p) if source == "torch" else (p, t)
     src_dtype = src.probe.dtype_of(src.model)
-    original = src.probe.state(src.model)  # for the round trip, in the source's own dtype
+    given = {}
     for s in (t, p):  # afterwards, each model as it was given: its dtype, weights, buffers and mode
-        given = (s.probe.dtype_of(s.model), s.probe.state(s.model), s.model.training)
-        restore.append(lambda s=s, given=given: _give_back(s, *given))
+        given[s.name] = (s.probe.dtype_of(s.model), s.probe.state(s.model), s.model.training)
+        restore.append(lambda s=s, kept=given[s.name]: _give_back(s, *kept))
+    original = given[src.name][1]  # for the round trip, in the source's own dtype
     for s in (t, p):
         s.probe.cast(s.model, "float64")
     notes: list[str] = []
@@ -884,10 +939,12 @@ def _compare(
             )
             return _finish(report, engine, start)
         inexact = [k for k, v in back.items() if not np.array_equal(v.astype(src_dtype), original[k])]
+        n_copied = len(copied)
+        del src_state, dst_state, copied, now, back  # the weights are in the models now; no copy is kept
         if inexact:
             notes.append(f"round trip NOT bit-exact: {', '.join(inexact[:6])}")
         else:
-            notes.append(f"{len(copied)} tensors copied {source} -> {dst.name}; every one overwritten, and the round trip is bit-exact")
+            notes.append(f"{n_copied} tensors copied {source} -> {dst.name}; every one overwritten, and the round trip is bit-exact")
     else:
         notes.append("weights compared as given (copy_weights=False)")
     base = {s.name: s.probe.state(s.model) for s in (t, p)}
@@ -1050,7 +1107,8 @@ def _finish(report: Report, engine: _Engine, start: float) -> Report:
     report.first_difference = engine.findings[0] if engine.findings else None
     report.equal = all(f.accepted for f in engine.findings)
     if engine.findings and report.equal:
-        report.notes.append(f"accepted: {', '.join(sorted({f.convention for f in engine.findings if f.convention}))} (--accept)")
+        named = sorted({f.convention for f in engine.findings if f.convention})
+        report.notes.append("accepted: " + ", ".join(f"{c} ({'framework rounding' if c in conventions.FRAMEWORK_ROUNDING else '--accept'})" for c in named))
     report.phases = engine.phases
     report.seconds = time.perf_counter() - start
     return report

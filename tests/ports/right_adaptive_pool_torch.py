@@ -1,0 +1,19 @@
+"""A right port: a ResNet-style head (two strided convs down to 7x7, ReLU, AdaptiveAvgPool2d(1),
+flatten, Linear). Torch half."""
+
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.relu = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.relu(self.conv2(self.relu(self.conv1(x))))  # (N, 16, 7, 7)
+        return self.fc(torch.flatten(self.pool(x), 1))
