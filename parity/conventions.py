@@ -169,9 +169,11 @@ def backward(t: Unit, t_in_grad: np.ndarray, p_in_grad: np.ndarray, in_shape: tu
     nonzero = np.abs(t_in_grad) > 0
     if not nonzero.any():
         return None
-    ratio = p_in_grad[nonzero] / t_in_grad[nonzero]
-    c = float(np.median(ratio))
-    if not np.allclose(ratio, c, rtol=1e-12, atol=0) or c == 1.0:
+    c = float(np.median(p_in_grad[nonzero] / t_in_grad[nonzero]))
+    scale = float(np.abs(t_in_grad).max())
+    # the gradients that reach the pool agree only to rounding (1e-15 of their scale), so the ratio is
+    # checked against the tensor's scale, not element by element
+    if c == 1.0 or float(np.abs(p_in_grad - c * t_in_grad).max()) > 1e-12 * scale:
         return None
     cells = [int(np.prod(in_shape[2:]) // max(1, int(np.prod(out_shape[2:]))))]
     cells += [k for k in range(2, 1025) if k != cells[0]]
