@@ -787,11 +787,13 @@ def _compare(
     t, p = _Side("torch", torch_model, source), _Side("paddle", paddle_model, source)
     src, dst = (t, p) if source == "torch" else (p, t)
     src_dtype = src.probe.dtype_of(src.model)
-    given = {}
-    for s in (t, p):  # afterwards, each model as it was given: its dtype, weights, buffers and mode
-        given[s.name] = (s.probe.dtype_of(s.model), s.probe.state(s.model), s.model.training)
-        restore.append(lambda s=s, kept=given[s.name]: _give_back(s, *kept))
-    original = given[src.name][1]  # for the round trip, in the source's own dtype
+    # afterwards each model is in its own dtype and mode again, holding the weights compared (the
+    # target: the source's, converted; no copy of its own initialisation is kept)
+    compared: dict[str, dict[str, np.ndarray]] = {}
+    for s in (t, p):
+        kept = (s.probe.dtype_of(s.model), s.model.training)
+        restore.append(lambda s=s, kept=kept: _give_back(s, *kept, compared.get(s.name)))
+    original = src.probe.state(src.model)  # for the round trip, in the source's own dtype
     for s in (t, p):
         s.probe.cast(s.model, "float64")
     notes: list[str] = []
@@ -940,14 +942,15 @@ def _compare(
             return _finish(report, engine, start)
         inexact = [k for k, v in back.items() if not np.array_equal(v.astype(src_dtype), original[k])]
         n_copied = len(copied)
-        del src_state, dst_state, copied, now, back  # the weights are in the models now; no copy is kept
+        del src_state, dst_state, copied, now, back, original  # the weights are in the models now; no copy is kept
         if inexact:
             notes.append(f"round trip NOT bit-exact: {', '.join(inexact[:6])}")
         else:
             notes.append(f"{n_copied} tensors copied {source} -> {dst.name}; every one overwritten, and the round trip is bit-exact")
     else:
         notes.append("weights compared as given (copy_weights=False)")
-    base = {s.name: s.probe.state(s.model) for s in (t, p)}
+    base = compared
+    base.update({s.name: s.probe.state(s.model) for s in (t, p)})  # float64: what each phase starts from
     # the batches of --train: the first is the compared batch (its masks too), so step 1's BatchNorm inputs are known
     if train:
         batches = list(batches or [])
@@ -997,9 +1000,11 @@ def _compare(
     return _finish(report, engine, start)
 
 
-def _give_back(side: _Side, dtype: str, state: dict[str, np.ndarray], training: bool) -> None:
+def _give_back(side: _Side, dtype: str, training: bool, state: dict[str, np.ndarray] | None) -> None:
+    if state is not None:
+        side.probe.cast(side.model, "float64")
+        side.probe.load_state(side.model, state)
     side.probe.cast(side.model, dtype)
-    side.probe.load_state(side.model, state)
     side.model.train(training) if side.name == "torch" or training else side.model.eval()
 
 
