@@ -20,6 +20,7 @@ from parity.diff import compare, load_factory
 sys.path.insert(0, str(Path(__file__).parent / "ports"))
 from corpus import CASES  # noqa: E402
 
+pytestmark = pytest.mark.cross
 torch = pytest.importorskip("torch")
 paddle = pytest.importorskip("paddle")
 
