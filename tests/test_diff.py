@@ -202,7 +202,7 @@ def test_the_api_compares_models_as_given():
     assert (f.torch, f.cause, f.convention) == ("0", "layer", "linear_not_transposed")
     assert "weight.T" in f.fix
     assert "first difference" in str(report) and "DIFFERENT" in str(report)
-    p.set_state_dict({"0.weight": state["0.weight"].T})
+    p.set_state_dict({"0.weight": state["0.weight"].T, "0.bias": state["0.bias"], "2.weight": state["2.weight"].T, "2.bias": state["2.bias"]})
     assert compare(t, p, np.random.default_rng(0).random((4, 8)), copy_weights=False).equal
 
 
