@@ -1216,7 +1216,12 @@ def parser() -> ArgumentParser:
     src.add_argument("--data", choices=["mnist", "fashion-mnist"], help="images and labels of this data set's training split (the project's readers)")
     ap.add_argument("--data-dir", default=None, help="with --data: the folder holding it; default: $LENET_DATA/<data set>")
     ap.add_argument("--batch", type=_positive, default=8, help="examples per batch (default: 8)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the images, labels, masks and the target's first initialisation (default: 0)")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the models' own initialisation (the frameworks' generators), the images, labels, masks and the target's first fill (default: 0)",
+    )
     ap.add_argument(
         "--weights",
         default=None,
@@ -1299,6 +1304,7 @@ def _run(args) -> Report:
         batches = None
     models = {}
     for side in NAMES:
+        module(side, "diff").seed(args.seed)  # the models' own initialisation, the same for the same --seed
         models[side] = load_factory(getattr(args, side), side)
     if args.weights:
         src = models[args.source]
