@@ -29,11 +29,12 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
-    "ACTIVATIONS", "SCALED_TANH_A", "SCALED_TANH_S", "AdaptivePool", "BatchNorm", "BufferSpec", "ConnectionGroup", "Conv", "Dense",
+    "ACTIVATIONS", "LEAKY_RELU_SLOPE", "SCALED_TANH_A", "SCALED_TANH_S", "AdaptivePool", "BatchNorm", "BufferSpec", "ConnectionGroup", "Conv", "Dense",
     "Dropout", "Flatten", "Input", "Layer", "ParamSpec", "Pool", "RBF", "Subsample", "Variant", "rbf_bitmaps",
 ]  # fmt: skip
 
-ACTIVATIONS = ("identity", "relu", "sigmoid", "scaled_tanh")
+ACTIVATIONS = ("identity", "relu", "sigmoid", "scaled_tanh", "tanh", "leaky_relu")
+LEAKY_RELU_SLOPE = 0.01  # leaky_relu's slope below zero: torch's and paddle's default
 
 # LeCun's squashing function f(a) = A tanh(S a) (1998, Appendix A): f(1) = 1, f(-1) = -1.
 SCALED_TANH_A = 1.7159
@@ -81,12 +82,16 @@ def activate(x: np.ndarray, name: str) -> np.ndarray:
         return 1 / (1 + np.exp(-x))
     if name == "scaled_tanh":
         return SCALED_TANH_A * np.tanh(SCALED_TANH_S * x)
+    if name == "tanh":
+        return np.tanh(x)
+    if name == "leaky_relu":
+        return np.where(x > 0, x, LEAKY_RELU_SLOPE * x)
     raise ValueError(f"unknown activation {name!r}")
 
 
 def activation_decisions(name: str, y: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The on/off choices of activation `name` that produced `y`: a ReLU's units above zero; none for the smooth ones."""
-    return ((y > 0),) if name == "relu" else ()
+    """The on/off choices of activation `name` that produced `y`: a (leaky) ReLU's units above zero; none for the smooth ones."""
+    return ((y > 0),) if name in ("relu", "leaky_relu") else ()
 
 
 def _windows(x: np.ndarray, k: int, s: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import lenet_spec
-from lenet_spec import SCALED_TANH_A, SCALED_TANH_S
+from lenet_spec import LEAKY_RELU_SLOPE, SCALED_TANH_A, SCALED_TANH_S
 
 from . import kernels
 
@@ -35,6 +35,10 @@ def activate(x: torch.Tensor, name: str) -> torch.Tensor:
         return F.sigmoid(x)
     if name == "scaled_tanh":
         return SCALED_TANH_A * torch.tanh(SCALED_TANH_S * x)
+    if name == "tanh":
+        return torch.tanh(x)
+    if name == "leaky_relu":
+        return F.leaky_relu(x, LEAKY_RELU_SLOPE)
     return x
 
 

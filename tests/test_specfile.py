@@ -63,3 +63,38 @@ def test_a_spec_file_is_data_and_bounded(tmp_path):
         load(tmp_path / "bin.toml")
     with pytest.raises(SpecError, match="cannot read it"):
         load(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("activation", ["tanh", "leaky_relu"])
+def test_a_new_activation_is_proven_in_both_frameworks_and_the_reference(tmp_path, activation):
+    """tanh and leaky_relu (issue 24's vocabulary): lenet5 with every ReLU replaced, written as a
+    spec file and read back, built by both frameworks: parity.diff finds them equal in every phase,
+    and torch's float64 logits agree with the NumPy reference."""
+    pytest.importorskip("torch")
+    pytest.importorskip("paddle")
+    import dataclasses
+
+    import numpy as np
+
+    from lenet_paddle.model import build as paddle_build
+    from lenet_spec.compare import REFERENCE_TOL
+    from lenet_spec.mapping import convert
+    from lenet_spec.reference import forward
+    from lenet_torch import bridge
+    from lenet_torch.model import build as torch_build
+    from parity.diff import compare
+
+    base = VARIANTS["lenet5"]
+    layers = tuple(dataclasses.replace(layer, activation=activation) if getattr(layer, "activation", "identity") == "relu" else layer for layer in base.layers)
+    variant = dataclasses.replace(base, name=f"lenet5-{activation}", layers=layers)
+    save(tmp_path / "net.toml", variant)
+    variant = load(tmp_path / "net.toml")
+    assert sum(getattr(layer, "activation", "") == activation for layer in variant.layers) == 4
+    x = np.random.default_rng(0).random((8, 1, 28, 28))
+    report = compare(torch_build(variant, seed=1), paddle_build(variant, seed=2), x, train=2)
+    assert report.equal, report
+    model = torch_build(variant, seed=3, dtype="float64")
+    spec_params = convert(bridge.state_numpy(model), variant, "torch", "spec")
+    ours, reference = bridge.forward_numpy(model, x), forward(variant, spec_params, x)
+    logits = list(ours)[-1]
+    assert np.abs(ours[logits] - reference[list(reference)[-1]]).max() / np.abs(reference[list(reference)[-1]]).max() < REFERENCE_TOL["float64"]
