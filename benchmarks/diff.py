@@ -15,7 +15,7 @@ Sections (default: corpus, lenet, depth; resnet takes minutes, ask for it):
 - resnet: the hand-written ResNet-18 pair (tests/ports/resnet18_*.py), 3x224x224, batch 8, float64
   and float32, --train 0 and 1: wall seconds and peak memory growth, each in a fresh process,
   against one forward+backward of both models in float64 measured the same way.
-- depth: an MLP pair written to a temp folder, Linear(256,256)+Tanh times D then Linear(256,10), D
+- depth: the MLP pair of tests/ports/mlp_*.py, Linear(256,256)+Tanh times D then Linear(256,10), D
   in --depths, batch 64, float64: parity.diff's peak growth against one forward+backward's, per D.
 
 Memory: the measuring process writes "5" to /proc/self/clear_refs right before the measured call
@@ -35,7 +35,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -53,41 +52,7 @@ RESNET = {name: f"{PORTS / f'resnet18_{name}.py'}:ResNet18" for name in NAMES}
 DEPTHS = (8, 32, 128)
 PADIFF_MODES = ("default", "strict")
 
-# the MLP pair of the depth section, one file per framework (written to a temp folder)
-MLP = {
-    "torch": """import torch
-from torch import nn
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        layers = []
-        for _ in range({depth}):
-            layers += [nn.Linear(256, 256), nn.Tanh()]
-        layers.append(nn.Linear(256, 10))
-        self.body = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.body(x)
-""",
-    "paddle": """import paddle
-from paddle import nn
-
-
-class Net(nn.Layer):
-    def __init__(self):
-        super().__init__()
-        layers = []
-        for _ in range({depth}):
-            layers += [nn.Linear(256, 256), nn.Tanh()]
-        layers.append(nn.Linear(256, 10))
-        self.body = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.body(x)
-""",
-}
+MLP = {name: f"{PORTS / f'mlp_{name}.py'}" for name in NAMES}  # the depth section's pair: FILE.py, its factory depthD
 
 
 # --- verdicts ---
@@ -321,42 +286,37 @@ def resnet_section(log=print) -> dict:
     return {"baseline": base, "rows": rows}
 
 
-def write_mlp(folder: Path, depth: int) -> dict[str, str]:
-    """The depth section's pair in `folder`: {framework: FILE.py:Net}."""
-    specs = {}
-    for side in NAMES:
-        path = Path(folder) / f"mlp{depth}_{side}.py"
-        path.write_text(MLP[side].format(depth=depth))
-        specs[side] = f"{path}:Net"
-    return specs
+def mlp(depth: int) -> dict[str, str]:
+    """The depth section's pair with D = `depth`: {framework: FILE.py:depthD} (tests/ports/mlp_*.py)."""
+    return {side: f"{MLP[side]}:depth{depth}" for side in NAMES}
 
 
 def depth_section(depths=DEPTHS, batch: int = 64, log=print) -> dict:
     """Per depth: parity.diff's peak growth (float64, no training) against one forward+backward's."""
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-diff-") as folder:
-        for depth in depths:
-            common = {**write_mlp(Path(folder), depth), "input": [256], "batch": batch, "classes": 10}
-            base = measure({**common, "kind": "baseline"})
-            d = measure({**common, "kind": "diff", "dtypes": ["float64"], "train": 0})
-            n_params = depth * (256 * 256 + 256) + 256 * 10 + 10
-            r = {
-                "depth": depth,
-                "params_mib_per_model": n_params * 8 / 2**20,
-                "activations_mib_per_model": (2 * depth + 1) * batch * 256 * 8 / 2**20,  # each Linear's and Tanh's output (the last 10 wide: rounded up)
-                "diff_peak_growth_mib": d["peak_growth_mib"],
-                "diff_seconds": d["seconds"],
-                "baseline_peak_growth_mib": base["peak_growth_mib"],
-                "baseline_seconds": base["seconds"],
-                "memory_ratio": d["peak_growth_mib"] / base["peak_growth_mib"],
-                "equal": d["equal"],
-            }
-            rows.append(r)
-            log(
-                f"MLP depth {depth:4}: parity.diff peak growth {r['diff_peak_growth_mib']:7.1f} MiB ({r['diff_seconds']:.2f} s), one forward+backward "
-                f"{r['baseline_peak_growth_mib']:7.1f} MiB ({r['baseline_seconds']:.2f} s): {r['memory_ratio']:.2f}x; equal={r['equal']}",
-                flush=True,
-            )
+    for depth in depths:
+        common = {**mlp(depth), "input": [256], "batch": batch, "classes": 10}
+        base = measure({**common, "kind": "baseline"})
+        d = measure({**common, "kind": "diff", "dtypes": ["float64"], "train": 0})
+        n_params = depth * (256 * 256 + 256) + 256 * 10 + 10
+        r = {
+            "depth": depth,
+            "params_mib_per_model": n_params * 8 / 2**20,
+            "activations_mib_per_model": (2 * depth + 1) * batch * 256 * 8 / 2**20,  # each Linear's and Tanh's output (the last 10 wide: rounded up)
+            "diff_peak_growth_mib": d["peak_growth_mib"],
+            "diff_seconds": d["seconds"],
+            "baseline_peak_growth_mib": base["peak_growth_mib"],
+            "baseline_seconds": base["seconds"],
+            "memory_ratio": d["peak_growth_mib"] / base["peak_growth_mib"],
+            "equal": d["equal"],
+        }
+        rows.append(r)
+        log(
+            f"MLP depth {depth:4}: parity.diff peak growth {r['diff_peak_growth_mib']:7.1f} MiB ({r['diff_seconds']:.2f} s), one forward+backward "
+            f"{r['baseline_peak_growth_mib']:7.1f} MiB ({r['baseline_seconds']:.2f} s): {r['memory_ratio']:.2f}x; equal={r['equal']}",
+            flush=True,
+        )
+
     first, last = rows[0], rows[-1]
     span = last["depth"] - first["depth"]
     slopes = {}

@@ -19,8 +19,6 @@ import paddle
 from lenet_spec.layers import Dropout as SpecDropout
 from lenet_spec.probe import CHANNEL_DROPOUT, DROPOUT, Call, Run, Unit
 
-FRAMEWORK = "paddle"
-Model = paddle.nn.Layer
 _DROPOUTS = {paddle.nn.Dropout: DROPOUT, paddle.nn.Dropout2D: CHANNEL_DROPOUT, paddle.nn.Dropout3D: CHANNEL_DROPOUT}
 _IGNORED_BUFFERS = {"num_batches_tracked"}  # a port of torch's BatchNorm counter: used only with momentum=None
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,6 +79,22 @@ def units(model: paddle.nn.Layer) -> tuple[list[Unit], list[paddle.nn.Layer]]:
         found.append(unit)
         modules.append(m)
     return found, modules
+
+
+def tensor(array: np.ndarray, dtype: str | None = None) -> paddle.Tensor:
+    """A NumPy array as a paddle tensor on the CPU, in `dtype` ('float32', 'float64') when given."""
+    return paddle.to_tensor(np.ascontiguousarray(array), dtype=dtype, place="cpu")
+
+
+def set_mode(model: paddle.nn.Layer, train: bool) -> None:
+    """Training mode or evaluation mode."""
+    model.train() if train else model.eval()
+
+
+def _dropped(x: paddle.Tensor, mask: np.ndarray, spec: Unit) -> paddle.Tensor:
+    """A dropout's output keeping `mask`'s units, scaled by the unit's own rule (its mode)."""
+    scale = 1.0 / (1.0 - spec.p) if spec.convention == "upscale_in_train" else 1.0
+    return x * tensor(mask, str(x.dtype).removeprefix("paddle.")) * scale
 
 
 def dtype_of(model: paddle.nn.Layer) -> str:
@@ -169,7 +183,7 @@ def run(
         labels, projection: the loss, when `backward`: the mean cross-entropy with `labels`, or
             the sum of output * `projection` over the batch; its gradients are recorded.
     """
-    model.train() if train else model.eval()
+    set_mode(model, train)
     masks = masks or {}
     calls: list[Call] = []
     open_calls: list[int] = []
@@ -185,8 +199,7 @@ def run(
         i = open_calls.pop()
         call, spec = calls[i], specs[calls[i].unit]
         if train and spec.kind and i in masks:  # the same units dropped as on the other side, scaled by the layer's own mode
-            scale = 1.0 / (1.0 - spec.p) if spec.convention == "upscale_in_train" else 1.0
-            out = args[0] * paddle.to_tensor(masks[i], dtype=args[0].dtype) * scale
+            out = _dropped(args[0], masks[i], spec)
         if isinstance(out, paddle.Tensor):
             call.out_shape = tuple(out.shape)
             if keep:
@@ -204,7 +217,7 @@ def run(
         dtype = dtype_of(model)
         with nullcontext() if backward else paddle.no_grad():
             try:
-                out = model(paddle.to_tensor(np.ascontiguousarray(x), dtype=dtype))
+                out = model(tensor(x, dtype))
             except Exception as e:  # the user's model: any error is a finding, reported with the unit that raised
                 result.raised = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
                 result.raised_call = open_calls[-1] if open_calls else None
@@ -218,7 +231,7 @@ def run(
                 if projection is None:
                     loss = cross_entropy(out, labels)
                 else:
-                    loss = (out * paddle.to_tensor(projection, dtype=dtype)).sum() / out.shape[0]
+                    loss = (out * tensor(projection, dtype)).sum() / out.shape[0]
                 loss.backward()
                 result.loss = float(loss.detach())
                 result.grads = {n: p.grad.numpy().copy() for n, p in model.named_parameters() if p.grad is not None}
@@ -234,7 +247,7 @@ def cross_entropy(out: paddle.Tensor, labels: np.ndarray) -> paddle.Tensor:
     (measured: a loss of 231 comes back as 64), so neither framework's fused loss is used."""
     top = out.max(axis=1, keepdim=True).detach()
     log_sum = top.squeeze(1) + paddle.log(paddle.exp(out - top).sum(axis=1))
-    picked = paddle.take_along_axis(out, paddle.to_tensor(labels.astype(np.int64))[:, None], axis=1).squeeze(1)
+    picked = paddle.take_along_axis(out, tensor(labels.astype(np.int64))[:, None], axis=1).squeeze(1)
     return (log_sum - picked).mean()
 
 
@@ -242,16 +255,15 @@ def run_unit(module: paddle.nn.Layer, spec: Unit, inputs: list[np.ndarray], trai
     """One unit alone on `inputs` (arrays in the layer's dtype), in the given mode, without
     gradients; a dropout applies `mask`, scaled by its own mode."""
     was = module.training
-    module.train() if train else module.eval()
+    set_mode(module, train)
     try:
         with paddle.no_grad():
-            args = [paddle.to_tensor(np.ascontiguousarray(a)) for a in inputs]
+            args = [tensor(a) for a in inputs]
             if train and spec.kind and mask is not None:
-                scale = 1.0 / (1.0 - spec.p) if spec.convention == "upscale_in_train" else 1.0
-                return (args[0] * paddle.to_tensor(mask, dtype=args[0].dtype) * scale).numpy()
+                return _dropped(args[0], mask, spec).numpy()
             return module(*args).detach().numpy()
     finally:
-        module.train() if was else module.eval()
+        set_mode(module, was)
 
 
 def optimizer(model: paddle.nn.Layer, name: str, lr: float, momentum: float = 0.9):

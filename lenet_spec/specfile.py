@@ -42,7 +42,6 @@ from .layers import Input, Layer, Variant
 FORMAT = "lenet-parity spec"
 FORMAT_VERSION = 1
 MAX_BYTES = 1 << 20  # a LeNet's spec is a few KiB
-SUFFIX = ".toml"
 TOP = ("format", "format_version", "name", "title", "dataset", "init", "classes", "input", "layers")
 
 
@@ -245,8 +244,3 @@ def load(path: str | os.PathLike) -> Variant:
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not UTF-8 text") from None
     return loads(text, str(path))
-
-
-def is_spec_path(value: str) -> bool:
-    """Whether a --variant value names a spec file rather than a built-in variant."""
-    return value.endswith(SUFFIX)

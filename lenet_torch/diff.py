@@ -18,8 +18,6 @@ import torch
 from lenet_spec.layers import Dropout as SpecDropout
 from lenet_spec.probe import CHANNEL_DROPOUT, DROPOUT, Call, Run, Unit
 
-FRAMEWORK = "torch"
-Model = torch.nn.Module
 _DROPOUTS = {torch.nn.Dropout: DROPOUT, torch.nn.Dropout1d: CHANNEL_DROPOUT, torch.nn.Dropout2d: CHANNEL_DROPOUT, torch.nn.Dropout3d: CHANNEL_DROPOUT}
 _IGNORED_BUFFERS = {"num_batches_tracked"}  # BatchNorm's step counter: used only with momentum=None
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -87,6 +85,23 @@ def harmonise(module: torch.nn.Module, eps: float | None = None, momentum: float
     return old
 
 
+def tensor(array: np.ndarray, dtype: str | None = None) -> torch.Tensor:
+    """A NumPy array as a torch tensor on the CPU, in `dtype` ('float32', 'float64') when given."""
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    return t.to(getattr(torch, dtype)) if dtype else t
+
+
+def set_mode(model: torch.nn.Module, train: bool) -> None:
+    """Training mode or evaluation mode."""
+    model.train(train)
+
+
+def _dropped(x: torch.Tensor, mask: np.ndarray, spec: Unit) -> torch.Tensor:
+    """A dropout's output keeping `mask`'s units, scaled by the unit's own rule (torch's: upscale_in_train)."""
+    scale = 1.0 / (1.0 - spec.p) if spec.convention == "upscale_in_train" else 1.0
+    return x * tensor(mask).to(x.dtype) * scale
+
+
 def dtype_of(model: torch.nn.Module) -> str:
     """'float32' or 'float64': the dtype of the model's first floating parameter."""
     return next((str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.is_floating_point()), "float32")
@@ -115,7 +130,7 @@ def load_state(model: torch.nn.Module, values: dict[str, np.ndarray]) -> None:
     with torch.no_grad():
         for name, value in values.items():
             t = tensors[name]
-            t.copy_(torch.from_numpy(np.ascontiguousarray(value)).to(t.dtype))
+            t.copy_(tensor(value).to(t.dtype))
 
 
 def seed(value: int):
@@ -171,7 +186,7 @@ def run(
         labels, projection: the loss, when `backward`: the mean cross-entropy with `labels`, or
             the sum of output * `projection` over the batch; its gradients are recorded.
     """
-    model.train(train)
+    set_mode(model, train)
     masks = masks or {}
     calls: list[Call] = []
     open_calls: list[int] = []
@@ -187,7 +202,7 @@ def run(
         i = open_calls.pop()
         call, spec = calls[i], specs[calls[i].unit]
         if train and spec.kind and i in masks:  # the same units dropped as on the other side
-            out = args[0] * torch.from_numpy(masks[i]).to(args[0].dtype) / (1.0 - spec.p)
+            out = _dropped(args[0], masks[i], spec)
         if isinstance(out, torch.Tensor):
             call.out_shape = tuple(out.shape)
             if keep:
@@ -201,10 +216,10 @@ def run(
     handles = [h for m in modules for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
     result = Run(calls)
     try:
-        dtype = getattr(torch, dtype_of(model))
+        dtype = dtype_of(model)
         with nullcontext() if backward else torch.no_grad():
             try:
-                out = model(torch.from_numpy(np.ascontiguousarray(x)).to(dtype))
+                out = model(tensor(x, dtype))
             except Exception as e:  # the user's model: any error is a finding, reported with the unit that raised
                 result.raised = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
                 result.raised_call = open_calls[-1] if open_calls else None
@@ -218,7 +233,7 @@ def run(
                 if projection is None:
                     loss = cross_entropy(out, labels)
                 else:
-                    loss = (out * torch.from_numpy(projection).to(dtype)).sum() / out.shape[0]
+                    loss = (out * tensor(projection, dtype)).sum() / out.shape[0]
                 loss.backward()
                 result.loss = float(loss.detach())
                 result.grads = {n: p.grad.detach().cpu().numpy().copy() for n, p in model.named_parameters() if p.grad is not None}
@@ -234,7 +249,7 @@ def cross_entropy(out: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
     (measured: a loss of 231 comes back as 64), so neither framework's fused loss is used."""
     top = out.max(dim=1, keepdim=True).values.detach()
     log_sum = top.squeeze(1) + torch.log(torch.exp(out - top).sum(dim=1))
-    picked = out.gather(1, torch.from_numpy(labels.astype(np.int64))[:, None]).squeeze(1)
+    picked = out.gather(1, tensor(labels.astype(np.int64))[:, None]).squeeze(1)
     return (log_sum - picked).mean()
 
 
@@ -242,15 +257,15 @@ def run_unit(module: torch.nn.Module, spec: Unit, inputs: list[np.ndarray], trai
     """One unit alone on `inputs` (arrays in the module's dtype), in the given mode, without
     gradients; a dropout applies `mask`."""
     was = module.training
-    module.train(train)
+    set_mode(module, train)
     try:
         with torch.no_grad():
-            args = [torch.from_numpy(np.ascontiguousarray(a)) for a in inputs]
+            args = [tensor(a) for a in inputs]
             if train and spec.kind and mask is not None:
-                return (args[0] * torch.from_numpy(mask).to(args[0].dtype) / (1.0 - spec.p)).numpy()
+                return _dropped(args[0], mask, spec).numpy()
             return module(*args).detach().cpu().numpy()
     finally:
-        module.train(was)
+        set_mode(module, was)
 
 
 def optimizer(model: torch.nn.Module, name: str, lr: float, momentum: float = 0.9):

@@ -34,6 +34,7 @@ correspondence; 2 cannot compare (a file, a name, an import, a constructor or th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -76,7 +77,6 @@ MAX_FOLLOWERS = 200  # following differences written to the JSON, at most
 MAX_VALUES = 1 << 27  # --batch times the values of one --input example: 1 GiB of float64
 MOMENTUM = 0.9  # --optimizer momentum
 MOMENTUM_AS_PADDLE_HOLDS_IT = float(np.float32(MOMENTUM))
-CAUSES = ("layer", "between", "state", "parameter", "raised", "structure")
 
 
 class DiffError(Exception):
@@ -149,7 +149,7 @@ class Finding:
     step: int  # 0 before training; N after the Nth optimizer step
     torch: str | None  # the module's dotted name in its model, or a tensor's full name
     paddle: str | None
-    cause: str  # CAUSES
+    cause: str  # layer | between | state | parameter | raised | structure
     rel: float  # max |torch - paddle| / max |torch|
     abs: float = 0.0
     share: float = 0.0  # of the elements, the share over tolerance
@@ -231,8 +231,8 @@ def _rel(t: np.ndarray, p: np.ndarray, scale: float | None = None) -> tuple[floa
 
 
 class _Side:
-    def __init__(self, name: str, model, source: str):
-        self.name, self.model, self.source = name, model, source
+    def __init__(self, name: str, model):
+        self.name, self.model = name, model
         self.probe = module(name, "diff")
         self.units, self.modules = self.probe.units(model)
 
@@ -240,11 +240,8 @@ class _Side:
         return self.probe.run(self.model, self.modules, self.units, x, **kw)
 
 
-def _to_torch_layout(pp, value: np.ndarray) -> np.ndarray:
-    return value.T if pp.layout == TRANSPOSE else value
-
-
-def _to_paddle_layout(pp, value: np.ndarray) -> np.ndarray:
+def _relayout(pp, value: np.ndarray) -> np.ndarray:
+    """A paired tensor in the other side's layout (a transpose is its own inverse)."""
     return value.T if pp.layout == TRANSPOSE else value
 
 
@@ -529,7 +526,7 @@ class _Engine:
                     ("backward", "grad", pp.torch),
                     pp.torch,
                     tr.grads[pp.torch],
-                    _to_torch_layout(pp, pr.grads[pp.paddle]),
+                    _relayout(pp, pr.grads[pp.paddle]),
                     dtype,
                     tol64,
                     scale or None,
@@ -645,7 +642,7 @@ class _Engine:
             ts, ps = self.t.probe.state(self.t.model), self.p.probe.state(self.p.model)
             for pp in pairs:
                 bad = self.judge(
-                    phase, ("train", step, pp.torch), pp.torch, ts[pp.torch], _to_torch_layout(pp, ps[pp.paddle]), dtype, TRAIN_TOL["float64"], drift=True
+                    phase, ("train", step, pp.torch), pp.torch, ts[pp.torch], _relayout(pp, ps[pp.paddle]), dtype, TRAIN_TOL["float64"], drift=True
                 )
                 if bad is None:
                     continue
@@ -676,7 +673,7 @@ class _Engine:
                         bn_inputs.get(tunit.torch) if step == 1 else None,
                         before[pp.torch],
                         ts[pp.torch],
-                        _to_torch_layout(pp, ps[pp.paddle]),
+                        _relayout(pp, ps[pp.paddle]),
                         dtype,
                     )
                     if conv:
@@ -726,278 +723,232 @@ def compare(
         report = parity.diff.compare(TorchNet(), PaddleNet(), np.random.rand(8, 1, 28, 28))
         assert report.equal, report
     """
-    restore: list = []
-    try:
-        return _compare(
-            torch_model,
-            paddle_model,
-            inputs,
-            labels,
-            source,
-            copy_weights,
-            dtypes,
-            train,
-            optimizer,
-            lr,
-            batches,
-            mapping,
-            write_mapping_to,
-            accept,
-            seed,
-            names,
-            restore,
-        )
-    finally:
-        for undo in restore:
-            undo()
+    with _giving_back() as restore:
+        import time
 
-
-def _compare(
-    torch_model,
-    paddle_model,
-    inputs,
-    labels,
-    source,
-    copy_weights,
-    dtypes,
-    train,
-    optimizer,
-    lr,
-    batches,
-    mapping,
-    write_mapping_to,
-    accept,
-    seed,
-    names,
-    restore,
-) -> Report:
-    import time
-
-    start = time.perf_counter()
-    for given, fw in ((torch_model, "torch"), (paddle_model, "paddle")):
-        if not module(fw, "diff").is_model(given):
-            other = next((n for n in NAMES if n != fw and module(n, "diff").is_model(given)), None)
-            raise DiffError(
-                f"the {fw} side is {'a ' + other + ' model' if other else 'a ' + type(given).__name__}, not a {fw} model" + ("; swap the two" if other else "")
-            )
-    if source not in NAMES:
-        raise DiffError(f"source {source!r}: give torch or paddle")
-    dtypes = tuple(d for d in DTYPES if d in dtypes)
-    inputs = np.asarray(inputs, np.float64)
-    t, p = _Side("torch", torch_model, source), _Side("paddle", paddle_model, source)
-    src, dst = (t, p) if source == "torch" else (p, t)
-    src_dtype = src.probe.dtype_of(src.model)
-    # afterwards each model is in its own dtype and mode again, holding the weights compared (the
-    # target: the source's, converted; no copy of its own initialisation is kept)
-    compared: dict[str, dict[str, np.ndarray]] = {}
-    for s in (t, p):
-        kept = (s.probe.dtype_of(s.model), s.model.training)
-        restore.append(lambda s=s, kept=kept: _give_back(s, *kept, compared.get(s.name)))
-    original = src.probe.state(src.model)  # for the round trip, in the source's own dtype
-    for s in (t, p):
-        s.probe.cast(s.model, "float64")
-    notes: list[str] = []
-    tr, pr = t.run(inputs, train=False), p.run(inputs, train=False)
-    for side, r in (("torch", tr), ("paddle", pr)):
-        if r.odd_output:
-            raise DiffError(
-                f"the {side} model returns a {r.odd_output}, not one tensor; compare a model whose forward returns the output (a wrapper of two lines)"
-            )
-    corr = correspond(t.units, tr.calls, p.units, pr.calls)
-    if mapping is not None:
-        unit_map, param_map = read_mapping(mapping, t.units, p.units)
-        corr = correspond(t.units, tr.calls, p.units, pr.calls, unit_map)
-        apply_params(corr, param_map)
-        notes.append(f"the correspondence is the edited mapping {mapping}")
-    rows = mapping_rows(t.units, p.units, corr)
-    notes += _harmonise(t, p, corr, restore)
-    if train and optimizer == "momentum":
-        notes.append(f"paddle keeps Momentum's momentum in float32: torch's SGD took the same value, {MOMENTUM_AS_PADDLE_HOLDS_IT!r}")
-    unmatched = {
-        "torch": [_call_name(t.units, tr.calls[i]) for i in corr.torch_alone]
-        + [f"{n} (its weights reach no paddle parameter)" for n in _uncopied(corr, "torch")],
-        "paddle": [_call_name(p.units, pr.calls[i]) for i in corr.paddle_alone] + [f"{n} (no torch parameter reaches it)" for n in _uncopied(corr, "paddle")],
-        "ambiguous": corr.ambiguous,
-    }
-    if write_mapping_to is not None:
-        write_mapping(write_mapping_to, rows, unmatched)
-    # labels and the loss
-    n = len(inputs)
-    rng = np.random.default_rng([seed, 11])
-    out = tr.output if tr.output is not None else pr.output
-    projection = None
-    if out is not None:
-        if labels is None and out.ndim == 2 and out.shape[1] > 1:
-            labels = rng.integers(0, out.shape[1], n)
-        if loss_of(out, labels) == "projection":
-            projection = rng.standard_normal(out.shape)
-            notes.append(f"the output is {out.shape}, not (N, classes) with labels: the loss is the sum of output x a fixed random tensor, over N")
-    engine = _Engine(t, p, corr, dtypes, accept, labels, projection)
-    engine.t_calls, engine.p_calls = tr.calls, pr.calls
-    for side, r in (("torch", tr), ("paddle", pr)):
-        for c in reversed(r.calls):
-            engine.first_at[(side, c.unit)] = c.at
-    report = Report(False, None, rows, unmatched, engine.phases, engine.findings, notes=notes, names=names)
-    structural = Phase("structure", "eval", "float64", "0")
-    engine.phases.append(structural)
-    for side, r in (("torch", tr), ("paddle", pr)):
-        if r.raised:
-            engine._raised(structural, side, r, "float64", 0)
-    after_raise = False if (tr.raised or pr.raised) else None  # what a raise leaves unpaired follows from it
-    for i in corr.torch_alone:
-        c = tr.calls[i]
-        engine.add(
-            Finding(
-                "forward",
-                "eval",
-                "float64",
-                0,
-                t.units[c.unit].name,
-                None,
-                "structure",
-                float("inf"),
-                what="structure",
-                torch_type=t.units[c.unit].type,
-                torch_at=c.at,
-                detail="this torch layer has no paddle counterpart (a layer missing from the port, or of another kind or shape)",
-            ),
-            after_raise,
-        )
-    for i in corr.paddle_alone:
-        c = pr.calls[i]
-        engine.add(
-            Finding(
-                "forward",
-                "eval",
-                "float64",
-                0,
-                None,
-                p.units[c.unit].name,
-                "structure",
-                float("inf"),
-                what="structure",
-                paddle_type=p.units[c.unit].type,
-                paddle_at=c.at,
-                detail="this paddle layer has no torch counterpart",
-            ),
-            after_raise,
-        )
-    for line in corr.ambiguous:
-        engine.add(Finding("forward", "eval", "float64", 0, None, None, "structure", float("inf"), what="structure", detail=f"ambiguous: {line}"))
-    structural.passed = not engine.findings
-    copyable = not corr.ambiguous and not _uncopied(corr, dst.name) and not tr.raised and not pr.raised
-    if not copyable:
-        if not (tr.raised or pr.raised) and _uncopied(corr, dst.name):
-            engine.add(
-                Finding(
-                    "forward",
-                    "eval",
-                    "float64",
-                    0,
-                    None,
-                    None,
-                    "structure",
-                    float("inf"),
-                    what="structure",
-                    detail=f"the weights cannot be copied: {', '.join(_uncopied(corr, dst.name)[:6])} of the {dst.name} model has no counterpart",
+        start = time.perf_counter()
+        for given, fw in ((torch_model, "torch"), (paddle_model, "paddle")):
+            if not module(fw, "diff").is_model(given):
+                other = next((n for n in NAMES if n != fw and module(n, "diff").is_model(given)), None)
+                raise DiffError(
+                    f"the {fw} side is {'a ' + other + ' model' if other else 'a ' + type(given).__name__}, not a {fw} model"
+                    + ("; swap the two" if other else "")
                 )
-            )
-        return _finish(report, engine, start)
-    # the weights: the target initialised otherwise, then every weight copied; the copy must go back bit-exactly
-    pairs = corr.param_pairs()
-    if copy_weights:
-        src_state = src.probe.state(src.model)
-        dst_state = dst.probe.state(dst.model)
-        noise = np.random.default_rng([seed, 13])
-        dst.probe.load_state(dst.model, {k: noise.standard_normal(v.shape) for k, v in dst_state.items() if v.dtype.kind == "f"})
-        copied = {}
-        for pp in pairs:
-            if source == "torch":
-                copied[pp.paddle] = _to_paddle_layout(pp, src_state[pp.torch])
-            else:
-                copied[pp.torch] = _to_torch_layout(pp, src_state[pp.paddle])
-        dst.probe.load_state(dst.model, copied)
-        now = dst.probe.state(dst.model)
-        back = {}
-        for pp in pairs:
-            back[pp.torch if source == "torch" else pp.paddle] = (
-                _to_torch_layout(pp, now[pp.paddle]) if source == "torch" else _to_paddle_layout(pp, now[pp.torch])
-            )
-        missed = [k for k, v in now.items() if v.dtype.kind == "f" and k not in copied]
-        if missed:
-            engine.add(
-                Finding(
-                    "forward",
-                    "eval",
-                    "float64",
-                    0,
-                    None,
-                    None,
-                    "structure",
-                    float("inf"),
-                    what="structure",
-                    detail=f"{', '.join(missed[:6])} of the {dst.name} model was not overwritten by the copy",
-                )
-            )
-            return _finish(report, engine, start)
-        inexact = [k for k, v in back.items() if not np.array_equal(v.astype(src_dtype), original[k])]
-        n_copied = len(copied)
-        del src_state, dst_state, copied, now, back, original  # the weights are in the models now; no copy is kept
-        if inexact:
-            notes.append(f"round trip NOT bit-exact: {', '.join(inexact[:6])}")
-        else:
-            notes.append(f"{n_copied} tensors copied {source} -> {dst.name}; every one overwritten, and the round trip is bit-exact")
-    else:
-        notes.append("weights compared as given (copy_weights=False)")
-    base = compared
-    base.update({s.name: s.probe.state(s.model) for s in (t, p)})  # float64: what each phase starts from
-    # the batches of --train: the first is the compared batch (its masks too), so step 1's BatchNorm inputs are known
-    if train:
-        batches = list(batches or [])
-        if not batches:
-            batches = [(inputs, labels)]
-        while len(batches) < train:
-            batches.append((rng.random(inputs.shape), rng.integers(0, out.shape[1], n) if labels is not None else None))
-        batches = batches[:train]
-    mask_rng_seed = [seed, 17]
-    for dtype in ("float64", "float32") if "float32" in dtypes else ("float64",):
-        judged = dtype in dtypes
-        mark = len(engine.findings), len(engine.phases)
+        if source not in NAMES:
+            raise DiffError(f"source {source!r}: give torch or paddle")
+        dtypes = tuple(d for d in DTYPES if d in dtypes)
+        inputs = np.asarray(inputs, np.float64)
+        t, p = _Side("torch", torch_model), _Side("paddle", paddle_model)
+        src, dst = (t, p) if source == "torch" else (p, t)
+        src_dtype = src.probe.dtype_of(src.model)
+        # afterwards each model is in its own dtype and mode again, holding the weights compared (the
+        # target: the source's, converted; no copy of its own initialisation is kept)
+        compared: dict[str, dict[str, np.ndarray]] = {}
+        for s in (t, p):
+            kept = (s.probe.dtype_of(s.model), s.model.training)
+            restore.append(lambda s=s, kept=kept: _give_back(s, *kept, compared.get(s.name)))
+        original = src.probe.state(src.model)  # for the round trip, in the source's own dtype
         for s in (t, p):
             s.probe.cast(s.model, "float64")
-            s.probe.load_state(s.model, base[s.name])
-            s.probe.cast(s.model, dtype)
-        x = inputs.astype(dtype)
-        engine.forward(dtype, False, x, None, None)
-        masks_t, masks_p = _masks(engine, tr.calls, pr.calls, np.random.default_rng(mask_rng_seed), corr)
-        for s in (t, p):
-            s.probe.load_state(s.model, {k: v.astype(dtype) for k, v in base[s.name].items()})
-        if dtype == "float64":
-            _unshared_randomness(engine, t, p, x, masks_t, masks_p, base)
-        tr2, pr2 = engine.forward(dtype, True, x, masks_t, masks_p)
-        bn_inputs = {c.unit: np.asarray(c.inputs[0], np.float64) for c in tr2.calls if c.inputs and t.units[c.unit].buffers}
-        if not (tr2.raised or pr2.raised):
-            engine.backward(dtype, tr2, pr2)
-        if train and not (tr2.raised or pr2.raised):
+        notes: list[str] = []
+        tr, pr = t.run(inputs, train=False), p.run(inputs, train=False)
+        for side, r in (("torch", tr), ("paddle", pr)):
+            if r.odd_output:
+                raise DiffError(
+                    f"the {side} model returns a {r.odd_output}, not one tensor; compare a model whose forward returns the output (a wrapper of two lines)"
+                )
+        corr = correspond(t.units, tr.calls, p.units, pr.calls)
+        if mapping is not None:
+            unit_map, param_map = read_mapping(mapping, t.units, p.units)
+            corr = correspond(t.units, tr.calls, p.units, pr.calls, unit_map)
+            apply_params(corr, param_map)
+            notes.append(f"the correspondence is the edited mapping {mapping}")
+        rows = mapping_rows(t.units, p.units, corr)
+        notes += _harmonise(t, p, corr, restore)
+        if train and optimizer == "momentum":
+            notes.append(f"paddle keeps Momentum's momentum in float32: torch's SGD took the same value, {MOMENTUM_AS_PADDLE_HOLDS_IT!r}")
+        unmatched = {
+            "torch": [_call_name(t.units, tr.calls[i]) for i in corr.torch_alone]
+            + [f"{n} (its weights reach no paddle parameter)" for n in _uncopied(corr, "torch")],
+            "paddle": [_call_name(p.units, pr.calls[i]) for i in corr.paddle_alone]
+            + [f"{n} (no torch parameter reaches it)" for n in _uncopied(corr, "paddle")],
+            "ambiguous": corr.ambiguous,
+        }
+        if write_mapping_to is not None:
+            write_mapping(write_mapping_to, rows, unmatched)
+        # labels and the loss
+        n = len(inputs)
+        rng = np.random.default_rng([seed, 11])
+        out = tr.output if tr.output is not None else pr.output
+        projection = None
+        if out is not None:
+            if labels is None and out.ndim == 2 and out.shape[1] > 1:
+                labels = rng.integers(0, out.shape[1], n)
+            if loss_of(out, labels) == "projection":
+                projection = rng.standard_normal(out.shape)
+                notes.append(f"the output is {out.shape}, not (N, classes) with labels: the loss is the sum of output x a fixed random tensor, over N")
+        engine = _Engine(t, p, corr, dtypes, accept, labels, projection)
+        engine.t_calls, engine.p_calls = tr.calls, pr.calls
+        for side, r in (("torch", tr), ("paddle", pr)):
+            for c in reversed(r.calls):
+                engine.first_at[(side, c.unit)] = c.at
+        report = Report(False, None, rows, unmatched, engine.phases, engine.findings, notes=notes, names=names)
+        structural = Phase("structure", "eval", "float64", "0")
+        engine.phases.append(structural)
+        for side, r in (("torch", tr), ("paddle", pr)):
+            if r.raised:
+                engine._raised(structural, side, r, "float64", 0)
+        after_raise = False if (tr.raised or pr.raised) else None  # what a raise leaves unpaired follows from it
+        for i in corr.torch_alone:
+            c = tr.calls[i]
+            engine.add(
+                Finding(
+                    "forward",
+                    "eval",
+                    "float64",
+                    0,
+                    t.units[c.unit].name,
+                    None,
+                    "structure",
+                    float("inf"),
+                    what="structure",
+                    torch_type=t.units[c.unit].type,
+                    torch_at=c.at,
+                    detail="this torch layer has no paddle counterpart (a layer missing from the port, or of another kind or shape)",
+                ),
+                after_raise,
+            )
+        for i in corr.paddle_alone:
+            c = pr.calls[i]
+            engine.add(
+                Finding(
+                    "forward",
+                    "eval",
+                    "float64",
+                    0,
+                    None,
+                    p.units[c.unit].name,
+                    "structure",
+                    float("inf"),
+                    what="structure",
+                    paddle_type=p.units[c.unit].type,
+                    paddle_at=c.at,
+                    detail="this paddle layer has no torch counterpart",
+                ),
+                after_raise,
+            )
+        for line in corr.ambiguous:
+            engine.add(Finding("forward", "eval", "float64", 0, None, None, "structure", float("inf"), what="structure", detail=f"ambiguous: {line}"))
+        structural.passed = not engine.findings
+        copyable = not corr.ambiguous and not _uncopied(corr, dst.name) and not tr.raised and not pr.raised
+        if not copyable:
+            if not (tr.raised or pr.raised) and _uncopied(corr, dst.name):
+                engine.add(
+                    Finding(
+                        "forward",
+                        "eval",
+                        "float64",
+                        0,
+                        None,
+                        None,
+                        "structure",
+                        float("inf"),
+                        what="structure",
+                        detail=f"the weights cannot be copied: {', '.join(_uncopied(corr, dst.name)[:6])} of the {dst.name} model has no counterpart",
+                    )
+                )
+            return _finish(report, engine, start)
+        # the weights: the target initialised otherwise, then every weight copied; the copy must go back bit-exactly
+        pairs = corr.param_pairs()
+        if copy_weights:
+            src_state = src.probe.state(src.model)
+            dst_state = dst.probe.state(dst.model)
+            noise = np.random.default_rng([seed, 13])
+            dst.probe.load_state(dst.model, {k: noise.standard_normal(v.shape) for k, v in dst_state.items() if v.dtype.kind == "f"})
+            copied = {}
+            for pp in pairs:
+                if source == "torch":
+                    copied[pp.paddle] = _relayout(pp, src_state[pp.torch])
+                else:
+                    copied[pp.torch] = _relayout(pp, src_state[pp.paddle])
+            dst.probe.load_state(dst.model, copied)
+            now = dst.probe.state(dst.model)
+            back = {}
+            for pp in pairs:
+                back[pp.torch if source == "torch" else pp.paddle] = _relayout(pp, now[pp.paddle] if source == "torch" else now[pp.torch])
+            missed = [k for k, v in now.items() if v.dtype.kind == "f" and k not in copied]
+            if missed:
+                engine.add(
+                    Finding(
+                        "forward",
+                        "eval",
+                        "float64",
+                        0,
+                        None,
+                        None,
+                        "structure",
+                        float("inf"),
+                        what="structure",
+                        detail=f"{', '.join(missed[:6])} of the {dst.name} model was not overwritten by the copy",
+                    )
+                )
+                return _finish(report, engine, start)
+            inexact = [k for k, v in back.items() if not np.array_equal(v.astype(src_dtype), original[k])]
+            n_copied = len(copied)
+            del src_state, dst_state, copied, now, back, original  # the weights are in the models now; no copy is kept
+            if inexact:
+                notes.append(f"round trip NOT bit-exact: {', '.join(inexact[:6])}")
+            else:
+                notes.append(f"{n_copied} tensors copied {source} -> {dst.name}; every one overwritten, and the round trip is bit-exact")
+        else:
+            notes.append("weights compared as given (copy_weights=False)")
+        base = compared
+        base.update({s.name: s.probe.state(s.model) for s in (t, p)})  # float64: what each phase starts from
+        # the batches of --train: the first is the compared batch (its masks too), so step 1's BatchNorm inputs are known
+        if train:
+            batches = list(batches or [])
+            if not batches:
+                batches = [(inputs, labels)]
+            while len(batches) < train:
+                batches.append((rng.random(inputs.shape), rng.integers(0, out.shape[1], n) if labels is not None else None))
+            batches = batches[:train]
+        mask_rng_seed = [seed, 17]
+        for dtype in ("float64", "float32") if "float32" in dtypes else ("float64",):
+            judged = dtype in dtypes
+            mark = len(engine.findings), len(engine.phases)
+            for s in (t, p):
+                s.probe.cast(s.model, "float64")
+                s.probe.load_state(s.model, base[s.name])
+                s.probe.cast(s.model, dtype)
+            x = inputs.astype(dtype)
+            engine.forward(dtype, False, x, None, None)
+            masks_t, masks_p = _masks(engine, tr.calls, pr.calls, np.random.default_rng(mask_rng_seed), corr)
             for s in (t, p):
                 s.probe.load_state(s.model, {k: v.astype(dtype) for k, v in base[s.name].items()})
-            step_rng = {}
+            if dtype == "float64":
+                _unshared_randomness(engine, t, p, x, masks_t, masks_p, base)
+            tr2, pr2 = engine.forward(dtype, True, x, masks_t, masks_p)
+            bn_inputs = {c.unit: np.asarray(c.inputs[0], np.float64) for c in tr2.calls if c.inputs and t.units[c.unit].buffers}
+            if not (tr2.raised or pr2.raised):
+                engine.backward(dtype, tr2, pr2)
+            if train and not (tr2.raised or pr2.raised):
+                for s in (t, p):
+                    s.probe.load_state(s.model, {k: v.astype(dtype) for k, v in base[s.name].items()})
+                step_rng = {}
 
-            def masks_for(step, dtype=dtype):
-                if step == 1:
-                    return masks_t, masks_p
-                if step not in step_rng:
-                    step_rng[step] = _masks(engine, tr.calls, pr.calls, np.random.default_rng([seed, 17, step]), corr)
-                return step_rng[step]
+                def masks_for(step, dtype=dtype):
+                    if step == 1:
+                        return masks_t, masks_p
+                    if step not in step_rng:
+                        step_rng[step] = _masks(engine, tr.calls, pr.calls, np.random.default_rng([seed, 17, step]), corr)
+                    return step_rng[step]
 
-            engine.train(dtype, [(b.astype(dtype), lab) for b, lab in batches], masks_for, optimizer, lr, bn_inputs)
-            if engine.phases[-1].passed or True:
-                final = engine.forward(dtype, False, x, None, None, step=train, phase_name="train")
-                del final
-        if not judged:  # float64 computed only as float32's reference
-            del engine.findings[mark[0] :]
-            del engine.phases[mark[1] :]
-    return _finish(report, engine, start)
+                engine.train(dtype, [(b.astype(dtype), lab) for b, lab in batches], masks_for, optimizer, lr, bn_inputs)
+                engine.forward(dtype, False, x, None, None, step=train, phase_name="train")
+            if not judged:  # float64 computed only as float32's reference
+                del engine.findings[mark[0] :]
+                del engine.phases[mark[1] :]
+        return _finish(report, engine, start)
 
 
 def _give_back(side: _Side, dtype: str, training: bool, state: dict[str, np.ndarray] | None) -> None:
@@ -1005,7 +956,7 @@ def _give_back(side: _Side, dtype: str, training: bool, state: dict[str, np.ndar
         side.probe.cast(side.model, "float64")
         side.probe.load_state(side.model, state)
     side.probe.cast(side.model, dtype)
-    side.model.train(training) if side.name == "torch" or training else side.model.eval()
+    side.probe.set_mode(side.model, training)
 
 
 def _harmonise(t: _Side, p: _Side, corr: Correspondence, restore: list) -> list[str]:
@@ -1037,6 +988,17 @@ def _harmonise(t: _Side, p: _Side, corr: Correspondence, restore: list) -> list[
         f"paddle keeps epsilon and momentum in float32; torch's took the same rounded values for the comparison: {'; '.join(changed[:4])}"
         + (f" (and {len(changed) - 4} more)" if len(changed) > 4 else "")
     ]
+
+
+@contextlib.contextmanager
+def _giving_back():
+    """A list the comparison fills with what gives the user's models back as they were; run however it ends."""
+    restore: list = []
+    try:
+        yield restore
+    finally:
+        for undo in restore:
+            undo()
 
 
 def _uncopied(corr: Correspondence, side: str) -> list[str]:
@@ -1307,10 +1269,7 @@ def _run(args) -> Report:
         module(side, "diff").seed(args.seed)  # the models' own initialisation, the same for the same --seed
         models[side] = load_factory(getattr(args, side), side)
     if args.weights:
-        src = models[args.source]
-        from lenet_spec.checkpoint import format_of
-
-        _load_weights(src, args.source, args.weights, format_of(args.weights))
+        _load_weights(models[args.source], args.source, args.weights)
     dtypes = DTYPES if args.dtype == "both" else (args.dtype,)
     return compare(
         models["torch"],
@@ -1331,7 +1290,7 @@ def _run(args) -> Report:
     )
 
 
-def _load_weights(model, framework: str, path: str, kind: str) -> None:
+def _load_weights(model, framework: str, path: str) -> None:
     """A user's weights file into the source model, read by the project's safe readers."""
     from lenet_spec.checkpoint import ANY_MODEL
     from lenet_spec.load import load_checkpoint
@@ -1341,8 +1300,7 @@ def _load_weights(model, framework: str, path: str, kind: str) -> None:
         raise DiffError(f"--weights {path} is in {ckpt.framework}'s layout, but the source (--from) is {framework}; pass --from {ckpt.framework}")
     probe = module(framework, "diff")
     own = probe.state(model)
-    state = {k: v for k, v in ckpt.state.items() if k in own or k.rsplit(".", 1)[-1] != "num_batches_tracked"}
-    state = {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] != "num_batches_tracked"}
+    state = {k: v for k, v in ckpt.state.items() if k.rsplit(".", 1)[-1] != "num_batches_tracked"}
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
     shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lenet_spec.probe import Call, Unit
@@ -122,10 +122,6 @@ class Correspondence:
     paddle_alone: list[int] = field(default_factory=list)
     ambiguous: list[str] = field(default_factory=list)  # one line each: a unit paired with two
     uncopied: list[str] = field(default_factory=list)  # target parameters no source parameter reaches
-
-    @property
-    def complete(self) -> bool:
-        return not (self.torch_alone or self.paddle_alone or self.ambiguous or self.uncopied)
 
     def param_pairs(self) -> list[ParamPair]:
         return [pp for up in self.units for pp in up.params]
@@ -318,7 +314,3 @@ def apply_params(corr: Correspondence, params: dict[str, tuple[str, str]]) -> No
         for pp in up.params:
             if pp.torch in params:
                 pp.paddle, pp.layout = params[pp.torch]
-
-
-def as_dict(corr: Correspondence) -> dict:
-    return asdict(corr)

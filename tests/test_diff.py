@@ -291,7 +291,7 @@ def test_weights_from_a_file_are_the_ones_compared(tmp_path, suffix):
     assert status == 0, out + err
     # the file's values are used: the report's weights are the file's, not a fresh init (checked through the API)
     fresh = load_factory(case.spec(source), source)
-    diff._load_weights(fresh, source, str(tmp_path / f"w{suffix}"), "")
+    diff._load_weights(fresh, source, str(tmp_path / f"w{suffix}"))
     want = {k: v.detach().numpy() for k, v in t.state_dict().items()} if source == "torch" else {k: v.numpy() for k, v in p.state_dict().items()}
     assert all(np.array_equal(v, want[k]) for k, v in diff.module(source, "diff").state(fresh).items())
     status, _, err = run_cli([case.spec("torch"), case.spec("paddle"), "--input", "1,32,32", "--from", "torch" if source == "paddle" else "paddle",

@@ -15,14 +15,14 @@ Modes (key "mode"; "both" runs the two in turn and prints a line for each):
              layer fed the torch layer's output (PaDiff's documented strictest/most local mode),
              same atol/rtol defaults.
 
-This file imports nothing from the project (the PaDiff venv has no project): both model files are
-imported by path. PaDiff 0.2.0 as published is used; see benchmarks/peers/padiff_env.sh for the venv.
+The PaDiff venv does not install the project: both model files are imported by path (parity.diff's
+loader), and the framework probes (lenet_<framework>/diff.py: seeding, input tensors) from the source tree.
+PaDiff 0.2.0 as published is used; see benchmarks/peers/padiff_env.sh for the venv.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -30,17 +30,6 @@ import re
 import sys
 import time
 import traceback
-
-
-def load(spec: str):
-    """The class NAME from FILE.py:NAME, the file imported by path under a unique module name."""
-    file, name = spec.rsplit(":", 1)
-    mod_name = "padiff_side_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(file))[0])
-    s = importlib.util.spec_from_file_location(mod_name, file)
-    mod = importlib.util.module_from_spec(s)
-    sys.modules[mod_name] = mod
-    s.loader.exec_module(mod)
-    return getattr(mod, name)
 
 
 def _blame(text: str):
@@ -137,24 +126,26 @@ def run_one(case: dict, mode: str) -> dict:
     os.environ.setdefault("PADIFF_PATH_LOG", "ON")  # PaDiff prints dotted paths in its trees
     os.environ.setdefault("PADIFF_CUDA_MEMORY", "OFF")  # CPU only: skip its .to(device)/empty_cache dance
     import padiff  # installs the import hook; torch and paddle are imported by it
-    import paddle
-    import torch
 
-    paddle.set_device("cpu")
+    # the project's source tree, last on the path (PaDiff's log folder stays first): its framework
+    # probes (lenet_<framework>/diff.py) seed the frameworks and make the input tensors
+    sys.path.append(os.path.dirname(os.path.dirname(here)))
+    from lenet_spec.frameworks import NAMES, module as framework_module
+    from parity.diff import load_factory  # the same FILE.py:NAME loading as parity.diff's
+
+    probes = {fw: framework_module(fw, "diff") for fw in NAMES}
     seed = int(case.get("seed", 0))
-    torch.manual_seed(seed)
-    paddle.seed(seed)
+    for probe in probes.values():
+        probe.seed(seed)
     np.random.seed(seed)
-    module = load(case["torch"])()
-    layer = load(case["paddle"])()
+    models = {fw: load_factory(case[fw], fw) for fw in NAMES}
     x = np.random.RandomState(seed).randn(int(case.get("batch", 8)), *case["input"]).astype("float32")
-    inp = ({"input": paddle.to_tensor(x)}, {"input": torch.as_tensor(x)})
-    # the forward's argument name: auto_diff calls net(**dict); use each model's own first parameter
+    # auto_diff(layer, module, (paddle inputs, torch inputs)) calls net(**dict): each model's own first parameter name
     import inspect
 
-    tname = next(iter(inspect.signature(module.forward).parameters))
-    pname = next(iter(inspect.signature(layer.forward).parameters))
-    inp = ({pname: paddle.to_tensor(x)}, {tname: torch.as_tensor(x)})
+    names = {fw: next(iter(inspect.signature(m.forward).parameters)) for fw, m in models.items()}
+    layer, module = models["paddle"], models["torch"]
+    inp = ({names["paddle"]: probes["paddle"].tensor(x)}, {names["torch"]: probes["torch"].tensor(x)})  # PaDiff's order: paddle's, then torch's
 
     if case.get("options") is not None:  # explicit PaDiff options (mode is then just a label)
         options = dict(case["options"])
@@ -178,7 +169,7 @@ def run_one(case: dict, mode: str) -> dict:
     layer_types = layer_name
     paths = {}
     trees = {}
-    for side in ("torch", "paddle"):  # large trees go to diff_log/*_struct.log instead of stdout
+    for side in NAMES:  # large trees go to diff_log/*_struct.log instead of stdout
         path = os.path.join(logdir, "diff_log", f"{side}_struct.log")
         if os.path.exists(path):
             trees[side] = open(path).read()
