@@ -73,3 +73,22 @@ class Trace:
     input_shape: tuple[int, ...]
     ops: list[Op]
     output_shape: tuple[int, ...]
+
+
+def recognise_subsample(x: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: np.ndarray, kernel: int) -> str | None:
+    """Whether a user's module that took `x` (N, C, H, W) to `y`, owning a weight and a bias of C
+    values each, is LeNet-5's trainable subsampling: "avg" when y = (window mean) * weight + bias
+    per map over kernel x kernel windows at stride kernel, "sum" for the window sum, None when it is
+    neither. Judged in float64 on the module's own recorded input and output (the proof that
+    follows, parity.diff of the source against the port, checks it again on every phase)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    n, c, h, w = x.shape
+    if weight.shape != (c,) or bias.shape != (c,) or h % kernel or w % kernel or y.shape != (n, c, h // kernel, w // kernel):
+        return None
+    total = x.reshape(n, c, h // kernel, kernel, w // kernel, kernel).sum(axis=(3, 5))
+    scale = max(float(np.abs(y).max()), 1e-300)
+    for pooling, pooled in (("avg", total / (kernel * kernel)), ("sum", total)):
+        got = pooled * weight[None, :, None, None] + bias[None, :, None, None]
+        if float(np.abs(got - y).max()) <= 1e-9 * scale:
+            return pooling
+    return None
