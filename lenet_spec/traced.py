@@ -92,3 +92,25 @@ def recognise_subsample(x: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: 
         if float(np.abs(got - y).max()) <= 1e-9 * scale:
             return pooling
     return None
+
+
+@dataclass
+class Step:
+    """One line of a generated model's forward: a traced op, called as a module or a function."""
+
+    op: Op
+    attr: str | None  # the attribute the module is held in (the source's name, dots as underscores); None: a function call
+    define: bool = True  # the first call of that attribute defines it (a parameterless module may be called again)
+
+
+@dataclass
+class Plan:
+    """What python -m parity.port generates: the source model's class name, its ops as lines, the files."""
+
+    class_name: str
+    source: str  # the source's file name, for the generated docstring
+    source_framework: str
+    input_shape: tuple[int, ...]
+    steps: list[Step]
+    output_shape: tuple[int, ...]
+    stem: str = "net"  # the files' stem: net.toml, net_<framework>.py, net<suffix>, net.safetensors
