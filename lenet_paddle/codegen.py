@@ -124,7 +124,9 @@ def imports(uses_functional: bool) -> list[str]:
 def loader(class_name: str, weights: str) -> tuple[list[str], str]:
     """The imports `load` needs, and `load` itself: the weights are read as arrays only (numpy's
     array globals, nothing else), which is all paddle.save writes for a state dict."""
-    return ["import pickle", "from pathlib import Path"], f'''WEIGHTS = Path(__file__).with_name("{weights}")
+    return (
+        ["import pickle", "from pathlib import Path"],
+        f'''WEIGHTS = Path(__file__).with_name("{weights}")
 # what paddle.save writes for a state dict of arrays; any other global is refused
 ARRAY_GLOBALS = {{
     ("numpy._core.multiarray", "_reconstruct"),
@@ -152,7 +154,8 @@ def load(path=WEIGHTS):
     model.set_state_dict({{k: paddle.to_tensor(v) for k, v in arrays.items()}})
     model.eval()
     return model
-'''
+''',
+    )
 
 
 def base_class() -> str:

@@ -112,7 +112,9 @@ def imports(uses_functional: bool) -> list[str]:
 
 def loader(class_name: str, weights: str) -> tuple[list[str], str]:
     """The imports `load` needs, and `load` itself."""
-    return ["from pathlib import Path"], f'''WEIGHTS = Path(__file__).with_name("{weights}")
+    return (
+        ["from pathlib import Path"],
+        f'''WEIGHTS = Path(__file__).with_name("{weights}")
 
 
 def load(path=WEIGHTS):
@@ -121,7 +123,8 @@ def load(path=WEIGHTS):
     model.load_state_dict(torch.load(path, weights_only=True))
     model.eval()
     return model
-'''
+''',
+    )
 
 
 def base_class() -> str:

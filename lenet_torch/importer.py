@@ -94,7 +94,9 @@ def _module_op(m: nn.Module, path: str, x: torch.Tensor, y: torch.Tensor) -> Op:
         if not why and m.bias is None:
             why = "bias=False (the spec's convolutions have a bias)"
         kind = "conv"
-        attrs = dict(in_channels=m.in_channels, out_channels=m.out_channels, kernel=k, stride=s, padding=p, dilation=d, groups=m.groups, bias=m.bias is not None)
+        attrs = dict(
+            in_channels=m.in_channels, out_channels=m.out_channels, kernel=k, stride=s, padding=p, dilation=d, groups=m.groups, bias=m.bias is not None
+        )
         params = {"weight": _array(m.weight)} | ({"bias": _array(m.bias)} if m.bias is not None else {})
     elif isinstance(m, nn.Linear):
         kind = "linear"
@@ -243,7 +245,9 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> Trace:
         with torch.no_grad():
             rec.run(x)
     except Exception as e:  # noqa: BLE001  (the user's forward)
-        raise TraceError(f"{type(model).__name__} on an input of shape {tuple(input_shape)} (--input) raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        raise TraceError(
+            f"{type(model).__name__} on an input of shape {tuple(input_shape)} (--input) raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        ) from None
     ops: list[Op] = []
     previous = inputs[0]
     readers: dict[fx.Node, int] = {}
@@ -280,7 +284,9 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> Trace:
         previous = node
     out = output_node.args[0] if output_node is not None else None
     if not isinstance(out, fx.Node) or out is not previous:
-        raise TraceError(f"{type(model).__name__}.forward does not return its last op's tensor (it returns {type(rec.values.get(out, out)).__name__}); port a model that returns one tensor")
+        raise TraceError(
+            f"{type(model).__name__}.forward does not return its last op's tensor (it returns {type(rec.values.get(out, out)).__name__}); port a model that returns one tensor"
+        )
     shared = [n.name for n, count in readers.items() if count > 1 and isinstance(rec.values.get(n), torch.Tensor) and n.op != "placeholder"]
     if shared:
         raise TraceError(f"{type(model).__name__}.forward reads {shared[0]} twice: not a chain of layers; parity.port follows chains only")

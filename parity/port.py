@@ -310,7 +310,12 @@ def parser() -> ArgumentParser:
     ap = ArgumentParser(prog="python -m parity.port", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("source", metavar="SOURCE", help="your model: FILE.py:NAME or module.path:NAME (NAME called with no arguments), torch or paddle")
     ap.add_argument("--input", type=_shape, required=True, metavar="C,H,W", help="the shape of one input image")
-    ap.add_argument("--weights", default=None, metavar="FILE", help="its weights (.pt, .pdparams or .safetensors, read by the safe loaders); default: its own initialisation")
+    ap.add_argument(
+        "--weights",
+        default=None,
+        metavar="FILE",
+        help="its weights (.pt, .pdparams or .safetensors, read by the safe loaders); default: its own initialisation",
+    )
     ap.add_argument("--out", required=True, metavar="DIR", help="the folder to write (new, or empty)")
     ap.add_argument("--name", default="net", help="the files' stem and the spec's name (default: net)")
     ap.add_argument("--dataset", default=None, choices=sorted(DATASET_CLASSES), help="the spec's data set (default: mnist for 1x28x28, cifar10 for 3x32x32)")
@@ -382,7 +387,12 @@ def _port(args) -> int:
 
         from lenet_spec.checkpoint import atomic_write
 
-        atomic_write(files["safetensors"], lambda tmp: save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp, metadata={"framework": target, "spec": specfile.dumps(variant)}))
+        atomic_write(
+            files["safetensors"],
+            lambda tmp: save_file(
+                {k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp, metadata={"framework": target, "spec": specfile.dumps(variant)}
+            ),
+        )
 
         generated = diff.load_factory(f"{files['code']}:load", "generated")
         rng = np.random.default_rng([args.seed, 7])
@@ -430,7 +440,11 @@ def _port(args) -> int:
     print((final / "report.txt").read_text().split("\n", 1)[1].rstrip("\n"))
     if not proven:
         f = report.first_difference
-        first = f"{f.phase} {f.mode} {f.dtype}, {f.torch or f.paddle}: {f.cause} {f.rel:.2g}" if f else ("the spec's reference" if report.equal else "the structure")
+        first = (
+            f"{f.phase} {f.mode} {f.dtype}, {f.torch or f.paddle}: {f.cause} {f.rel:.2g}"
+            if f
+            else ("the spec's reference" if report.equal else "the structure")
+        )
         print(f"parity.port: the port is not proven ({first}); its files are in {final}", file=sys.stderr)
         return 1
     return 0
