@@ -217,6 +217,14 @@ def _function_op(node: fx.Node, fn, args, kwargs, x, y) -> Op:
     return Op("unsupported", "", name, dict(reason=f"{name} is not in the spec's vocabulary"))
 
 
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else ""
+
+
+def _target_name(node: fx.Node) -> str:
+    return node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+
+
 def trace(model: nn.Module, input_shape: tuple[int, ...]) -> Trace:
     """The ops of `model`'s forward pass on (2, *input_shape), in call order.
 
@@ -245,9 +253,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> Trace:
         with torch.no_grad():
             rec.run(x)
     except Exception as e:  # noqa: BLE001  (the user's forward)
-        raise TraceError(
-            f"{type(model).__name__} on an input of shape {tuple(input_shape)} (--input) raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        ) from None
+        raise TraceError(f"{type(model).__name__} on an input of shape {tuple(input_shape)} (--input) raised {type(e).__name__}: {_first_line(e)}") from None
     ops: list[Op] = []
     previous = inputs[0]
     readers: dict[fx.Node, int] = {}
@@ -269,7 +275,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> Trace:
         if tensor_args != [previous]:
             names = ", ".join(a.name for a in tensor_args) or "no tensor"
             raise TraceError(
-                f"{type(model).__name__}.forward is not a chain of layers: {node.target if isinstance(node.target, str) else getattr(node.target, '__name__', node.target)} at {where} reads {names}; parity.port follows chains only"
+                f"{type(model).__name__}.forward is not a chain of layers: {_target_name(node)} at {where} reads {names}; parity.port follows chains only"
             )
         xin = rec.values[previous]
         if node.op == "call_module":
@@ -285,7 +291,8 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> Trace:
     out = output_node.args[0] if output_node is not None else None
     if not isinstance(out, fx.Node) or out is not previous:
         raise TraceError(
-            f"{type(model).__name__}.forward does not return its last op's tensor (it returns {type(rec.values.get(out, out)).__name__}); port a model that returns one tensor"
+            f"{type(model).__name__}.forward does not return its last op's tensor (it returns {type(rec.values.get(out, out)).__name__}); "
+            "port a model that returns one tensor"
         )
     shared = [n.name for n, count in readers.items() if count > 1 and isinstance(rec.values.get(n), torch.Tensor) and n.op != "placeholder"]
     if shared:
