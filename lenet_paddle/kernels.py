@@ -2,7 +2,7 @@
 not the spec's: each choice measured, the figures beside it.
 
 Mirrors lenet_torch/kernels.py: the same names (conv2d, per_map, max_pool, avg_pool,
-adaptive_avg_pool, log_softmax, BatchNormKernel), so that the two model.py files differ in
+adaptive_max_pool, adaptive_avg_pool, log_softmax, BatchNormKernel), so that the two model.py files differ in
 framework words only; what each framework needs differs (torch: a faster 2x2 max pooling; paddle:
 fast per-map broadcasts, exact BatchNorm statistics, exact float64 average-pooling gradients and
 a log_softmax that does not clip).
@@ -70,14 +70,34 @@ def window_sums(x: paddle.Tensor, kernel: int, stride: int, padding: int) -> pad
 
 
 def adaptive_avg_pool(x: paddle.Tensor, spec: lenet_spec.AdaptivePool) -> paddle.Tensor:
-    """F.adaptive_avg_pool2d. In float64 its gradient is float32-accurate, as avg_pool's (measured:
-    8 -> 3 cells 9.1e-9 off the exact one; torch 5.6e-17), so there each cell's window
-    (spec.windows, the rule both frameworks use) is summed and divided by its size: exact."""
-    if x.dtype != paddle.float64:
-        return F.adaptive_avg_pool2d(x, list(spec.output_size))
-    rows, cols = spec.windows(x.shape[2], spec.output_size[0]), spec.windows(x.shape[3], spec.output_size[1])
+    """F.adaptive_avg_pool2d where each output cell's window is the same size (the map's side a
+    multiple of the output's) in float32. Elsewhere each cell's window (spec.windows, the rule both
+    frameworks use) is summed and divided by its size, as slices: in float64 paddle's own gradient
+    is float32-accurate, as avg_pool's (measured: 8 -> 3 cells 9.1e-9 off the exact one; torch
+    5.6e-17), and paddle2onnx 2.1.0 writes uneven windows as one fixed AveragePool (8 -> 3 cells:
+    the ONNX model 5.9e-2 off the reference, measured; torch's export 3.8e-7)."""
+    h, w = x.shape[2:]
+    oh, ow = spec.output_size
+    if x.dtype != paddle.float64 and h % oh == 0 and w % ow == 0:
+        return F.adaptive_avg_pool2d(x, [oh, ow])
+    rows, cols = spec.windows(h, oh), spec.windows(w, ow)
     cells = [x[:, :, h0:h1, w0:w1].sum([2, 3]) / float((h1 - h0) * (w1 - w0)) for h0, h1 in rows for w0, w1 in cols]  # each (N, C)
-    return paddle.stack(cells, -1).reshape([x.shape[0], x.shape[1], len(rows), len(cols)])
+    return paddle.stack(cells, -1).reshape([-1, x.shape[1], oh, ow])
+
+
+def adaptive_max_pool(x: paddle.Tensor, spec: lenet_spec.AdaptivePool) -> paddle.Tensor:
+    """F.adaptive_max_pool2d, but for a static graph (export) with uneven windows: there each cell's
+    window (spec.windows) is reduced by its max, as slices, since paddle2onnx 2.1.0 writes uneven
+    windows as one fixed MaxPool (8 -> 3 cells: the ONNX model 1.2e-1 off the reference, measured).
+    Not while training: a max reduction's gradient goes to every tied maximum (a ReLU's zeros),
+    the pooling kernel's to the first, as torch's."""
+    h, w = x.shape[2:]
+    oh, ow = spec.output_size
+    if paddle.in_dynamic_mode() or (h % oh == 0 and w % ow == 0):
+        return F.adaptive_max_pool2d(x, [oh, ow])
+    rows, cols = spec.windows(h, oh), spec.windows(w, ow)
+    cells = [x[:, :, h0:h1, w0:w1].max([2, 3]) for h0, h1 in rows for w0, w1 in cols]  # each (N, C)
+    return paddle.stack(cells, -1).reshape([-1, x.shape[1], oh, ow])
 
 
 def log_softmax(x: paddle.Tensor) -> paddle.Tensor:

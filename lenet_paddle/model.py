@@ -115,9 +115,7 @@ class AdaptivePool(nn.Layer):
         self.spec = spec
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        if self.spec.mode == "max":
-            return F.adaptive_max_pool2d(x, list(self.spec.output_size))
-        return kernels.adaptive_avg_pool(x, self.spec)
+        return kernels.adaptive_max_pool(x, self.spec) if self.spec.mode == "max" else kernels.adaptive_avg_pool(x, self.spec)
 
 
 class Subsample(nn.Layer):

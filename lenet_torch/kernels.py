@@ -2,7 +2,7 @@
 not the spec's: each choice measured, the figures beside it.
 
 Mirrors lenet_paddle/kernels.py: the same names (conv2d, per_map, max_pool, avg_pool,
-adaptive_avg_pool, log_softmax, BatchNormKernel), so that the two model.py files differ in
+adaptive_max_pool, adaptive_avg_pool, log_softmax, BatchNormKernel), so that the two model.py files differ in
 framework words only; what each framework needs differs (torch: a faster 2x2 max pooling; paddle:
 fast per-map broadcasts, exact BatchNorm statistics, exact float64 average-pooling gradients and
 a log_softmax that does not clip).
@@ -81,6 +81,11 @@ def avg_pool(x: torch.Tensor, kernel: int, stride: int, padding: int, count_incl
     """F.avg_pool2d, zero-padded; `count_include_pad` is torch's own argument (lenet_spec.Pool). Its
     float64 gradient is exact for every window size (paddle's is not: lenet_paddle.kernels.avg_pool)."""
     return F.avg_pool2d(x, kernel, stride, padding, count_include_pad=count_include_pad)
+
+
+def adaptive_max_pool(x: torch.Tensor, spec: lenet_spec.AdaptivePool) -> torch.Tensor:
+    """F.adaptive_max_pool2d (torch's export writes uneven windows right; paddle2onnx does not: lenet_paddle.kernels.adaptive_max_pool)."""
+    return F.adaptive_max_pool2d(x, list(spec.output_size))
 
 
 def adaptive_avg_pool(x: torch.Tensor, spec: lenet_spec.AdaptivePool) -> torch.Tensor:
