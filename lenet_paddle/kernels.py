@@ -52,7 +52,8 @@ def avg_pool(x: paddle.Tensor, kernel: int, stride: int, padding: int, count_inc
     float64, for windows other than 2x2 (whose divisors, 4, or 1, 2 or 4 real pixels, are powers of
     two), the windows' sums are a depthwise convolution with a kernel of ones (`window_sums`),
     divided by the window's size or its real pixels: the values paddle's own to rounding, the
-    gradient exact."""
+    gradient exact. (parity.diff recognises that rounding in a user's port as the convention
+    paddle_float32_pool_scale, where the window's size is one constant.)"""
     if x.dtype != paddle.float64 or kernel in (1, 2):
         return F.avg_pool2d(x, kernel, stride, padding, exclusive=not count_include_pad)
     sums = window_sums(x, kernel, stride, padding)
