@@ -30,7 +30,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
     "ACTIVATIONS", "LEAKY_RELU_SLOPE", "SCALED_TANH_A", "SCALED_TANH_S", "AdaptivePool", "BatchNorm", "BufferSpec", "ConnectionGroup", "Conv", "Dense",
-    "Dropout", "Flatten", "Input", "Layer", "ParamSpec", "Pool", "RBF", "Subsample", "Variant", "rbf_bitmaps",
+    "Dropout", "Flatten", "Input", "Layer", "LogSoftmax", "ParamSpec", "Pool", "RBF", "Softmax", "Subsample", "Variant", "rbf_bitmaps",
 ]  # fmt: skip
 
 ACTIVATIONS = ("identity", "relu", "sigmoid", "scaled_tanh", "tanh", "leaky_relu")
@@ -94,15 +94,21 @@ def activation_decisions(name: str, y: np.ndarray) -> tuple[np.ndarray, ...]:
     return ((y > 0),) if name in ("relu", "leaky_relu") else ()
 
 
-def _windows(x: np.ndarray, k: int, s: int) -> np.ndarray:
-    """(N, C, H, W) -> (N, C, Ho, Wo, k, k) views of every k x k window at stride s."""
-    return sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+def _windows(x: np.ndarray, k: int, s: int, d: int = 1) -> np.ndarray:
+    """(N, C, H, W) -> (N, C, Ho, Wo, k, k) views of every k x k window at stride s, its taps d apart (dilation)."""
+    span = d * (k - 1) + 1
+    return sliding_window_view(x, (span, span), axis=(2, 3))[:, :, ::s, ::s, ::d, ::d]
 
 
-def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int, padding: int) -> np.ndarray:
+def _pad(x: np.ndarray, p: int, value: float = 0.0) -> np.ndarray:
+    """(N, C, H, W) with `p` pixels of `value` on every side of each map."""
+    return np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=value) if p else x
+
+
+def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int, padding: int, dilation: int = 1) -> np.ndarray:
     k = weight.shape[-1]
     x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    win = _windows(x, k, stride)  # (N, C, Ho, Wo, k, k)
+    win = _windows(x, k, stride, dilation)  # (N, C, Ho, Wo, k, k)
     n, c, ho, wo = win.shape[:4]
     cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * k * k)
     out = cols @ weight.reshape(weight.shape[0], -1).T + bias  # (N*Ho*Wo, O)
@@ -189,8 +195,8 @@ class Input(Layer):
         return x * self.scale + self.offset
 
 
-def _conv_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
+def _conv_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
 @dataclass(frozen=True)
@@ -207,7 +213,8 @@ class ConnectionGroup:
 
 @dataclass(frozen=True)
 class Conv(Layer):
-    """2-D convolution, then `activation`.
+    """2-D convolution, then `activation`. `dilation` spaces a kernel's taps that many pixels
+    apart (torch's and paddle's `dilation`); the kernel still has kernel x kernel weights.
 
     With `table`, output map j reads only the input maps table[j] (LeNet-5's C3); the
     parameters are then one kernel per connection group, not a masked dense kernel.
@@ -219,6 +226,7 @@ class Conv(Layer):
     kernel: int
     stride: int = 1
     padding: int = 0
+    dilation: int = 1
     activation: str = "identity"
     table: tuple[tuple[int, ...], ...] | None = None
     kind: ClassVar[str] = "conv"
@@ -226,6 +234,8 @@ class Conv(Layer):
 
     def __post_init__(self) -> None:
         _check_activation(self)
+        if self.dilation < 1:
+            raise ValueError(f"{self.name}: dilation must be at least 1, not {self.dilation}")
         if self.table is not None:
             if len(self.table) != self.out_channels:
                 raise ValueError(f"{self.name}: table has {len(self.table)} rows, expected {self.out_channels}")
@@ -252,8 +262,8 @@ class Conv(Layer):
         c, h, w = shape
         if c != self.in_channels:
             raise ValueError(f"{self.name}: expects {self.in_channels} input maps, got {c}")
-        k, s, p = self.kernel, self.stride, self.padding
-        return (self.out_channels, _conv_size(h, k, s, p), _conv_size(w, k, s, p))
+        k, s, p, d = self.kernel, self.stride, self.padding, self.dilation
+        return (self.out_channels, _conv_size(h, k, s, p, d), _conv_size(w, k, s, p, d))
 
     def params(self) -> tuple[ParamSpec, ...]:
         k2 = self.kernel * self.kernel
@@ -279,14 +289,14 @@ class Conv(Layer):
 
     def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
         if self.table is None:
-            y = _conv(x, params[f"{self.name}.weight"], params[f"{self.name}.bias"], self.stride, self.padding)
+            y = _conv(x, params[f"{self.name}.weight"], params[f"{self.name}.bias"], self.stride, self.padding, self.dilation)
         else:  # map by map, straight from the table
             shape = self.out_shape(x.shape[1:])
             y = np.empty((x.shape[0], *shape), dtype=x.dtype)
             for g in self.groups():
                 w, b = params[f"{self.name}.weight_{g.fan}"], params[f"{self.name}.bias_{g.fan}"]
                 for m, j in enumerate(g.maps):
-                    y[:, j : j + 1] = _conv(x[:, list(self.table[j])], w[m : m + 1], b[m : m + 1], self.stride, self.padding)
+                    y[:, j : j + 1] = _conv(x[:, list(self.table[j])], w[m : m + 1], b[m : m + 1], self.stride, self.padding, self.dilation)
         return activate(y, self.activation)
 
     def dense_kernel(self, params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -316,12 +326,21 @@ class Conv(Layer):
 
 @dataclass(frozen=True)
 class Pool(Layer):
-    """Max or average pooling (no parameters), then `activation`."""
+    """Max or average pooling (no parameters), then `activation`.
+
+    `padding` pixels on every side (at most kernel // 2, as both frameworks require): max pooling
+    pads with -inf, so a padded pixel never wins; average pooling pads with 0 and divides by
+    kernel * kernel when `count_include_pad` (torch's name and default), by the number of real
+    pixels in the window when not (paddle's `exclusive=True`, its default, is
+    count_include_pad=False). Without ceil_mode every window starts inside the padded map and
+    ends within it, so kernel * kernel is also the window's whole padded size."""
 
     name: str
     mode: str  # "max" | "avg"
     kernel: int
     stride: int
+    padding: int = 0
+    count_include_pad: bool = True
     activation: str = "identity"
     kind: ClassVar[str] = "pool"
 
@@ -329,19 +348,33 @@ class Pool(Layer):
         _check_activation(self)
         if self.mode not in ("max", "avg"):
             raise ValueError(f"{self.name}: pool mode must be 'max' or 'avg', not {self.mode!r}")
+        if not 0 <= self.padding <= self.kernel // 2:
+            raise ValueError(f"{self.name}: pool padding must lie in [0, kernel // 2 = {self.kernel // 2}], not {self.padding}")
 
     def out_shape(self, shape: Shape) -> Shape:
         c, h, w = shape
-        return (c, _conv_size(h, self.kernel, self.stride, 0), _conv_size(w, self.kernel, self.stride, 0))
+        k, s, p = self.kernel, self.stride, self.padding
+        return (c, _conv_size(h, k, s, p), _conv_size(w, k, s, p))
+
+    def padded_windows(self, x: np.ndarray) -> np.ndarray:
+        """(N, C, Ho, Wo, k, k) windows of `x` padded as the mode pads: -inf for max, 0 for avg."""
+        return _windows(_pad(x, self.padding, -np.inf if self.mode == "max" else 0.0), self.kernel, self.stride)
 
     def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        win = _windows(x, self.kernel, self.stride)
-        y = win.max(axis=(4, 5)) if self.mode == "max" else win.mean(axis=(4, 5))
+        win = self.padded_windows(x)
+        if self.mode == "max":
+            y = win.max(axis=(4, 5))
+        elif self.count_include_pad or not self.padding:
+            y = win.mean(axis=(4, 5))  # the window's sum / (kernel * kernel), padding included
+        else:  # the sum over the real pixels / how many there are
+            real = _windows(_pad(np.ones((1, 1, *x.shape[2:]), dtype=x.dtype), self.padding), self.kernel, self.stride).sum(axis=(4, 5))
+            y = win.sum(axis=(4, 5)) / real
         return activate(y, self.activation)
 
     def winners(self, x: np.ndarray) -> np.ndarray:
-        """Index of the maximum in every window of `x` (N, C, H, W) (the first one on exact ties, as both frameworks pick)."""
-        win = _windows(x, self.kernel, self.stride)
+        """Index of the maximum in every (padded) window of `x` (N, C, H, W), row-major within the
+        k x k window (the first one on exact ties, as both frameworks pick; a padded -inf never wins)."""
+        win = self.padded_windows(x)
         return win.reshape(*win.shape[:4], -1).argmax(-1)
 
     def decisions(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -352,16 +385,18 @@ class Pool(Layer):
 
 @dataclass(frozen=True)
 class AdaptivePool(Layer):
-    """Adaptive max pooling to a fixed output size (Caffe-LeNet's last pooling)."""
+    """Adaptive max or average pooling to a fixed output size (Caffe-LeNet's last pooling): output
+    cell i of a size-`out` axis covers [floor(i * size / out), ceil((i + 1) * size / out)), the
+    rule both frameworks use (`windows`); "avg" takes the cell's mean."""
 
     name: str
     output_size: tuple[int, int]
-    mode: str = "max"
+    mode: str = "max"  # "max" | "avg"
     kind: ClassVar[str] = "adaptive_pool"
 
     def __post_init__(self) -> None:
-        if self.mode != "max":
-            raise ValueError(f"{self.name}: only adaptive max pooling is specified")
+        if self.mode not in ("max", "avg"):
+            raise ValueError(f"{self.name}: adaptive pool mode must be 'max' or 'avg', not {self.mode!r}")
 
     def windows(self, size: int, out: int) -> list[tuple[int, int]]:
         """[start, end) of each output cell, the rule both frameworks use."""
@@ -374,9 +409,10 @@ class AdaptivePool(Layer):
         h, w = x.shape[2:]
         oh, ow = self.output_size
         y = np.empty((*x.shape[:2], oh, ow), dtype=x.dtype)
+        pool = np.max if self.mode == "max" else np.mean
         for i, (h0, h1) in enumerate(self.windows(h, oh)):
             for j, (w0, w1) in enumerate(self.windows(w, ow)):
-                y[:, :, i, j] = x[:, :, h0:h1, w0:w1].max(axis=(2, 3))
+                y[:, :, i, j] = pool(x[:, :, h0:h1, w0:w1], axis=(2, 3))
         return y
 
     def winners(self, x: np.ndarray) -> np.ndarray:
@@ -385,23 +421,28 @@ class AdaptivePool(Layer):
         return np.stack([x[:, :, h0:h1, w0:w1].reshape(*x.shape[:2], -1).argmax(-1) for h0, h1 in rows for w0, w1 in cols], -1)
 
     def decisions(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Which input won each cell."""
-        return (self.winners(x),)
+        """Max pooling: which input won each cell; average pooling decides nothing."""
+        return (self.winners(x),) if self.mode == "max" else ()
 
 
 @dataclass(frozen=True)
 class Subsample(Layer):
     """LeNet-5's trainable subsampling: per map, (sum of a kernel x kernel window) *
-    coefficient + bias, then `activation`. Stride equals the kernel."""
+    coefficient + bias, then `activation`. Stride equals the kernel. With pooling="avg" the
+    window's mean takes the sum's place (an average pooling times a weight per map, plus a bias:
+    how ports often write it, seed 004's DownSample); the parameter is still `coefficient`."""
 
     name: str
     channels: int
     kernel: int = 2
     activation: str = "scaled_tanh"
+    pooling: str = "sum"  # "sum" | "avg"
     kind: ClassVar[str] = "subsample"
 
     def __post_init__(self) -> None:
         _check_activation(self)
+        if self.pooling not in ("sum", "avg"):
+            raise ValueError(f"{self.name}: subsample pooling must be 'sum' or 'avg', not {self.pooling!r}")
 
     def out_shape(self, shape: Shape) -> Shape:
         c, h, w = shape
@@ -417,7 +458,8 @@ class Subsample(Layer):
         )
 
     def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        total = _windows(x, self.kernel, self.kernel).sum(axis=(4, 5))
+        win = _windows(x, self.kernel, self.kernel)
+        total = win.sum(axis=(4, 5)) if self.pooling == "sum" else win.mean(axis=(4, 5))
         coef = params[f"{self.name}.coefficient"][None, :, None, None]
         bias = params[f"{self.name}.bias"][None, :, None, None]
         return activate(total * coef + bias, self.activation)
@@ -435,6 +477,44 @@ class Flatten(Layer):
 
     def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
         return x.reshape(x.shape[0], -1)
+
+
+def _features_only(layer: Layer, shape: Shape) -> Shape:
+    if len(shape) != 1:
+        raise ValueError(f"{layer.name}: {layer.kind} takes (features,), got {shape}; flatten first")
+    return shape
+
+
+@dataclass(frozen=True)
+class LogSoftmax(Layer):
+    """Log-probabilities of (F,) features: x - logsumexp(x), computed as (x - max) - log(sum(exp(x - max)))
+    so that no exp overflows and no log-probability is clipped (paddle's own F.log_softmax clips
+    below about -64 even in float64: lenet_paddle.kernels.log_softmax)."""
+
+    name: str = "log_softmax"
+    kind: ClassVar[str] = "log_softmax"
+
+    def out_shape(self, shape: Shape) -> Shape:
+        return _features_only(self, shape)
+
+    def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        shifted = x - x.max(axis=-1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+@dataclass(frozen=True)
+class Softmax(Layer):
+    """Probabilities of (F,) features: exp(x - max) / sum(exp(x - max))."""
+
+    name: str = "softmax"
+    kind: ClassVar[str] = "softmax"
+
+    def out_shape(self, shape: Shape) -> Shape:
+        return _features_only(self, shape)
+
+    def reference(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool = False, masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
 
 
 @dataclass(frozen=True)

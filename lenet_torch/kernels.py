@@ -1,15 +1,22 @@
 """The arithmetic under lenet_torch.model's layers where torch's own call is not the fastest or
 not the spec's: each choice measured, the figures beside it.
 
-Mirrors lenet_paddle/kernels.py: the same names (conv2d, per_map, max_pool, BatchNormKernel), so
-that the two model.py files differ in framework words only; what each framework needs differs
-(torch: a faster 2x2 max pooling; paddle: fast per-map broadcasts and exact BatchNorm statistics).
+Mirrors lenet_paddle/kernels.py: the same names (conv2d, per_map, max_pool, avg_pool,
+adaptive_max_pool, adaptive_avg_pool, log_softmax, BatchNormKernel), so that the two model.py files differ in
+framework words only; what each framework needs differs (torch: a faster 2x2 max pooling; paddle:
+fast per-map broadcasts, exact BatchNorm statistics, exact float64 average-pooling gradients and
+a log_softmax that does not clip).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    import lenet_spec
 
 
 def per_map(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -18,9 +25,9 @@ def per_map(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.reshape([1, -1, 1, 1])
 
 
-def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int, dilation: int = 1) -> torch.Tensor:
     """F.conv2d, bias included: torch's own bias add is as fast as any."""
-    return F.conv2d(x, weight, bias, stride, padding)  # (N, out, H', W')
+    return F.conv2d(x, weight, bias, stride, padding, dilation)  # (N, out, H', W')
 
 
 def window_corners(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -61,13 +68,35 @@ class MaxPool2x2(torch.autograd.Function):
         return out
 
 
-def max_pool(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """F.max_pool2d, through MaxPool2x2 for the 2x2/2 windows of every variant here (not while
-    exporting: the ONNX graph keeps one MaxPool node). Torch only: paddle's own max_pool2d is
-    not slow at these sizes (lenet_paddle.kernels.max_pool)."""
-    if kernel == stride == 2 and x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0 and not torch.compiler.is_exporting():
+def max_pool(x: torch.Tensor, kernel: int, stride: int, padding: int = 0) -> torch.Tensor:
+    """F.max_pool2d (padding with -inf), through MaxPool2x2 for the unpadded 2x2/2 windows of every
+    variant here (not while exporting: the ONNX graph keeps one MaxPool node). Torch only: paddle's
+    own max_pool2d is not slow at these sizes (lenet_paddle.kernels.max_pool)."""
+    if kernel == stride == 2 and not padding and x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0 and not torch.compiler.is_exporting():
         return MaxPool2x2.apply(x) if x.requires_grad and torch.is_grad_enabled() else window_max(x)
-    return F.max_pool2d(x, kernel, stride)
+    return F.max_pool2d(x, kernel, stride, padding)
+
+
+def avg_pool(x: torch.Tensor, kernel: int, stride: int, padding: int, count_include_pad: bool) -> torch.Tensor:
+    """F.avg_pool2d, zero-padded; `count_include_pad` is torch's own argument (lenet_spec.Pool). Its
+    float64 gradient is exact for every window size (paddle's is not: lenet_paddle.kernels.avg_pool)."""
+    return F.avg_pool2d(x, kernel, stride, padding, count_include_pad=count_include_pad)
+
+
+def adaptive_max_pool(x: torch.Tensor, spec: lenet_spec.AdaptivePool) -> torch.Tensor:
+    """F.adaptive_max_pool2d (torch's export writes uneven windows right; paddle2onnx does not: lenet_paddle.kernels.adaptive_max_pool)."""
+    return F.adaptive_max_pool2d(x, list(spec.output_size))
+
+
+def adaptive_avg_pool(x: torch.Tensor, spec: lenet_spec.AdaptivePool) -> torch.Tensor:
+    """F.adaptive_avg_pool2d: its float64 gradient is exact (paddle's is not: lenet_paddle.kernels.adaptive_avg_pool)."""
+    return F.adaptive_avg_pool2d(x, list(spec.output_size))
+
+
+def log_softmax(x: torch.Tensor) -> torch.Tensor:
+    """F.log_softmax over the last axis: exact in float64 (no clipping; 0 off the NumPy reference
+    on logits spread over 1000, measured), unlike paddle's (lenet_paddle.kernels.log_softmax)."""
+    return F.log_softmax(x, -1)
 
 
 class BatchNormKernel:

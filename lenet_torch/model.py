@@ -81,9 +81,9 @@ class Conv(nn.Module):
         self.order = None if maps == sorted(maps) else tuple(int(i) for i in np.argsort(maps))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s, p = self.spec.stride, self.spec.padding
+        s, p, d = self.spec.stride, self.spec.padding, self.spec.dilation
         weight, bias = (self.weight, self.bias) if self.spec.table is None else self.dense_kernel()
-        y = kernels.conv2d(x, weight, bias, s, p)  # (N, out, H', W')
+        y = kernels.conv2d(x, weight, bias, s, p, d)  # (N, out, H', W')
         return activate(y, self.spec.activation)
 
     def dense_kernel(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,8 +104,8 @@ class Pool(nn.Module):
         self.spec = spec
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k, s = self.spec.kernel, self.spec.stride
-        y = kernels.max_pool(x, k, s) if self.spec.mode == "max" else F.avg_pool2d(x, k, s)
+        k, s, p = self.spec.kernel, self.spec.stride, self.spec.padding
+        y = kernels.max_pool(x, k, s, p) if self.spec.mode == "max" else kernels.avg_pool(x, k, s, p, self.spec.count_include_pad)
         return activate(y, self.spec.activation)
 
 
@@ -115,11 +115,11 @@ class AdaptivePool(nn.Module):
         self.spec = spec
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.adaptive_max_pool2d(x, list(self.spec.output_size))
+        return kernels.adaptive_max_pool(x, self.spec) if self.spec.mode == "max" else kernels.adaptive_avg_pool(x, self.spec)
 
 
 class Subsample(nn.Module):
-    """LeNet-5's S2/S4: window sum * coefficient + bias, per map, then the activation."""
+    """LeNet-5's S2/S4: window sum (or mean, pooling="avg") * coefficient + bias, per map, then the activation."""
 
     def __init__(self, spec: lenet_spec.Subsample, params: dict[str, np.ndarray]):
         super().__init__()
@@ -130,7 +130,8 @@ class Subsample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c, h, w = x.shape[1:]
         k = self.spec.kernel
-        total = x.reshape([-1, c, h // k, k, w // k, k]).sum([3, 5])  # (N, C, H/k, W/k)
+        windows = x.reshape([-1, c, h // k, k, w // k, k])
+        total = windows.sum([3, 5]) if self.spec.pooling == "sum" else windows.mean([3, 5])  # (N, C, H/k, W/k)
         y = total * kernels.per_map(self.coefficient, total) + kernels.per_map(self.bias, total)
         return activate(y, self.spec.activation)
 
@@ -142,6 +143,26 @@ class Flatten(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(1)  # (N, C*H*W)
+
+
+class LogSoftmax(nn.Module):
+    """Log-probabilities over the features (lenet_torch.kernels.log_softmax)."""
+
+    def __init__(self, spec: lenet_spec.LogSoftmax, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = spec
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return kernels.log_softmax(x)
+
+
+class Softmax(nn.Module):
+    def __init__(self, spec: lenet_spec.Softmax, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = spec
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(x, -1)
 
 
 class Dense(nn.Module):
@@ -207,7 +228,8 @@ class Dropout(nn.Module):
 # spec class -> its module: the one place the model dispatches on a layer's type
 LAYERS = {
     lenet_spec.Conv: Conv, lenet_spec.Pool: Pool, lenet_spec.AdaptivePool: AdaptivePool, lenet_spec.Subsample: Subsample, lenet_spec.Flatten: Flatten,
-    lenet_spec.Dense: Dense, lenet_spec.RBF: RBF, lenet_spec.BatchNorm: BatchNorm, lenet_spec.Dropout: Dropout,
+    lenet_spec.Dense: Dense, lenet_spec.RBF: RBF, lenet_spec.BatchNorm: BatchNorm, lenet_spec.Dropout: Dropout, lenet_spec.LogSoftmax: LogSoftmax,
+    lenet_spec.Softmax: Softmax,
 }  # fmt: skip
 
 
