@@ -28,6 +28,18 @@ def _pool_args(a: dict) -> str:
     return ", ".join(args)
 
 
+def _pool_call_args(a: dict, convention: str = "", value: bool = False) -> str:
+    """A functional pool's arguments: the kernel, then the stride and padding where they are not the defaults."""
+    args = [str(a["kernel"])]
+    if a["stride"] != a["kernel"] or a["padding"]:
+        args.append(str(a["stride"]))
+    if a["padding"]:
+        args.append(str(a["padding"]))
+        if convention:
+            args.append(f"{convention}={value}")
+    return ", ".join(args)
+
+
 def _conv_args(a: dict) -> str:
     args = [str(a["in_channels"]), str(a["out_channels"]), f"kernel_size={a['kernel']}"]
     args += [f"{k}={a[k]}" for k, default in (("stride", 1), ("padding", 0), ("dilation", 1)) if a[k] != default]
@@ -66,9 +78,9 @@ def call_expr(op: Op, x: str) -> str:
     """`op` written as a function call on `x`."""
     a, k = op.attrs, op.kind
     if k == "max_pool":
-        return f"F.max_pool2d({x}, {a['kernel']}, {a['stride']}, {a['padding']})"
+        return f"F.max_pool2d({x}, {_pool_call_args(a)})"
     if k == "avg_pool":
-        return f"F.avg_pool2d({x}, {a['kernel']}, {a['stride']}, {a['padding']}, count_include_pad={a.get('count_include_pad', True)})"
+        return f"F.avg_pool2d({x}, {_pool_call_args(a, 'count_include_pad', a.get('count_include_pad', True))})"
     if k in ("adaptive_max_pool", "adaptive_avg_pool"):
         return f"F.{k}2d({x}, {tuple(a['output_size'])})"
     if k == "flatten":
