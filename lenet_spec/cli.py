@@ -95,6 +95,30 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
+def variant_arg(text: str):
+    """argparse `type=` of every command's --variant: a built-in variant's name or a spec file's
+    path (lenet_spec.variants.resolve), as a Variant; a mistake is the parser's one line, status 2."""
+    from .variants import resolve
+
+    try:
+        return resolve(text)
+    except ValueError as e:  # SpecError too
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def variant_or_all_arg(text: str):
+    """variant_arg, or the word "all" (every built-in variant) as itself."""
+    return text if text == "all" else variant_arg(text)
+
+
+def variant_list_arg(text: str) -> list:
+    """A comma-separated list of what variant_arg takes, as Variants."""
+    return [variant_arg(part) for part in text.split(",") if part]
+
+
+VARIANT_HELP = "a built-in variant's name or a .toml spec file (lenet_spec.specfile)"
+
+
 ENV_CHECK = "python -m parity.check --env"  # what this machine has for the project, in one screen
 
 
