@@ -98,8 +98,11 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
 def variant_arg(text: str):
     """argparse `type=` of every command's --variant: a built-in variant's name or a spec file's
     path (lenet_spec.variants.resolve), as a Variant; a mistake is the parser's one line, status 2."""
-    from .variants import resolve
+    from .variants import SPEC_SUFFIX, VARIANTS, resolve
 
+    if text not in VARIANTS and not text.endswith(SPEC_SUFFIX):  # as argparse's choices say it, the spec file offered too
+        hint = did_you_mean(text, VARIANTS)
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r}; choose from {', '.join(VARIANTS)}, or a {SPEC_SUFFIX} spec file{hint}")
     try:
         return resolve(text)
     except ValueError as e:  # SpecError too
