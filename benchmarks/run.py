@@ -50,6 +50,7 @@ from lenet_spec.cli import ArgumentParser, UsageError, add_json_option, check_ou
 from lenet_spec.flops import forward_flops, training_flops
 from lenet_spec.frameworks import NAMES, REGISTRY, FrameworkMissing, module
 from lenet_spec.recipe import SPEED_RECIPE, default_recipe
+from lenet_spec.specfile import SpecError
 
 from .frameworks import inference_fn, matmul, plain_loop, plain_onnx_session, tutorial_loop
 
@@ -111,7 +112,7 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def trainer_loop(framework: str, variant: str, images: np.ndarray, labels: np.ndarray, batch_size: int | None = None, device: str = "cpu"):
+def trainer_loop(framework: str, variant: str | lenet_spec.Variant, images: np.ndarray, labels: np.ndarray, batch_size: int | None = None, device: str = "cpu"):
     """The framework's trainer (the code `python -m lenet_*.train` runs) on the recipe's batches,
     at `batch_size` instead of the recipe's when given.
 
@@ -289,7 +290,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a reduced run (seconds): few steps, lenet5 only, time to 80%% on 6,400 images")
     add_json_option(p, "every figure", default="runs/benchmarks.json")
     p.add_argument("--frameworks", default=",".join(NAMES), help=f"comma-separated (default: {','.join(NAMES)})")
-    p.add_argument("--variants", default=None, help="comma-separated training variants (default: all; lenet5 with --quick)")
+    p.add_argument("--variants", default=None, help="comma-separated training variants: built-in names or .toml spec files (default: all; lenet5 with --quick)")
     p.add_argument("--data-dir", default=None, help="folder holding MNIST (default: the usual places; never downloads)")
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="where the frameworks and onnxruntime run; gpu: reported, not judged (default: cpu)")
     p.add_argument("--diff", action="store_true", help="also parity.diff's section (benchmarks.diff: corpus beside PaDiff, LeNet cost, memory by depth)")
@@ -306,11 +307,20 @@ def main(argv: list[str] | None = None) -> int:
 def run_all(args, argv: list[str] | None, stdout) -> int:
     """Every section; the JSON to `stdout` when given, else to the file --json names."""
     frameworks = tuple(f for f in args.frameworks.split(",") if f)
-    variants = args.variants.split(",") if args.variants else (["lenet5"] if args.quick else list(lenet_spec.VARIANTS))
-    bad = [f for f in frameworks if f not in NAMES] + [v for v in variants if v not in lenet_spec.VARIANTS]
+    bad = [f for f in frameworks if f not in NAMES]
+    variants = []  # Variants: built-in ones, or networks read from spec files (lenet_spec.resolve)
+    for text in [v for v in args.variants.split(",") if v] if args.variants else (["lenet5"] if args.quick else list(lenet_spec.VARIANTS)):
+        try:
+            variants.append(lenet_spec.resolve(text))
+        except SpecError as e:  # a spec file that cannot be read: its own line
+            print(f"benchmarks: error: {e}", file=sys.stderr)
+            return 2
+        except ValueError:
+            bad.append(text)
     if bad:
         print(
-            f"benchmarks: error: unknown framework or variant {bad}; frameworks: {', '.join(NAMES)}; variants: {', '.join(lenet_spec.VARIANTS)}",
+            f"benchmarks: error: unknown framework or variant {bad}; frameworks: {', '.join(NAMES)}; variants: {', '.join(lenet_spec.VARIANTS)}, "
+            f"or a .toml spec file",
             file=sys.stderr,
         )
         return 2
@@ -412,25 +422,28 @@ def tutorial_section(frameworks: tuple[str, ...], data, quick: bool, device: str
     return rows
 
 
-def training_section(variants: list[str], frameworks: tuple[str, ...], data, gemm: dict, tutorial: list[dict], quick: bool, device: str) -> list[dict]:
+def training_section(
+    variants: list[lenet_spec.Variant], frameworks: tuple[str, ...], data, gemm: dict, tutorial: list[dict], quick: bool, device: str
+) -> list[dict]:
     """Each framework's trainer against its plain loop, in turns, per variant at the recipe's
     batch, and lenet5's at the larger SWEEP_BATCHES; with the FLOP bound and the tutorial loop's ratio."""
     warmup, steps = (3, 10) if quick else (30, 300)
     tutorial_rate = {t["framework"]: t["images_per_s"] for t in tutorial}
     rows = []
-    for variant in variants:
-        bound = gemm["gflops"] * 1e9 / training_flops(lenet_spec.get_variant(variant))
+    for spec in map(lenet_spec.get_variant, variants):
+        variant = spec.name
+        bound = gemm["gflops"] * 1e9 / training_flops(spec)
         images, labels = (data.train_images, data.train_labels)
-        if lenet_spec.get_variant(variant).input.shape != (1, 28, 28):
-            c, h, w = lenet_spec.get_variant(variant).input.shape
+        if spec.input.shape != (1, 28, 28):
+            c, h, w = spec.input.shape
             images = np.random.default_rng(0).integers(0, 256, (len(labels), c, h, w), dtype=np.uint8)
-        recipe_batch = default_recipe(variant).batch_size
+        recipe_batch = default_recipe(spec).batch_size
         sweep = [b for b in SWEEP_BATCHES if b > recipe_batch] if variant == "lenet5" else []  # how far per-step costs, not arithmetic, set the pace
         for batch in [None, *sweep]:
             for framework in frameworks:
                 n = steps if batch is None else max(6, steps * recipe_batch // batch)
-                size, trainer = trainer_loop(framework, variant, images, labels, batch, device)
-                rates = interleaved({"trainer": trainer, "plain": plain_loop(framework, variant, images, labels, size, device=device)}, min(warmup, n), n)
+                size, trainer = trainer_loop(framework, spec, images, labels, batch, device)
+                rates = interleaved({"trainer": trainer, "plain": plain_loop(framework, spec, images, labels, size, device=device)}, min(warmup, n), n)
                 r = {"framework": framework, "variant": variant, "batch_size": size, "images_per_s": rates["trainer"], "steps": n}
                 r.update(
                     flop_bound=bound,
@@ -451,19 +464,20 @@ def training_section(variants: list[str], frameworks: tuple[str, ...], data, gem
     return rows
 
 
-def batchnorm_section(variants: list[str], frameworks: tuple[str, ...], data, quick: bool, device: str) -> list[dict]:
+def batchnorm_section(variants: list[lenet_spec.Variant], frameworks: tuple[str, ...], data, quick: bool, device: str) -> list[dict]:
     """For the variants with BatchNorm: the plain loop with the project's layers against the same
     loop with the framework's own, in turns."""
     warmup, steps = (3, 10) if quick else (30, 300)
     rows = []
-    for variant in [v for v in variants if any(layer.kind == "batchnorm" for layer in lenet_spec.get_variant(v).layers)]:
-        size = default_recipe(variant).batch_size
+    for spec in [v for v in map(lenet_spec.get_variant, variants) if any(layer.kind == "batchnorm" for layer in v.layers)]:
+        variant = spec.name
+        size = default_recipe(spec).batch_size
         for framework in frameworks:
             n = steps // 3
             rates = interleaved(
                 {
-                    "ours": plain_loop(framework, variant, data.train_images, data.train_labels, size, device=device),
-                    "own": plain_loop(framework, variant, data.train_images, data.train_labels, size, own_batchnorm=True, device=device),
+                    "ours": plain_loop(framework, spec, data.train_images, data.train_labels, size, device=device),
+                    "own": plain_loop(framework, spec, data.train_images, data.train_labels, size, own_batchnorm=True, device=device),
                 },
                 min(warmup, n),
                 n,

@@ -1,5 +1,5 @@
 """python -m export CKPT [--out model.onnx] [--opset N] [--check]
-python -m export --variant NAME --seed S --framework torch|paddle --out model.onnx
+python -m export --variant NAME|SPEC.toml --seed S --framework torch|paddle --out model.onnx
 
 A checkpoint (either framework's; its suffix says which) is exported by the framework that
 wrote it unless --framework names the other. Without --out, a checkpoint is exported beside
@@ -15,8 +15,7 @@ import sys
 
 from pathlib import Path
 
-from lenet_spec import VARIANTS
-from lenet_spec.cli import ArgumentParser, CHECKPOINT_SUFFIXES, HelpFormatter, UsageError, check_output, run
+from lenet_spec.cli import VARIANT_HELP, ArgumentParser, CHECKPOINT_SUFFIXES, HelpFormatter, UsageError, check_output, run, variant_arg
 from lenet_spec.frameworks import NAMES
 
 
@@ -38,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--variant",
         default=None,
-        choices=list(VARIANTS),
-        help="export a freshly built model of this variant; with a checkpoint: the variant of a plain state dict",
+        type=variant_arg,
+        metavar="NAME|SPEC.toml",
+        help=f"export a freshly built model of this variant ({VARIANT_HELP}); with a checkpoint: the variant of a plain state dict "
+        "(a checkpoint of this project carries its spec)",
     )
     p.add_argument("--seed", type=int, default=0, help="initialisation seed of the freshly built model")
     p.add_argument("--framework", default=None, choices=NAMES, help="exporting framework (default: the checkpoint's; required with --variant)")
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         from .verify import verify
 
         try:
-            result["verify"] = verify(str(report.path), args.checkpoint if args.checkpoint else None)
+            result["verify"] = verify(str(report.path), args.checkpoint if args.checkpoint else None, variant=None if args.checkpoint else args.variant)
         except (CheckpointError, MetadataError, FrameworkMissing, ValueError) as e:
             return fail(f"{report.path} was written, but could not be verified: {e}")
         status = 0 if result["verify"]["passed"] else 1

@@ -2,8 +2,9 @@
 
 python -m export._worker FRAMEWORK PARAMS.npz OUT.onnx OPSET
 
-PARAMS.npz holds the variant's name under `__variant__` and its parameters in the spec's
-layout. The child builds the inference form (lenet_spec.deploy) and hands it to FRAMEWORK's
+PARAMS.npz holds the variant's name under `__variant__`, the network as spec-file text under
+`__spec__` (lenet_spec.specfile: a network of one's own has no name to look up) and its
+parameters in the spec's layout. The child builds the inference form (lenet_spec.deploy) and hands it to FRAMEWORK's
 `onnx_export.export_onnx` (lenet_torch/onnx_export.py, lenet_paddle/onnx_export.py, found
 through lenet_spec.frameworks), then writes the exporter's raw ONNX bytes to OUT. Why a child:
 paddle2onnx aborts the whole process on an operator it cannot convert (SIGABRT from C++,
@@ -19,6 +20,7 @@ import sys
 import numpy as np
 
 import lenet_spec
+from lenet_spec import specfile
 from lenet_spec.deploy import inference_form
 from lenet_spec.frameworks import module
 
@@ -30,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with np.load(params_path) as f:
             params = {k: f[k] for k in f.files}
-        variant = lenet_spec.get_variant(str(params.pop("__variant__")))
+        name, spec = str(params.pop("__variant__")), params.pop("__spec__", None)
+        variant = specfile.loads(str(spec), params_path) if spec is not None else lenet_spec.get_variant(name)
         variant, params = inference_form(variant, {k: v.astype(np.float32) for k, v in params.items()})
         raw = module(framework, "onnx_export").export_onnx(variant, params, int(opset), INPUT_NAME, OUTPUT_NAME)
         with open(out, "wb") as f:

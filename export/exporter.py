@@ -19,7 +19,7 @@ import numpy as np
 
 import lenet_spec
 from lenet_spec.checkpoint import SPEC_VERSION, CheckpointError, atomic_write
-from lenet_spec import frameworks
+from lenet_spec import frameworks, specfile
 from lenet_spec.variants import DATASET_CLASSES
 
 from .metadata import ModelInfo
@@ -39,16 +39,24 @@ class ExportError(RuntimeError):
 class Source:
     """What to export: a variant's parameters in the spec's layout, and where they came from."""
 
-    variant: str
+    variant: str  # its name
     params: dict[str, np.ndarray]
     framework: str  # the framework that exports it
     origin: str  # "checkpoint PATH" or "seed S"
     checkpoint_sha256: str = ""
     seed: int | None = None
     dataset: str | None = None
+    spec: lenet_spec.Variant | None = None  # the network; None: the built-in variant called `variant`
+
+    @property
+    def network(self) -> lenet_spec.Variant:
+        """The network exported: `spec`, or the built-in variant of its name."""
+        return self.spec or lenet_spec.get_variant(self.variant)
 
 
-def from_checkpoint(path: str | os.PathLike, variant: str | None = None, framework: str | None = None, expected_sha256: str | None = None) -> Source:
+def from_checkpoint(
+    path: str | os.PathLike, variant: str | lenet_spec.Variant | None = None, framework: str | None = None, expected_sha256: str | None = None
+) -> Source:
     """A checkpoint of either framework (or a .safetensors file); exported by the framework whose
     layout it holds unless `framework` says otherwise.
 
@@ -64,16 +72,25 @@ def from_checkpoint(path: str | os.PathLike, variant: str | None = None, framewo
 
     ckpt = load_checkpoint(path, variant, expected_sha256)
     try:
-        params = convert(ckpt.state, ckpt.variant, ckpt.framework, "spec")
+        params = convert(ckpt.state, ckpt.spec, ckpt.framework, "spec")
     except MappingError as e:
         raise CheckpointError(f"{path}: {e}") from None
     dataset = ckpt.meta.get("dataset")
-    return Source(ckpt.variant, params, framework or ckpt.framework, f"checkpoint {path}", ckpt.sha256, dataset=dataset if isinstance(dataset, str) else None)
+    return Source(
+        ckpt.variant,
+        params,
+        framework or ckpt.framework,
+        f"checkpoint {path}",
+        ckpt.sha256,
+        dataset=dataset if isinstance(dataset, str) else None,
+        spec=ckpt.spec,  # the network the checkpoint carries: no spec file needed
+    )
 
 
-def fresh(variant: str, seed: int, framework: str) -> Source:
-    """A freshly built model: the spec's initial weights for `seed`."""
-    return Source(variant, lenet_spec.init_params(lenet_spec.get_variant(variant), seed), framework, f"seed {seed}", seed=seed)
+def fresh(variant: str | lenet_spec.Variant, seed: int, framework: str) -> Source:
+    """A freshly built model: the spec's initial weights for `seed` (`variant`: a built-in name or a Variant)."""
+    network = lenet_spec.get_variant(variant)
+    return Source(network.name, lenet_spec.init_params(network, seed), framework, f"seed {seed}", seed=seed, spec=network)
 
 
 def framework_version(framework: str) -> str:
@@ -88,7 +105,7 @@ def framework_version(framework: str) -> str:
 
 
 def model_info(source: Source) -> ModelInfo:
-    variant = lenet_spec.get_variant(source.variant)
+    variant = source.network
     dataset = source.dataset or variant.dataset
     c, h, w = variant.input.shape
     classes = DATASET_CLASSES.get(dataset, variant.classes)
@@ -117,7 +134,7 @@ def run_exporter(source: Source, opset: int) -> bytes:
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     with tempfile.TemporaryDirectory(prefix="lenet-export-") as d:
         params, raw = os.path.join(d, "params.npz"), os.path.join(d, "raw.onnx")
-        np.savez(params, __variant__=np.array(source.variant), **source.params)
+        np.savez(params, __variant__=np.array(source.variant), __spec__=np.array(specfile.dumps(source.network)), **source.params)
         try:
             proc = subprocess.run([sys.executable, "-m", "export._worker", source.framework, params, raw, str(opset)],
                                   capture_output=True, text=True, env=env, timeout=WORKER_TIMEOUT)  # fmt: skip

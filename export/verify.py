@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_spec.cli import ArgumentParser, HelpFormatter
+from lenet_spec.cli import ArgumentParser, HelpFormatter, variant_arg
 from lenet_spec.compare import compare_logits as compare
 from lenet_spec.frameworks import NAMES
 
@@ -23,6 +23,14 @@ RANDOM_IMAGES = 512
 
 def reference_params(info, ckpt: str | None) -> tuple[dict[str, np.ndarray], str]:
     """The weights the file should hold, in the spec's layout, and where they came from."""
+    params, origin, _ = reference(info, ckpt)
+    return params, origin
+
+
+def reference(info, ckpt: str | None, variant=None) -> tuple[dict[str, np.ndarray], str, object]:
+    """reference_params, and the network (a lenet_spec.Variant) they are of: a checkpoint's own
+    spec, `variant` (a fresh export of a network of one's own, whose name is no built-in's), or
+    the built-in variant the metadata names."""
     import lenet_spec
 
     from .exporter import from_checkpoint
@@ -31,11 +39,14 @@ def reference_params(info, ckpt: str | None) -> tuple[dict[str, np.ndarray], str
         source = from_checkpoint(ckpt)
         if source.variant != info.variant:
             raise ValueError(f"{ckpt} holds {source.variant}, but the ONNX file is {info.variant}")
-        return source.params, f"checkpoint {ckpt}"
+        return source.params, f"checkpoint {ckpt}", source.network
     if info.seed is not None:
+        if variant is not None and variant.name == info.variant:
+            return lenet_spec.init_params(variant, info.seed), info.source, variant
         if info.variant not in lenet_spec.VARIANTS:
-            raise ValueError(f"the file's metadata names the variant {info.variant!r:.40}, which this project does not have")
-        return lenet_spec.init_params(lenet_spec.get_variant(info.variant), info.seed), info.source
+            raise ValueError(f"the file's metadata names the variant {info.variant!r:.40}, which this project does not have; pass --variant SPEC.toml")
+        network = lenet_spec.get_variant(info.variant)
+        return lenet_spec.init_params(network, info.seed), info.source, network
     # The metadata is the file's own word: a path it names is loaded only when its bytes have
     # the SHA-256 the export recorded, so a file cannot point verify at another checkpoint.
     path = Path(info.source.removeprefix("checkpoint "))
@@ -46,7 +57,7 @@ def reference_params(info, ckpt: str | None) -> tuple[dict[str, np.ndarray], str
     source = from_checkpoint(path, expected_sha256=info.checkpoint_sha256)
     if source.variant != info.variant:
         raise ValueError(f"{path} holds {source.variant}, but the ONNX file is {info.variant}")
-    return source.params, info.source
+    return source.params, info.source, source.network
 
 
 def framework_logits(framework: str, variant: str, params: dict[str, np.ndarray], images: np.ndarray, batch: int = 2048) -> np.ndarray:
@@ -84,20 +95,27 @@ def test_images(dataset: str, data_dir: str | None, limit: int | None) -> np.nda
 
 
 def verify(
-    path: str, ckpt: str | None = None, framework: str | None = None, device: str = "auto", data_dir: str | None = None, limit: int | None = None
+    path: str,
+    ckpt: str | None = None,
+    framework: str | None = None,
+    device: str = "auto",
+    data_dir: str | None = None,
+    limit: int | None = None,
+    variant=None,
 ) -> dict:
-    """Every comparison for one file, as a dict (see main's --json)."""
+    """Every comparison for one file, as a dict (see main's --json). `variant`: the network (a
+    lenet_spec.Variant) of a fresh export whose name is no built-in variant's."""
     from .runtime import info_of, provider_of, run, session
 
     sess = session(path, device)
     info = info_of(sess, path)
     framework = framework or info.framework
-    params, origin = reference_params(info, ckpt)
+    params, origin, network = reference(info, ckpt, variant)
     sets = [("random", np.random.default_rng(0).random((RANDOM_IMAGES, info.channels, info.height, info.width), dtype=np.float32))]
     found = test_images(info.dataset, data_dir, limit)
     if found is not None and found.shape[1:] == (info.channels, info.height, info.width):
         sets.append((f"{info.dataset} test", found))
-    results = [compare(framework_logits(framework, info.variant, params, x), run(sess, x), name) for name, x in sets]
+    results = [compare(framework_logits(framework, network, params, x), run(sess, x), name) for name, x in sets]
     return {
         "file": str(path), "variant": info.variant, "exported_by": f"{info.framework} {info.framework_version}", "reference": f"{framework} model, {origin}",
         "provider": provider_of(sess), "comparisons": [asdict(r) for r in results], "passed": all(r.passed for r in results),
@@ -114,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="onnxruntime provider: CUDA when available (auto), or forced")
     p.add_argument("--data-dir", default=None, help="folder holding the test set (default: the usual places; never downloads)")
     p.add_argument("--limit", type=int, default=None, help="compare on the first N test images only (N >= 1)")
+    p.add_argument(
+        "--variant",
+        default=None,
+        type=variant_arg,
+        metavar="SPEC.toml",
+        help="the network of a file exported fresh (--seed) from a spec file, whose name is no built-in variant's",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a report")
     args = p.parse_args(argv)
     if args.limit is not None and args.limit < 1:
@@ -127,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     from .runtime import RuntimeUnavailable
 
     try:
-        result = verify(args.model, args.ckpt, args.framework, args.device, args.data_dir, args.limit)
+        result = verify(args.model, args.ckpt, args.framework, args.device, args.data_dir, args.limit, args.variant)
     except (CheckpointError, DataError, FrameworkMissing, MetadataError, RuntimeUnavailable, ValueError, OSError) as e:
         print(f"export.verify: error: {e}", file=sys.stderr)
         return 2

@@ -227,7 +227,7 @@ class Backend:
         """A checkpoint with weights, optimizer state and RNG state, written atomically."""
         state = dict(self.model.state_dict())
         payload = envelope(
-            FRAMEWORK, self.variant.name, state, framework_version=str(paddle.__version__),
+            FRAMEWORK, self.variant, state, framework_version=str(paddle.__version__),
             optimizer=self.optimizer_state(), rng_state=[tuple(s.__getstate__()) for s in paddle.get_rng_state()], **extra,
         )  # fmt: skip
         atomic_write(path, lambda tmp: paddle.save(payload, tmp))
@@ -250,7 +250,7 @@ class Backend:
         """Load weights, optimizer and RNG state from a checkpoint of this framework; returns its
         envelope. The optimizer state is checked against the parameters first (a stranger's
         moment of another shape fails only at the first step, deep in paddle)."""
-        ckpt = load(path, self.variant.name)
+        ckpt = load(path, self.variant)
         if "optimizer" not in ckpt.meta:
             raise CheckpointError(f"{path}: holds no optimizer state; it cannot be resumed")
         problem = self.optimizer_misfit(ckpt.meta["optimizer"])

@@ -1,4 +1,4 @@
-"""python -m lenet_spec summary VARIANT [--json]: layers, output shapes and parameter counts."""
+"""python -m lenet_spec summary VARIANT|SPEC.toml [--json]: layers, output shapes and parameter counts."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import json
 import math
 import sys
 
-from .cli import ArgumentParser, did_you_mean
-from .variants import VARIANTS, get_variant
+from .cli import VARIANT_HELP, ArgumentParser
+from .layers import Variant
+from .variants import VARIANTS, get_variant, resolve
 
 
-def summary_rows(name: str) -> list[dict]:
+def summary_rows(name: str | Variant) -> list[dict]:
     """One record per layer: name, kind, output shape (batch axis as -1), trainable parameters.
 
     The first row is what the user feeds (float NCHW in [0, 1] at the data set's size); the
@@ -33,7 +34,7 @@ def summary_rows(name: str) -> list[dict]:
     ]
 
 
-def format_summary(name: str) -> str:
+def format_summary(name: str | Variant) -> str:
     variant = get_variant(name)
     rows = summary_rows(name)
     width = max(26, *(len(f"{r['layer']} ({r['kind']})") + 2 for r in rows))
@@ -58,32 +59,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m lenet_spec", description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="{summary}")
     p = sub.add_parser("summary", help="print a variant's layers, output shapes and parameter counts")
-    p.add_argument("variant", help=f"one of: {', '.join(VARIANTS)}")
+    p.add_argument("variant", help=f"{VARIANT_HELP}: one of {', '.join(VARIANTS)}, or SPEC.toml")
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     args = parser.parse_args(argv)
     if args.command is None:  # no command: what there is to summarise
         width = max(map(len, VARIANTS))
         print("\n".join(f"{name:<{width}}  {get_variant(name).title}" for name in VARIANTS))
-        print("\nshow one: python -m lenet_spec summary VARIANT [--json]")
+        print("\nshow one: python -m lenet_spec summary VARIANT|SPEC.toml [--json]")
         return 0
-    if args.variant not in VARIANTS:
-        print(f"lenet_spec: error: unknown variant {args.variant!r}; choose from {', '.join(VARIANTS)}{did_you_mean(args.variant, VARIANTS)}", file=sys.stderr)
+    try:
+        variant = resolve(args.variant)
+    except ValueError as e:  # an unknown name, or a spec file that cannot be read (SpecError)
+        print(f"lenet_spec: error: {e}", file=sys.stderr)
         return 2
     if args.json:
-        variant = get_variant(args.variant)
         print(
             json.dumps(
                 {
                     "variant": variant.name,
                     "total_params": variant.num_params(),
                     "buffer_values": variant.num_buffer_values(),
-                    "layers": summary_rows(args.variant),
+                    "layers": summary_rows(variant),
                 },
                 indent=2,
             )
         )
     else:
-        print(format_summary(args.variant))
+        print(format_summary(variant))
     return 0
 
 

@@ -2,11 +2,19 @@
 reading of files from strangers: size-bounded, recognised by their bytes, never unpickled
 without restriction.
 
-A checkpoint is a dict: format markers, the framework that wrote it, the variant, the spec
-version, and `state_dict` (name -> tensor, in the writing framework's layout). Each
+A checkpoint is a dict: format markers, the framework that wrote it, the variant's name, the spec
+version, `spec` (the network itself, as spec-file text: lenet_spec.specfile), and `state_dict`
+(name -> tensor, in the writing framework's layout). Each
 framework package stores it with its own serialiser (torch.save / paddle.save); the
 checking is done here, once, on NumPy arrays. Plain state dicts (no envelope) are accepted
 when the caller names the variant.
+
+Every checkpoint written carries its network's spec, built-in variants' too: a checkpoint of a
+network read from a spec file then loads anywhere, without that file. On reading, the spec is
+parsed as data (lenet_spec.specfile.loads: TOML, at most specfile.MAX_BYTES, never executed);
+a name that is not a built-in variant's is accepted only with a spec of that name, and a spec
+under a built-in name must be that variant (its title aside). Checkpoints written before the
+spec was recorded (no `spec` key) load as before: their name must be a built-in variant's.
 
 Three file formats, told apart by their first bytes (the suffix must agree):
   - `.pt` / `.pth`: torch.save's zip (or its legacy pickle), read by `torch.load(weights_only=True)`
@@ -23,7 +31,7 @@ import json
 import os
 import stat
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -31,7 +39,9 @@ import numpy as np
 
 from . import safe_pickle
 from .safe_pickle import shown
+from . import specfile
 from .frameworks import NAMES
+from .layers import Variant
 from .variants import VARIANTS
 
 FORMAT = "lenet-parity-checkpoint"
@@ -58,6 +68,7 @@ class Checkpoint:
     state: dict[str, np.ndarray]  # parameters and buffers, in `framework`'s layout
     meta: dict[str, Any] = field(default_factory=dict)  # everything else in the envelope
     sha256: str = ""  # of the file's bytes, when read from a file
+    spec: Variant | None = None  # the network the state is of: its embedded spec, or the built-in variant; None for ANY_MODEL
 
     @property
     def dtype(self) -> str:
@@ -128,7 +139,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def loads_paddle(data: bytes, where: str | os.PathLike, variant: str | None = None) -> Checkpoint:
+def loads_paddle(data: bytes, where: str | os.PathLike, variant: str | Variant | None = None) -> Checkpoint:
     """A .pdparams file's bytes as a Checkpoint, through the restricted unpickler: the same
     values paddle's own loader gives (return_numpy=True), with no code of the file's run.
 
@@ -149,7 +160,7 @@ def loads_paddle(data: bytes, where: str | os.PathLike, variant: str | None = No
 SAFETENSORS_HEADER_MAX = 1 << 20  # a LeNet file's header is a few KiB
 
 
-def loads_safetensors(data: bytes, where: str | os.PathLike, variant: str | None = None) -> Checkpoint:
+def loads_safetensors(data: bytes, where: str | os.PathLike, variant: str | Variant | None = None) -> Checkpoint:
     """A .safetensors file's bytes as a Checkpoint. With this project's metadata its layout is
     the framework the metadata names; a plain state dict (any other writer's) comes back with
     framework None, for the caller to settle from the shapes (lenet_spec.load.load_checkpoint).
@@ -174,6 +185,8 @@ def loads_safetensors(data: bytes, where: str | os.PathLike, variant: str | None
         try:
             envelope_ = {k: metadata[k] for k in ("format", "framework", "variant", "spec_version")}
             envelope_["format_version"] = int(metadata["format_version"])
+            if "spec" in metadata:
+                envelope_["spec"] = metadata["spec"]
             extra = _json(metadata.get("envelope", "{}"))
             if not isinstance(extra, dict):
                 raise ValueError("envelope is not a JSON object")
@@ -197,30 +210,44 @@ def _json(text: str | bytes) -> Any:
         raise ValueError("its JSON nests too deep for a checkpoint's") from None
 
 
-def save_safetensors(path: str | os.PathLike, framework: str, variant: str, state: Mapping[str, np.ndarray], **extra: Any) -> None:
+def save_safetensors(path: str | os.PathLike, framework: str, variant: str | Variant, state: Mapping[str, np.ndarray], **extra: Any) -> None:
     """Write `state` (in `framework`'s layout) as .safetensors, with the envelope as metadata
-    (strings: the markers, and everything else as one JSON object), written atomically.
+    (strings: the markers, the spec's text, and everything else as one JSON object), written atomically.
     Readable with safetensors.torch / safetensors.paddle / safetensors.numpy's load_file."""
     from safetensors.numpy import save
 
     env = envelope(framework, variant, {}, **extra)
     env.pop("state_dict")
-    metadata = {k: str(env.pop(k)) for k in ("format", "format_version", "framework", "variant", "spec_version")}
+    metadata = {k: str(env.pop(k)) for k in ("format", "format_version", "framework", "variant", "spec_version", "spec")}
     metadata["envelope"] = json.dumps(env)
     raw = save({k: np.asarray(v, order="C") for k, v in state.items()}, metadata=metadata)  # not ascontiguousarray: it makes a 0-d count 1-d
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(raw))
 
 
-def envelope(framework: str, variant: str, state: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-    """The dict a framework package serialises; `state` holds that framework's tensors."""
+def network(variant: str | Variant) -> Variant:
+    """`variant` as a Variant: a Variant as it is, a name as the built-in variant of that name.
+
+    Raises:
+        CheckpointError: a name that is no built-in variant's.
+    """
+    if isinstance(variant, Variant):
+        return variant
     if variant not in VARIANTS:
         raise CheckpointError(f"unknown variant {variant!r}")
+    return VARIANTS[variant]
+
+
+def envelope(framework: str, variant: str | Variant, state: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """The dict a framework package serialises; `state` holds that framework's tensors. `variant`
+    is a built-in variant's name or any Variant; its spec goes in as spec-file text."""
+    spec = network(variant)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "framework": framework,
-        "variant": variant,
+        "variant": spec.name,
         "spec_version": SPEC_VERSION,
+        "spec": specfile.dumps(spec),
         **extra,
         "state_dict": dict(state),
     }
@@ -231,7 +258,40 @@ def envelope(framework: str, variant: str, state: Mapping[str, Any], **extra: An
 ANY_MODEL = "(any model)"
 
 
-def parse(obj: Any, path: str | os.PathLike, framework: str, to_numpy: Callable[[Any], np.ndarray], variant: str | None = None) -> Checkpoint:
+def embedded_spec(obj: Mapping[str, Any], found: str, path: str | os.PathLike) -> Variant | None:
+    """The network an envelope's `spec` describes (None when it has none: written before the spec
+    was recorded), checked against the name the envelope gives (`found`).
+
+    Raises:
+        CheckpointError: a spec that is no text, too large, not a readable spec, of another name,
+            or under a built-in variant's name but another network.
+    """
+    if "spec" not in obj:
+        return None
+    text = obj["spec"]
+    if not isinstance(text, str):
+        raise CheckpointError(f"{path}: its spec is {shown(text)}, not the text of a spec file; the checkpoint is damaged")
+    if len(text) > specfile.MAX_BYTES:
+        raise CheckpointError(
+            f"{path}: its spec is {len(text):,} characters, more than a network's spec ({specfile.MAX_BYTES >> 10} KiB at most); not reading it"
+        )
+    try:
+        spec = specfile.loads(text, f"{path}: its spec")
+    except specfile.SpecError as e:
+        raise CheckpointError(f"{e} (the checkpoint is damaged)") from None
+    if spec.name != found:
+        raise CheckpointError(f"{path}: its spec is of {spec.name!r:.60}, but it says it holds {shown(found)}; the checkpoint is damaged")
+    builtin = VARIANTS.get(found)
+    if builtin is not None:
+        if replace(spec, title=builtin.title) != builtin:
+            raise CheckpointError(
+                f"{path}: holds a network named {found!r}, a built-in variant's name, whose spec is not that variant's; it is another network (or damaged)"
+            )
+        return builtin
+    return spec
+
+
+def parse(obj: Any, path: str | os.PathLike, framework: str, to_numpy: Callable[[Any], np.ndarray], variant: str | Variant | None = None) -> Checkpoint:
     """Check a loaded object and return it as a Checkpoint of NumPy arrays.
 
     Args:
@@ -239,7 +299,8 @@ def parse(obj: Any, path: str | os.PathLike, framework: str, to_numpy: Callable[
         path: for error messages.
         framework: the framework whose format the file is in (None: safetensors, any layout).
         to_numpy: that framework's tensor -> ndarray.
-        variant: the variant the caller expects; required for a plain state dict.
+        variant: the variant the caller expects (a built-in variant's name or a Variant, which
+            the checkpoint's spec must equal); required for a plain state dict.
     Raises:
         CheckpointError: one line naming the file and the problem.
     """
@@ -253,22 +314,35 @@ def parse(obj: Any, path: str | os.PathLike, framework: str, to_numpy: Callable[
             hint = f"rename it to {SUFFIXES[writer]}" if writer in NAMES else "it is damaged"
             raise CheckpointError(f"{path}: written by {shown(writer)}, but its suffix says {framework}; {hint}")
         found = obj.get("variant")
+        spec = None
         if variant == ANY_MODEL and isinstance(found, str):
             pass  # parity.diff: a user's own model's weights, whatever the project's checkpoint calls its variant
-        elif not isinstance(found, str) or found not in VARIANTS:
+        elif not isinstance(found, str):
             raise CheckpointError(f"{path}: unknown variant {shown(found)}")
-        if variant not in (None, ANY_MODEL) and variant != found:
-            raise CheckpointError(f"{path}: holds variant {shown(found)}, not {variant!r}")
+        else:
+            spec = embedded_spec(obj, found, path)
+            if spec is None and found not in VARIANTS:
+                raise CheckpointError(f"{path}: unknown variant {shown(found)}, and the checkpoint carries no spec of it")
+            spec = spec or VARIANTS[found]
+        if variant not in (None, ANY_MODEL):
+            wanted = variant.name if isinstance(variant, Variant) else variant
+            if wanted != found:
+                raise CheckpointError(f"{path}: holds variant {shown(found)}, not {wanted!r}")
+            if isinstance(variant, Variant) and variant != spec:
+                raise CheckpointError(
+                    f"{path}: holds a {found} whose spec differs from the one given (another network of that name); give the spec it was written with, or none"
+                )
         raw_state = obj.get("state_dict")
         meta = {k: v for k, v in obj.items() if k != "state_dict"}
     elif variant == ANY_MODEL:
-        raw_state, meta, found = obj, {}, ANY_MODEL
+        raw_state, meta, found, spec = obj, {}, ANY_MODEL, None
     else:
         if variant is None:
-            raise CheckpointError(f"{path}: a plain state dict does not say its variant; pass --variant NAME")
-        if variant not in VARIANTS:
+            raise CheckpointError(f"{path}: a plain state dict does not say its variant; pass --variant NAME (or a .toml spec file)")
+        if not isinstance(variant, Variant) and variant not in VARIANTS:
             raise CheckpointError(f"{path}: unknown variant {variant!r}")
-        raw_state, meta, found = obj, {}, variant
+        spec = network(variant)
+        raw_state, meta, found = obj, {}, spec.name
     if not isinstance(raw_state, dict) or not raw_state:
         raise CheckpointError(f"{path}: has no state dict")
     try:
@@ -278,7 +352,7 @@ def parse(obj: Any, path: str | os.PathLike, framework: str, to_numpy: Callable[
     odd = next((k for k, v in state.items() if v.dtype not in (np.float32, np.float64, np.int64)), None)
     if odd is not None:
         raise CheckpointError(f"{path}: {odd} holds {state[odd].dtype} values; a LeNet's weights are float32 or float64 (its counters int64)")
-    return Checkpoint(framework, found, state, meta)
+    return Checkpoint(framework, found, state, meta, spec=spec)
 
 
 def state_mismatch(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, Any]) -> str:

@@ -95,6 +95,33 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
+def variant_arg(text: str):
+    """argparse `type=` of every command's --variant: a built-in variant's name or a spec file's
+    path (lenet_spec.variants.resolve), as a Variant; a mistake is the parser's one line, status 2."""
+    from .variants import SPEC_SUFFIX, VARIANTS, resolve
+
+    if text not in VARIANTS and not text.endswith(SPEC_SUFFIX):  # as argparse's choices say it, the spec file offered too
+        hint = did_you_mean(text, VARIANTS)
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r}; choose from {', '.join(VARIANTS)}, or a {SPEC_SUFFIX} spec file{hint}")
+    try:
+        return resolve(text)
+    except ValueError as e:  # SpecError too
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def variant_or_all_arg(text: str):
+    """variant_arg, or the word "all" (every built-in variant) as itself."""
+    return text if text == "all" else variant_arg(text)
+
+
+def variant_list_arg(text: str) -> list:
+    """A comma-separated list of what variant_arg takes, as Variants."""
+    return [variant_arg(part) for part in text.split(",") if part]
+
+
+VARIANT_HELP = "a built-in variant's name or a .toml spec file (lenet_spec.specfile)"
+
+
 ENV_CHECK = "python -m parity.check --env"  # what this machine has for the project, in one screen
 
 

@@ -7,16 +7,19 @@ import os
 
 from .checkpoint import ANY_MODEL, Checkpoint, CheckpointError, format_of, loads_paddle, loads_safetensors, read, sha256, state_mismatch
 from .frameworks import NAMES, module
+from .layers import Variant
 from .mapping import expected_shapes
 
 
-def load_checkpoint(path: str | os.PathLike, variant: str | None = None, expected_sha256: str | None = None) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike, variant: str | Variant | None = None, expected_sha256: str | None = None) -> Checkpoint:
     """Any checkpoint a user gives (.pt, .pdparams, .safetensors; either framework's), read by the
     one safe reader of its format: torch.load(weights_only=True) for .pt (needs torch), the
     restricted unpickler for .pdparams and safetensors for .safetensors (NumPy only).
 
     Args:
-        variant: the variant the file must hold; required for a plain state dict.
+        variant: the variant the file must hold (a built-in name, or a Variant its spec must
+            equal); required for a plain state dict. A checkpoint of a network of one's own
+            carries its spec: `ckpt.spec` is the network, with no spec file needed.
         expected_sha256: when given, the file's bytes must have this SHA-256 before anything
             decodes them (the bytes checked are the bytes read: no second read).
     Returns:
@@ -42,7 +45,7 @@ def load_checkpoint(path: str | os.PathLike, variant: str | None = None, expecte
 def layout_of(ckpt: Checkpoint, path: str | os.PathLike) -> str:
     """Whose layout a plain state dict is in, from its shapes (paddle's dense weights are torch's
     transposed; no LeNet variant has a square one, so the shapes always tell)."""
-    problems = {side: state_mismatch(expected_shapes(ckpt.variant, side), ckpt.state) for side in NAMES}
+    problems = {side: state_mismatch(expected_shapes(ckpt.spec, side), ckpt.state) for side in NAMES}
     fits = [side for side, problem in problems.items() if not problem]
     if len(fits) == 1:
         return fits[0]

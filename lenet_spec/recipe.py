@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from .layers import Variant
 from .safe_pickle import shown
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
@@ -234,10 +235,18 @@ def describe(recipe: Recipe) -> str:
             f"--weight-decay {recipe.weight_decay:g} --dataset {recipe.dataset}" + "".join(f", {e}" for e in extra))  # fmt: skip
 
 
-def default_recipe(variant: str, augment: bool = False) -> Recipe:
-    """`variant`'s default recipe; with `augment`, the one for distorted training images."""
+def default_recipe(variant: str | Variant, augment: bool = False) -> Recipe:
+    """`variant`'s default recipe; with `augment`, the one for distorted training images.
+
+    A network of one's own (a Variant from a spec file, whose name has no recipe) trains with
+    lenet5's recipe on its own data set, with the RBF loss when its output is an RBF layer: a
+    start that any LeNet-sized network trains with; its flags change it."""
+    name = variant.name if isinstance(variant, Variant) else variant
+    if name not in RECIPES and isinstance(variant, Variant):
+        rbf = variant.layers[-1].kind == "rbf"
+        return replace(RECIPES["lenet5"], dataset=variant.dataset, loss="rbf_map" if rbf else "cross_entropy")
     try:
-        recipe = RECIPES[variant]
+        recipe = RECIPES[name]
     except KeyError:
-        raise ValueError(f"no recipe for variant {variant!r}; choose from {', '.join(RECIPES)}") from None
-    return AUGMENT_RECIPES.get(variant, recipe) if augment else recipe
+        raise ValueError(f"no recipe for variant {name!r}; choose from {', '.join(RECIPES)}") from None
+    return AUGMENT_RECIPES.get(name, recipe) if augment else recipe

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from .layers import AdaptivePool, BatchNorm, Conv, Dense, Dropout, Flatten, Input, Pool, RBF, Subsample, Variant
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
@@ -156,9 +158,51 @@ LENET_CAFFE_DROPOUT = Variant(
 VARIANTS: dict[str, Variant] = {v.name: v for v in (LENET5, LENET5_1998, D2L, LENET_CAFFE, CIFAR_NET, LENET5_BN, LENET_CAFFE_DROPOUT)}
 
 
-def get_variant(name: str) -> Variant:
-    """The variant called `name`; ValueError listing the known names otherwise."""
+def get_variant(name: str | Variant) -> Variant:
+    """The variant called `name` (a Variant is returned as it is, so code that takes a name takes
+    a network read from a spec file too); ValueError listing the known names otherwise."""
+    if isinstance(name, Variant):
+        return name
     try:
         return VARIANTS[name]
     except KeyError:
         raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}") from None
+
+
+SPEC_SUFFIX = ".toml"
+
+
+def resolve(text: str) -> Variant:
+    """What every command's --variant names: a built-in variant's name, or the path of a spec file
+    (lenet_spec.specfile: a network of one's own, read as data, never executed). A spec file may
+    not take a built-in variant's name for another network: a name says which network a
+    checkpoint, a recipe or a record is of, so it must say one thing.
+
+    Raises:
+        ValueError: one line naming the problem and the fix (a specfile.SpecError for a spec
+            file that cannot be read).
+    """
+    if text in VARIANTS:
+        return VARIANTS[text]
+    from . import specfile
+    from .cli import did_you_mean
+
+    if not text.endswith(SPEC_SUFFIX):
+        raise ValueError(
+            f"unknown variant {text!r}; choose from {', '.join(VARIANTS)}, or give a spec file (a path ending in {SPEC_SUFFIX}){did_you_mean(text, VARIANTS)}"
+        )
+    if not os.path.exists(text):
+        raise specfile.SpecError(f"{text}: no such spec file; give the path of a {SPEC_SUFFIX} spec file, or a variant: {', '.join(VARIANTS)}")
+    variant = specfile.load(text)
+    builtin = VARIANTS.get(variant.name)
+    if builtin is not None and builtin != variant:
+        raise specfile.SpecError(
+            f"{text}: names its network {variant.name!r}, a built-in variant's name, but is another network; give it a name of its own (name = ...)"
+        )
+    return builtin or variant
+
+
+def is_builtin(variant: str | Variant) -> bool:
+    """`variant` is one of VARIANTS (by name, or equal to the built-in of its name)."""
+    name = variant.name if isinstance(variant, Variant) else variant
+    return name in VARIANTS and (not isinstance(variant, Variant) or VARIANTS[name] == variant)

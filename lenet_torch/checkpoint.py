@@ -21,19 +21,19 @@ from .model import LeNet, build
 FRAMEWORK = "torch"
 
 
-def save_state(path: str | os.PathLike, variant: str, state: dict[str, np.ndarray], **extra: Any) -> None:
-    """Write `state` (torch layout) with its variant; `extra` goes into the envelope."""
+def save_state(path: str | os.PathLike, variant: str | lenet_spec.Variant, state: dict[str, np.ndarray], **extra: Any) -> None:
+    """Write `state` (torch layout) with its variant (a built-in name or a Variant) and its spec; `extra` goes into the envelope."""
     tensors = {k: torch.from_numpy(np.array(v, order="C")) for k, v in state.items()}
     payload = envelope(FRAMEWORK, variant, tensors, framework_version=str(torch.__version__), **extra)
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def save(path: str | os.PathLike, model: LeNet, **extra: Any) -> None:
-    """Write `model`'s weights with its variant."""
-    save_state(path, model.variant.name, state_numpy(model), **extra)
+    """Write `model`'s weights with its variant and spec."""
+    save_state(path, model.variant, state_numpy(model), **extra)
 
 
-def loads(data: bytes, where: str | os.PathLike, variant: str | None = None) -> Checkpoint:
+def loads(data: bytes, where: str | os.PathLike, variant: str | lenet_spec.Variant | None = None) -> Checkpoint:
     """A .pt file's bytes as a Checkpoint of NumPy arrays, through torch.load(weights_only=True),
     which builds tensors and containers only. A zip that would unpack to more than MAX_BYTES
     is refused before torch reads it.
@@ -107,7 +107,7 @@ def refusal(error: Exception) -> str:
     return f"not a readable {FRAMEWORK} checkpoint ({reason(RuntimeError(text))})"
 
 
-def load(path: str | os.PathLike, variant: str | None = None) -> Checkpoint:
+def load(path: str | os.PathLike, variant: str | lenet_spec.Variant | None = None) -> Checkpoint:
     """Read a .pt checkpoint (or a plain state dict, given `variant`) as NumPy arrays.
 
     Raises:
@@ -118,10 +118,10 @@ def load(path: str | os.PathLike, variant: str | None = None) -> Checkpoint:
     return loads(read(path), path, variant)
 
 
-def load_model(path: str | os.PathLike, variant: str | None = None) -> LeNet:
-    """A model holding a checkpoint's weights, in the checkpoint's dtype."""
+def load_model(path: str | os.PathLike, variant: str | lenet_spec.Variant | None = None) -> LeNet:
+    """A model holding a checkpoint's weights, in the checkpoint's dtype, built from the spec it carries."""
     ckpt = load(path, variant)
-    model = build(lenet_spec.get_variant(ckpt.variant), dtype=ckpt.dtype)
+    model = build(ckpt.spec, dtype=ckpt.dtype)
     try:
         load_state_numpy(model, ckpt.state)
     except ValueError as e:

@@ -221,7 +221,7 @@ class Backend:
         """A checkpoint with weights, optimizer state and RNG state, written atomically."""
         state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         payload = envelope(
-            FRAMEWORK, self.variant.name, state, framework_version=str(torch.__version__),
+            FRAMEWORK, self.variant, state, framework_version=str(torch.__version__),
             optimizer=self.optimizer.state_dict(), rng_state=torch.get_rng_state(), **extra,
         )  # fmt: skip
         atomic_write(path, lambda tmp: torch.save(payload, tmp))
@@ -230,7 +230,7 @@ class Backend:
         """Load weights, optimizer and RNG state from a checkpoint of this framework; returns its
         envelope. The optimizer state is checked against the parameters first (a stranger's
         moment of another shape fails only at the first step, deep in torch)."""
-        ckpt = load(path, self.variant.name)
+        ckpt = load(path, self.variant)
         if "optimizer" not in ckpt.meta:
             raise CheckpointError(f"{path}: holds no optimizer state; it cannot be resumed")
         problem = self.optimizer_misfit(ckpt.meta["optimizer"])

@@ -12,7 +12,7 @@ import numpy as np
 
 from lenet_spec import VARIANTS, get_variant
 from lenet_spec.checkpoint import CheckpointError
-from lenet_spec.cli import ArgumentParser, HelpFormatter, RUN_NAMES, UsageError, check_output_folder, holds_run, not_regular
+from lenet_spec.cli import VARIANT_HELP, ArgumentParser, HelpFormatter, RUN_NAMES, UsageError, check_output_folder, holds_run, not_regular, variant_arg
 from lenet_spec.data import DATASETS, IMAGE_SHAPES, SEARCH_ORDER, DataError, load_split, locate
 from lenet_spec.frameworks import module, package
 from lenet_spec.recipe import OPTIMIZERS, SCHEDULES, Recipe, default_recipe, describe, extend
@@ -51,7 +51,9 @@ def train_parser(framework: str) -> argparse.ArgumentParser:
         formatter_class=_HelpWithEpilog,
         epilog=recipes_epilog(),
     )
-    p.add_argument("--variant", default=None, choices=list(VARIANTS), help="network to train (default: lenet5, or the resumed run's)")
+    p.add_argument(
+        "--variant", default=None, type=variant_arg, metavar="NAME|SPEC.toml", help=f"network to train: {VARIANT_HELP} (default: lenet5, or the resumed run's)"
+    )
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the variant's recipe)")
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
@@ -177,7 +179,7 @@ def train_main(framework: str, argv: list[str] | None = None) -> int:
 
 
 def _train(framework: str, args: argparse.Namespace, world: World) -> int:
-    out = Path(args.out or f"runs/{framework}-{args.variant or 'lenet5'}")
+    out = Path(args.out or f"runs/{framework}-{args.variant.name if args.variant else 'lenet5'}")
     given = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k) is not None}
     backend_module = module(framework, "train")
     suffix = backend_module.Backend.suffix
@@ -210,17 +212,20 @@ def _train(framework: str, args: argparse.Namespace, world: World) -> int:
             hint = f"it holds {others[0]}, which another trainer wrote: resume it with that framework's trainer" if others else "start the run without --resume"
             return _error(framework, f"--resume: {last} does not exist; {hint}", world)
         try:
-            meta = package(framework).load(last).meta
+            resumed = package(framework).load(last)
+            meta, run_spec = resumed.meta, resumed.spec
             stored = _stored_settings(meta, last)
         except CheckpointError as e:
             return _error(framework, str(e), world)
         extend_to = given.pop("epochs", None)  # more epochs: the one setting a run can take on resuming
         conflicts = [f"--{k.replace('_', '-')} {v} (run has {stored.get(k)})" for k, v in given.items() if k in stored and stored.get(k) != v]
-        if args.variant is not None and meta.get("variant") != args.variant:
-            conflicts.append(f"--variant {args.variant} (run has {meta.get('variant')})")
+        if args.variant is not None and meta.get("variant") != args.variant.name:
+            conflicts.append(f"--variant {args.variant.name} (run has {meta.get('variant')})")
+        elif args.variant is not None and run_spec != args.variant:
+            conflicts.append(f"--variant {args.variant.name} (the run's {args.variant.name} has another spec)")
         if conflicts:
             return _error(framework, f"--resume continues {out} as it was started; drop {', '.join(conflicts)} or use another --out", world)
-        args.variant = meta["variant"]
+        args.variant = run_spec
         for k in RUN_FLAGS:
             setattr(args, k, stored.get(k))
         recipe = Recipe.from_dict(meta["recipe"])  # the run's own, whatever the defaults are now
@@ -239,7 +244,7 @@ def _train(framework: str, args: argparse.Namespace, world: World) -> int:
                 f"{out} holds {', '.join(p.name for p in existing)} but no checkpoint (a start that ended before its first epoch was saved); starting afresh "
                 f"there"
             )
-    variant = get_variant(args.variant or "lenet5")
+    variant = args.variant or get_variant("lenet5")
     if world.size > 1 and variant.has_batchnorm:
         return _error(
             framework,
@@ -249,7 +254,7 @@ def _train(framework: str, args: argparse.Namespace, world: World) -> int:
         )
     if not args.resume:
         try:
-            recipe = default_recipe(variant.name, bool(args.augment)).with_overrides(
+            recipe = default_recipe(variant, bool(args.augment)).with_overrides(
                 dataset=args.dataset,
                 epochs=args.epochs,
                 batch_size=args.batch_size,
@@ -325,7 +330,13 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
     """python -m lenet_<framework>.evaluate CKPT: test accuracy, per-class accuracy, confusion matrix."""
     p = ArgumentParser(prog=f"python -m lenet_{framework}.evaluate", description=evaluate_main.__doc__, formatter_class=HelpFormatter)
     p.add_argument("checkpoint", help="a .pt, .pdparams or .safetensors checkpoint, from either framework")
-    p.add_argument("--variant", default=None, choices=list(VARIANTS), help="the checkpoint's variant; needed for a plain state dict")
+    p.add_argument(
+        "--variant",
+        default=None,
+        type=variant_arg,
+        metavar="NAME|SPEC.toml",
+        help=f"the checkpoint's variant ({VARIANT_HELP}); needed for a plain state dict (a checkpoint of this project carries its spec)",
+    )
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="data set (default: the one the checkpoint was trained on)")
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument("--device", default="auto", choices=["cpu", "gpu", "auto"], help="where to evaluate (auto: a GPU when the framework sees one)")
@@ -340,9 +351,9 @@ def evaluate_main(framework: str, argv: list[str] | None = None) -> int:
         backend_module.pick_device(args.device)  # a missing GPU is one line at once, before any data is read
         ckpt = load_checkpoint(args.checkpoint, args.variant)
         source = ckpt.framework
-        state = convert(ckpt.state, ckpt.variant, source, framework)
-        variant = get_variant(ckpt.variant)
-        recipe = default_recipe(variant.name)
+        variant = ckpt.spec  # the network the checkpoint carries (or the built-in of its name), no spec file needed
+        state = convert(ckpt.state, variant, source, framework)
+        recipe = default_recipe(variant)
         if "recipe" in ckpt.meta:
             try:
                 recipe = Recipe.from_dict(ckpt.meta["recipe"])

@@ -22,7 +22,7 @@ import numpy as np
 
 from lenet_spec import VARIANTS, get_variant
 from lenet_spec.checkpoint import CheckpointError
-from lenet_spec.cli import ArgumentParser, UsageError, add_json_option, check_output, report_to_stderr, run
+from lenet_spec.cli import VARIANT_HELP, ArgumentParser, UsageError, add_json_option, check_output, report_to_stderr, run, variant_or_all_arg
 from lenet_spec.compare import TRAIN_TOL  # noqa: F401  (tests/test_train.py imports it from here)
 from lenet_spec.data import DataError, find_dataset, load_split, to_model_input
 from lenet_spec.frameworks import NAMES, FrameworkMissing, gpu_problem
@@ -36,7 +36,13 @@ from .trajectories import run_training_case
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m parity.check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variant", default="all", choices=["all", *VARIANTS], help="variant to check (default: all)")
+    parser.add_argument(
+        "--variant",
+        default="all",
+        type=variant_or_all_arg,
+        metavar="NAME|SPEC.toml|all",
+        help=f"variant to check: {VARIANT_HELP}, or all built-in ones (default: all)",
+    )
     parser.add_argument("--dtype", default="both", choices=["both", *DTYPES], help="dtype to check (default: both)")
     parser.add_argument("--direction", default="both", choices=["both", *DIRECTIONS], help="direction of the weight transfer (default: both)")
     parser.add_argument("--batch", type=int, default=64, help="images per batch (default: 64)")
@@ -107,11 +113,11 @@ def checks(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if isinstance(args.json, str):
             check_output(args.json, "--json", inputs=[args.weights, args.data_dir, find_dataset("mnist", args.data_dir)])
         weights = None
-        names = list(VARIANTS) if args.variant == "all" else [args.variant]
+        names = list(VARIANTS) if args.variant == "all" else [args.variant]  # built-in names, or a Variant: get_variant takes both
         if args.weights is not None:
             ckpt = load_checkpoint(args.weights, None if args.variant == "all" else args.variant)
-            names = [ckpt.variant]
-            weights = convert(ckpt.state, ckpt.variant, ckpt.framework, "spec")
+            names = [ckpt.spec]  # the network the checkpoint carries: no spec file needed
+            weights = convert(ckpt.state, ckpt.spec, ckpt.framework, "spec")
         mnist, note = load_mnist(args.data_dir)
     except (CheckpointError, MappingError, DataError, FrameworkMissing, UsageError) as e:
         print(f"parity.check: error: {e}", file=sys.stderr)
@@ -127,7 +133,7 @@ def checks(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return gpu_main(args, names, dtypes, weights, mnist, note)
     print(note)
     if weights is not None:
-        print(f"weights: {args.weights} ({names[0]})")
+        print(f"weights: {args.weights} ({get_variant(names[0]).name})")
     images = f"{args.batch} random images" + (f" + {min(args.batch, len(mnist[1]))} MNIST test images (1x28x28 variants)" if mnist is not None else "")
     print(f"each case: {images}, same weights, both frameworks\n{LEGEND}")
     print(HEADER)
@@ -162,7 +168,7 @@ def gpu_main(args: argparse.Namespace, names: list[str], dtypes: tuple[str, ...]
     for line in gpu.prepare_gpu():
         print(f"GPU: {line}")
     if weights is not None:
-        print(f"weights: {args.weights} ({names[0]})")
+        print(f"weights: {args.weights} ({get_variant(names[0]).name})")
     images = f"{args.batch} random images" + (f" + {min(args.batch, len(mnist[1]))} MNIST test images (1x28x28 variants)" if mnist is not None else "")
     print(f"each case: {images}, same weights, TF32 off, deterministic cuDNN\n{GPU_LEGEND}")
     print(GPU_HEADER)
@@ -220,8 +226,8 @@ def distributed_main(args: argparse.Namespace, names: list[str], dtypes: tuple[s
     skipped = [v.name for v in variants if v.has_batchnorm]
     if skipped and len(names) == 1:
         print(
-            f"parity.check: error: {names[0]} has BatchNorm, which the trainers do not train data-parallel (its statistics would be each process's shard's); "
-            f"choose another --variant",
+            f"parity.check: error: {variants[0].name} has BatchNorm, which the trainers do not train data-parallel (its statistics would be each "
+            f"process's shard's); choose another --variant",
             file=sys.stderr,
         )
         return 2

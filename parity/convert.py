@@ -1,8 +1,9 @@
 """python -m parity.convert SRC DST: a torch .pt checkpoint to a paddle .pdparams one, or the
 reverse; either to or from .safetensors, a format that cannot carry code.
 
-The formats follow the suffixes. The variant comes from SRC (pass --variant for a plain state
-dict, or to insist on one). A .safetensors file holds the weights in one framework's layout
+The formats follow the suffixes. The variant comes from SRC (pass --variant, a built-in name or
+a .toml spec file, for a plain state dict, or to insist on one); DST carries SRC's spec, so a
+network of one's own converts without its spec file. A .safetensors file holds the weights in one framework's layout
 (paddle's dense weights are torch's transposed), named in its metadata: by default the
 layout of SRC, or --layout's. DST is written to a temporary file and renamed into place; it
 never replaces SRC.
@@ -15,9 +16,9 @@ import os
 import sys
 from pathlib import Path
 
-from lenet_spec import VARIANTS
+from lenet_spec import VARIANTS, Variant
 from lenet_spec.checkpoint import Checkpoint, CheckpointError, format_of, save_safetensors, state_mismatch
-from lenet_spec.cli import ArgumentParser, UsageError, check_output, run
+from lenet_spec.cli import VARIANT_HELP, ArgumentParser, UsageError, check_output, run, variant_arg
 
 from lenet_spec.frameworks import NAMES as FRAMEWORKS, REGISTRY, FrameworkMissing, package
 from lenet_spec.load import load_checkpoint
@@ -25,7 +26,7 @@ from lenet_spec.mapping import MappingError, convert, expected_shapes
 
 
 def convert_file(
-    src: str | os.PathLike, dst: str | os.PathLike, variant: str | None = None, layout: str | None = None, overwrite: bool = False
+    src: str | os.PathLike, dst: str | os.PathLike, variant: str | Variant | None = None, layout: str | None = None, overwrite: bool = False
 ) -> tuple[Checkpoint, str]:
     """Convert checkpoint `src` into `dst`, in the format its suffix names.
 
@@ -49,7 +50,7 @@ def convert_file(
         suffixes = " or ".join(fw.suffix for fw in others)
         other = suffixes if src_format != "safetensors" else f"{', '.join(fw.suffix for fw in REGISTRY)} or --layout {' or '.join(fw.name for fw in others)}"
         raise UsageError(f"{src} and {dst} would both be {dst_format} files in {target}'s layout; give DST {other}")
-    state = convert(ckpt.state, ckpt.variant, ckpt.framework, target)
+    state = convert(ckpt.state, ckpt.spec, ckpt.framework, target)
     source = {
         "framework": ckpt.framework,
         "format": src_format,
@@ -58,9 +59,9 @@ def convert_file(
         "sha256": ckpt.sha256,
     }
     if dst_format == "safetensors":
-        save_safetensors(dst, target, ckpt.variant, state, converted_from=source)
+        save_safetensors(dst, target, ckpt.spec, state, converted_from=source)
     else:
-        package(target).save_state(dst, ckpt.variant, state, converted_from=source)
+        package(target).save_state(dst, ckpt.spec, state, converted_from=source)
     return ckpt, target
 
 
@@ -69,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("src", help="checkpoint to read (.pt, .pdparams or .safetensors)")
     parser.add_argument("dst", help="checkpoint to write (.pt, .pdparams or .safetensors)")
     parser.add_argument(
-        "--variant", choices=list(VARIANTS), default=None, help="the variant SRC must hold; required for a plain state dict (default: read from SRC)"
+        "--variant",
+        type=variant_arg,
+        default=None,
+        metavar="NAME|SPEC.toml",
+        help=f"the variant SRC must hold ({VARIANT_HELP}); required for a plain state dict (default: read from SRC)",
     )
     parser.add_argument("--layout", choices=list(FRAMEWORKS), default=None, help="with a .safetensors DST: write torch's or paddle's layout (default: SRC's)")
     parser.add_argument(

@@ -111,9 +111,9 @@ def compare(a: list[dict[str, np.ndarray]], b: list[dict[str, np.ndarray]], res:
 
 def run_distributed_case(variant: Variant, dtype: str, steps: int, seed: int, world_size: int, mnist_train, augment: bool = False) -> list[DistResult]:
     """The three comparisons of one variant and dtype (module docstring)."""
-    recipe = default_recipe(variant.name, augment)
+    recipe = default_recipe(variant, augment)
     images, labels, _ = train_batches_source(variant, steps, recipe.batch_size, seed, mnist_train)
-    job = (variant.name, recipe, dtype, steps, seed, images, labels, augment)
+    job = (variant, recipe, dtype, steps, seed, images, labels, augment)
     histories, identical = {}, {}
     with tempfile.TemporaryDirectory(prefix="lenet-dist-") as folder:
         for fw in NAMES:

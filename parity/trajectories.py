@@ -96,7 +96,7 @@ def run_training_case(variant: Variant, dtype: str, steps: int, seed: int, mnist
     Returns:
         The run's drift; `passed` is judged by TRAIN_TOL in float64 and TRAIN_UNRELATED otherwise.
     """
-    recipe = recipe or default_recipe(variant.name, augment)
+    recipe = recipe or default_recipe(variant, augment)
     images, labels, source = train_batches_source(variant, steps, recipe.batch_size, seed, mnist_train)
     res = TrainResult(variant.name, dtype, steps, source, augment)
     backends = [module(fw, "train").Backend(variant, recipe, seed, "cpu", dtype) for fw in NAMES]
@@ -114,11 +114,20 @@ def run_training_case(variant: Variant, dtype: str, steps: int, seed: int, mnist
 
 
 def train_steps(
-    framework: str, variant_name: str, recipe: Recipe, dtype: str, steps: int, seed: int, images: np.ndarray, labels: np.ndarray, augment: bool, world=None
+    framework: str,
+    variant_name: str | Variant,
+    recipe: Recipe,
+    dtype: str,
+    steps: int,
+    seed: int,
+    images: np.ndarray,
+    labels: np.ndarray,
+    augment: bool,
+    world=None,
 ) -> list[dict[str, np.ndarray]]:
     """Train `steps` steps of the trainers' schedule in `framework` (in a job: this process's
     part of it, `world` a lenet_train.distributed.World) and return the weights after each
-    step, in the spec's layout."""
+    step, in the spec's layout. `variant_name`: a built-in variant's name or a Variant."""
     from lenet_spec import get_variant
     from lenet_train.distributed import World
 
