@@ -19,7 +19,8 @@ each framework's own generator, so the two runs agree in accuracy, not step by s
 dropout trains the same on both sides up to float32 rounding.
 
 Prints: framework, test accuracy, final loss (the last step's), the mean loss of the last 10% of
-steps, seconds of training. This module imports neither framework (the import contracts).
+steps, seconds of training (each framework on --threads CPU threads, default 1; the seconds include
+its first step's set-up). This module imports neither framework (the import contracts).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def load_mnist(data_dir: str | None, limit: int | None, normalised: bool = True)
     return tuple(out)
 
 
-def measure(torch_spec: str, paddle_spec: str, data, *, batch=64, lr=1.0, optimizer="adadelta", loss="cross_entropy", seed=0) -> dict:
+def measure(torch_spec: str, paddle_spec: str, data, *, batch=64, lr=1.0, optimizer="adadelta", loss="cross_entropy", seed=0, threads=1) -> dict:
     """Both models built, the torch weights copied into the paddle one, each trained one epoch and
     scored: {"copied": tensors copied, "rows": [one dict per framework]}."""
     x_train, y_train, x_test, y_test = data
@@ -72,6 +73,7 @@ def measure(torch_spec: str, paddle_spec: str, data, *, batch=64, lr=1.0, optimi
     rows = []
     for side in NAMES:
         epoch = module(side, "epoch")
+        epoch.set_threads(threads)
         start = time.perf_counter()
         losses = epoch.train_epoch(models[side], x_train, y_train, batch=batch, lr=lr, optimizer=optimizer, loss=loss, seed=seed)
         seconds = time.perf_counter() - start
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--optimizer", default="adadelta", choices=("adadelta", "sgd", "momentum", "adam"), help="(default: adadelta)")
     ap.add_argument("--loss", default="cross_entropy", choices=("cross_entropy", "nll"), help="cross_entropy of logits, nll of log-probabilities")
     ap.add_argument("--seed", type=int, default=0, help="the models' initialisation, the batch order and the dropout generators (default: 0)")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads of each framework, the same on both sides (default: 1)")
     ap.add_argument("--no-normalise", dest="normalise", action="store_false", help="feed pixels in [0, 1], not (x - 0.1307) / 0.3081")
     ap.add_argument("--data-dir", default=None, metavar="FOLDER", help="the folder holding MNIST (default: $LENET_DATA/mnist, then the usual places)")
     add_json_option(ap, "the table's rows and every step's loss")
@@ -115,18 +118,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.limit is not None and args.limit < 1:
             raise UsageError(f"--limit {args.limit}: give a positive number of images")
+        if args.threads < 1:
+            raise UsageError(f"--threads {args.threads}: give a positive number of threads")
         if args.batch < 1:
             raise UsageError(f"--batch {args.batch}: give a positive batch size")
         if args.json and args.json != JSON_STDOUT:
             check_output(args.json, "--json", inputs=[args.data_dir] if args.data_dir else [])
         with report_to_stderr(args.json) as stdout:
             data = load_mnist(args.data_dir, args.limit, args.normalise)
-            result = measure(args.torch, args.paddle, data, batch=args.batch, lr=args.lr, optimizer=args.optimizer, loss=args.loss, seed=args.seed)
+            settings = dict(batch=args.batch, lr=args.lr, optimizer=args.optimizer, loss=args.loss, seed=args.seed, threads=args.threads)
+            result = measure(args.torch, args.paddle, data, **settings)
             print(f"{len(data[0])} training images, batch {args.batch}, {args.optimizer} lr {args.lr}, {args.loss}")
             print(f"{result['copied']} tensors copied torch -> paddle: both start from the same weights")
             print(format_table(result))
         if args.json:
-            settings = {k: getattr(args, k) for k in ("torch", "paddle", "limit", "batch", "lr", "optimizer", "loss", "seed", "normalise")}
+            settings = {k: getattr(args, k) for k in ("torch", "paddle", "limit", "batch", "lr", "optimizer", "loss", "seed", "threads", "normalise")}
             text = json.dumps({"settings": settings, **result}, indent=1) + "\n"
             (stdout.write(text) if stdout is not None else Path(args.json).write_text(text))
     except (DiffError, UsageError, DataError, FrameworkMissing, OSError) as e:

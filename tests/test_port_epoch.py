@@ -98,9 +98,19 @@ def test_the_adadelta_settings_are_torchs_on_both_sides():
     assert ins.signature(paddle.optimizer.Adadelta).parameters["rho"].default != epoch.ADADELTA_RHO  # why it is set
 
 
+@pytest.fixture
+def threads_kept():
+    """torch's thread count as the test found it (the command sets both frameworks' to --threads)."""
+    import torch
+
+    kept = torch.get_num_threads()
+    yield
+    torch.set_num_threads(kept)
+
+
 @pytest.mark.data
-@pytest.mark.slow
-def test_the_command_trains_a_right_port_above_chance(tmp_path, capsys):
+def test_the_command_trains_a_right_port_above_chance(tmp_path, capsys, threads_kept):
+    """About 3 s (512 images, 10,000 test images scored on each side)."""
     if find_dataset("mnist", os.environ.get("LENET_DATA") and Path(os.environ["LENET_DATA"]) / "mnist", "train") is None:
         pytest.skip("MNIST not found: set LENET_DATA to a folder holding mnist/")
     from benchmarks.port_epoch import main
@@ -113,7 +123,7 @@ def test_the_command_trains_a_right_port_above_chance(tmp_path, capsys):
     assert "framework" in table and "test accuracy" in table and "final loss" in table and "seconds" in table
     assert [line.split()[0] for line in table.splitlines()[-2:]] == list(NAMES)
     doc = json.loads(out.read_text())
-    assert doc["settings"]["limit"] == 512 and doc["copied"] == 10
+    assert doc["settings"]["limit"] == 512 and doc["settings"]["threads"] == 1 and doc["copied"] == 10
     for row in doc["rows"]:
         assert {"framework", "test_accuracy", "final_loss", "seconds", "steps", "losses"} <= set(row)
         assert row["steps"] == 8 and len(row["losses"]) == 8
@@ -121,7 +131,7 @@ def test_the_command_trains_a_right_port_above_chance(tmp_path, capsys):
     assert abs(doc["rows"][0]["test_accuracy"] - doc["rows"][1]["test_accuracy"]) < 0.02
 
 
-def test_a_pair_that_cannot_start_from_the_same_weights_is_refused(capsys):
+def test_a_pair_that_cannot_start_from_the_same_weights_is_refused(capsys, threads_kept):
     """Seed 004's paddle LeNet takes 1x32x32: on MNIST's 28x28 it raises, and nothing is trained."""
     from benchmarks.port_epoch import main
 
