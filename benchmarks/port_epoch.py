@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{result['copied']} tensors copied torch -> paddle: both start from the same weights")
             print(format_table(result))
         if args.json:
-            settings = {k: getattr(args, k) for k in ("torch", "paddle", "limit", "batch", "lr", "optimizer", "loss", "seed", "threads", "normalise")}
+            settings = {k: getattr(args, k) for k in (*NAMES, "limit", "batch", "lr", "optimizer", "loss", "seed", "threads", "normalise")}
             text = json.dumps({"settings": settings, **result}, indent=1) + "\n"
             (stdout.write(text) if stdout is not None else Path(args.json).write_text(text))
     except (DiffError, UsageError, DataError, FrameworkMissing, OSError) as e:
