@@ -865,12 +865,7 @@ def compare(
             dst_state = dst.probe.state(dst.model)
             noise = np.random.default_rng([seed, 13])
             dst.probe.load_state(dst.model, {k: noise.standard_normal(v.shape) for k, v in dst_state.items() if v.dtype.kind == "f"})
-            copied = {}
-            for pp in pairs:
-                if source == "torch":
-                    copied[pp.paddle] = _relayout(pp, src_state[pp.torch])
-                else:
-                    copied[pp.torch] = _relayout(pp, src_state[pp.paddle])
+            copied = _copied(pairs, src_state, source)
             dst.probe.load_state(dst.model, copied)
             now = dst.probe.state(dst.model)
             back = {}
@@ -949,6 +944,42 @@ def compare(
                 del engine.findings[mark[0] :]
                 del engine.phases[mark[1] :]
         return _finish(report, engine, start)
+
+
+def _copied(pairs, src_state: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """The source's tensors under the target's names, in the target's layout: what the copy loads."""
+    if source == "torch":
+        return {pp.paddle: _relayout(pp, src_state[pp.torch]) for pp in pairs}
+    return {pp.torch: _relayout(pp, src_state[pp.paddle]) for pp in pairs}
+
+
+def copy_weights(torch_model, paddle_model, inputs: np.ndarray) -> int:
+    """The torch model's weights into the paddle model, paired as `compare` pairs them (one forward
+    pass of each on `inputs`, in evaluation mode, then the correspondence) and copied as it copies
+    them (a Linear's weight transposed): for training a pair from the same start without comparing
+    it (python -m benchmarks.port_epoch). Every floating tensor of the paddle model is overwritten;
+    both models are left in evaluation mode. Returns the number of tensors copied.
+
+    Raises:
+        DiffError: the pair has no complete correspondence (run parity.diff on it to see where).
+    """
+    t, p = _Side("torch", torch_model), _Side("paddle", paddle_model)
+    tr = t.run(np.asarray(inputs).astype(t.probe.dtype_of(torch_model)), train=False)
+    pr = p.run(np.asarray(inputs).astype(p.probe.dtype_of(paddle_model)), train=False)
+    for side, r in (("torch", tr), ("paddle", pr)):
+        if r.raised or r.odd_output:
+            raise DiffError(f"the {side} model cannot run the input: {r.raised or 'it returns a ' + r.odd_output}")
+    corr = correspond(t.units, tr.calls, p.units, pr.calls)
+    if corr.ambiguous:  # compare's rule for a copy: no ambiguous pair, every target parameter reached
+        raise DiffError(f"the weights cannot be copied: ambiguous: {corr.ambiguous[0]} (python -m parity.diff shows the pairing)")
+    if _uncopied(corr, "paddle"):
+        raise DiffError(f"the weights cannot be copied: {', '.join(_uncopied(corr, 'paddle')[:6])} of the paddle model has no torch counterpart")
+    copied = _copied(corr.param_pairs(), t.probe.state(torch_model), "torch")
+    missed = [k for k, v in p.probe.state(paddle_model).items() if v.dtype.kind == "f" and k not in copied]
+    if missed:
+        raise DiffError(f"the weights cannot be copied: {', '.join(missed[:6])} of the paddle model has no torch counterpart")
+    p.probe.load_state(paddle_model, copied)
+    return len(copied)
 
 
 def _give_back(side: _Side, dtype: str, training: bool, state: dict[str, np.ndarray] | None) -> None:
