@@ -11,7 +11,9 @@ OUT (`--name` net):
   net.toml                 the network in the spec's vocabulary: `--variant OUT/net.toml` in every command
   net_<framework>.py       the other framework's code: one class under the source's name and layer
                            names, and load(path=...) -> the model with the ported weights, evaluation mode
-  net.pdparams | net.pt    the weights, in that framework's own format; net.safetensors, the same arrays
+  net.pdparams | net.pt    the weights, in that framework's own format, for the generated code's load()
+  net.safetensors          the same weights as a project checkpoint carrying net.toml (the spec's
+                           names): evaluate, export, serve and parity.convert read it as it is
   report.txt, report.json  python -m parity.diff of the source model, as given, against the generated
                            code: both dtypes, --train optimizer steps
 The files are written into a new folder beside OUT and renamed to OUT only when the proof passes; a
@@ -39,10 +41,11 @@ import numpy as np
 
 from lenet_spec import layers as L
 from lenet_spec import specfile
-from lenet_spec.checkpoint import CheckpointError
+from lenet_spec.checkpoint import CheckpointError, save_safetensors
 from lenet_spec.cli import ArgumentParser, UsageError, check_output_folder, run
 from lenet_spec.compare import REFERENCE_TOL, rel_diff
 from lenet_spec.frameworks import NAMES, FrameworkMissing, module
+from lenet_spec.mapping import convert
 from lenet_spec.reference import forward as reference_forward
 from lenet_spec.traced import Op, Plan, Step, Trace, TraceError
 from lenet_spec.variants import DATASET_CLASSES
@@ -221,6 +224,14 @@ def _fold(layers: list[L.Layer], op: Op) -> None:
     raise _unsupported(op, f"a {kind} on the input: the spec's layers apply an activation after their own op")
 
 
+def checkpoint_state(variant: L.Variant, params: dict[str, np.ndarray], framework: str, dtype: str) -> dict[str, np.ndarray]:
+    """The spec's parameters as the project's `framework` model holds them (lenet_spec.mapping), in
+    `dtype`: the state of net.safetensors, a checkpoint every command of the project reads."""
+    counters = {b.name for b in variant.buffers() if b.dtype == "int64"}
+    cast = {k: np.asarray(v, np.int64 if k in counters else dtype) for k, v in params.items()}
+    return convert(cast, variant, "spec", framework)
+
+
 def spec_agreement(variant: L.Variant, params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> float:
     """How far the spec's NumPy reference (lenet_spec.reference) is from the source's output `y` on
     `x`, both float64: the spec that the other commands build is the network that was ported."""
@@ -259,7 +270,7 @@ def generate(p: Plan, target: str) -> str:
     lines = [
         f'"""{p.class_name}, ported from {source} by python -m parity.port (lenet-parity).',
         "",
-        f"The network is {p.stem}.toml; its weights are {weights} (and {p.stem}.safetensors).",
+        f"The network is {p.stem}.toml; load() reads the weights in {weights}.",
         "",
         "    model = load()  # evaluation mode, with the ported weights",
         '"""',
@@ -383,16 +394,7 @@ def _port(args) -> int:
         files["code"].write_text(generate(p, target))
         arrays = cg.state(p, dtype)
         cg.save(files["weights"], arrays)
-        from safetensors.numpy import save_file
-
-        from lenet_spec.checkpoint import atomic_write
-
-        atomic_write(
-            files["safetensors"],
-            lambda tmp: save_file(
-                {k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp, metadata={"framework": target, "spec": specfile.dumps(variant)}
-            ),
-        )
+        save_safetensors(files["safetensors"], target, variant, checkpoint_state(variant, spec_params, target, dtype))
 
         generated = diff.load_factory(f"{files['code']}:load", "generated")
         rng = np.random.default_rng([args.seed, 7])

@@ -315,3 +315,27 @@ def test_a_port_that_is_not_proven_is_left_under_a_name_that_says_so(tmp_path, m
     status, _, _ = run_port([f"{PORTS}/right_functional_torch.py:Net", "--input", "1,28,28", "--out", str(out)])
     assert status == 1 and (tmp_path / "out.unproven.2").is_dir()
     assert leftovers(tmp_path) == []
+
+
+def test_the_safetensors_is_a_project_checkpoint_of_the_spec(tmp_path):
+    """net.safetensors carries net.toml: the project's loaders read it without the spec file, its
+    weights run in the spec's NumPy reference as the generated code runs them, and parity.convert
+    turns it into the other framework's checkpoint."""
+    from lenet_spec.load import load_checkpoint
+    from lenet_spec.mapping import convert
+    from lenet_spec.reference import forward
+    from parity.convert import main as convert_main
+
+    out, _, _ = ported(tmp_path, f"{PORTS}/seed004_torch.py:LeNet", "1,32,32")
+    ckpt = load_checkpoint(out / "net.safetensors")
+    assert ckpt.framework == "paddle" and ckpt.spec == specfile.load(out / "net.toml")
+    params = convert(ckpt.state, ckpt.spec, "paddle", "spec")
+    x = np.random.default_rng(1).random((4, 1, 32, 32)).astype(np.float32)
+    import runpy
+
+    generated = runpy.run_path(str(out / "net_paddle.py"))["load"]()
+    got = generated(paddle.to_tensor(x)).numpy()
+    want = list(forward(ckpt.spec, params, x).values())[-1]
+    assert np.abs(got - want).max() <= 1e-5 * max(1.0, np.abs(want).max())  # REFERENCE_TOL, float32
+    assert convert_main([str(out / "net.safetensors"), str(tmp_path / "net.pt")]) == 0
+    assert load_checkpoint(tmp_path / "net.pt").spec == ckpt.spec
