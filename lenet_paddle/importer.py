@@ -79,8 +79,9 @@ def _is_user(frame) -> bool:
 
 
 def _user_line(frame) -> str:
-    """FILE:LINE of the innermost frame of the user's code from `frame` outwards ("" when none)."""
-    while frame is not None:
+    """FILE:LINE of the innermost frame of the user's code from `frame` outwards, within the pass
+    ("" when none: a paddle container's forward called by `trace` itself)."""
+    while frame is not None and os.path.abspath(frame.f_code.co_filename) != _HERE:
         if _is_user(frame):
             return f"{_short(frame.f_code.co_filename)}:{frame.f_lineno}"
         frame = frame.f_back
