@@ -143,7 +143,7 @@ class _Recorder:
         self.thread = threading.get_ident()
         self.error: BaseException | None = None
         self.units: dict[int, tuple[str, str]] = {}  # id(layer) -> (dotted name, "leaf" | "own")
-        for name, layer in model.named_sublayers():
+        for name, layer in model.named_sublayers(include_self=True):  # the model itself too: DownSample traced alone is one unit
             cls = type(layer)
             paddles = cls.__module__.startswith("paddle.")
             owns = next(iter(layer.parameters(include_sublayers=False)), None) is not None
@@ -151,7 +151,7 @@ class _Recorder:
                 self.units[id(layer)] = (name, "leaf")
             elif not paddles and owns:
                 self.units[id(layer)] = (name, "own")
-        self.layers = [layer for _, layer in model.named_sublayers() if id(layer) in self.units]
+        self.layers = [layer for _, layer in model.named_sublayers(include_self=True) if id(layer) in self.units]
 
     # the hooks
     def before(self, layer, args):
@@ -192,9 +192,9 @@ class _Recorder:
         f_locals = frame.f_locals
         if isinstance(f_locals.get("self"), paddle.nn.Layer):
             return  # a layer's own call (hooks record it) or method (parameters(), train())
-        func = f_locals.get("func")
-        if callable(func) and "args" in f_locals:  # a decorator's wrapper(*args, **kwargs)
-            name = getattr(func, "__name__", frame.f_code.co_name)
+        func = _wrapped(f_locals) if "args" in f_locals and "kwargs" in f_locals else None
+        if func is not None:  # a decorator's wrapper(*args, **kwargs)
+            name = func.__name__
             args = _bind(func, f_locals["args"], f_locals.get("kwargs", {}), {})
             values = list(f_locals["args"]) + list(f_locals.get("kwargs", {}).values())
             args["__func__"] = func
@@ -228,6 +228,29 @@ class _Recorder:
             return out
 
         return wrapper
+
+
+_GENERIC = {"__impl__", "wrapper", "decorator", "inner", "impl", "_wrapper"}
+
+
+def _wrapped(f_locals: dict, depth: int = 3):
+    """The function a decorator's wrapper frame calls: `func` (paddle.utils.decorator_utils) or
+    the one inside `decorated`'s closure (paddle.base.wrapped_decorator: F.relu_, x.view), None
+    when the frame holds none."""
+    for key, value in f_locals.items():
+        if key not in ("args", "kwargs", "self") and inspect.isfunction(value):
+            found = _named(value, depth)
+            if found is not None:
+                return found
+    return None
+
+
+def _named(fn, depth: int):
+    fn = inspect.unwrap(fn)
+    if fn.__name__ not in _GENERIC:
+        return fn
+    cells = [c.cell_contents for c in fn.__closure__ or () if c.cell_contents is not None] if depth else []
+    return next((f for f in (_named(c, depth - 1) for c in cells if inspect.isfunction(c)) if f is not None), None)
 
 
 def _bind(func, args, kwargs, fallback: dict) -> dict:
@@ -286,6 +309,7 @@ def _trace(model: paddle.nn.Layer, shape: tuple[int, ...], cls: type) -> Trace:
     model.eval()
     place = next((p.place for p in model.parameters()), None)
     x = paddle.to_tensor(np.random.default_rng(0).standard_normal((2, *shape)), dtype="float64", place=place)
+    x_array = _array(x)  # before the pass: an in-place op (F.relu_) may change x
     recorder = _Recorder(model)
     handles = [h for m in recorder.layers for h in (m.register_forward_pre_hook(recorder.before), m.register_forward_post_hook(recorder.after))]
     originals = {name: paddle.Tensor.__dict__[name] for name in _OPERATORS if name in paddle.Tensor.__dict__}
@@ -313,7 +337,7 @@ def _trace(model: paddle.nn.Layer, shape: tuple[int, ...], cls: type) -> Trace:
         raise recorder.error
     if not isinstance(out, paddle.Tensor):
         raise TraceError(f"{cls.__name__}'s forward returns a {type(out).__name__}, not one tensor; parity.port follows a chain to one output")
-    ops = _chain(recorder.records, x, out)
+    ops = _chain(recorder.records, x, x_array, out)
     try:
         source = inspect.getsourcefile(cls) or ""
     except TypeError:
@@ -331,9 +355,8 @@ def _same(t, array: np.ndarray, previous: _Record | None, x, x_array: np.ndarray
     return t is want or (array.shape == want_array.shape and np.array_equal(array, want_array))
 
 
-def _chain(records: list[_Record], x, out) -> list[Op]:
+def _chain(records: list[_Record], x, x_array: np.ndarray, out) -> list[Op]:
     """The records as ops, checked to be a chain from `x` to `out`."""
-    x_array = _array(x)
     ops, previous = [], None
     for record in records:
         what = record.name if not record.module else f"{record.module} ({record.name})"
@@ -363,7 +386,8 @@ def _op(record: _Record) -> Op:
     if record.output is not None:
         op.out_shape = tuple(record.output.shape[1:])
     if not record.seen:
-        op.attrs = {"reason": f"{record.name} is a C function of paddle's called directly, which the importer cannot follow; {_NOT_IN_SPEC}"}
+        why = "a C function of paddle's called directly, its tensors unseen by the importer; call paddle's layers or its Python API"
+        op.attrs = {"reason": f"{record.name}: {why}"}
         return op
     if record.odd_output:
         op.attrs = {"reason": f"{record.name} returns a {record.odd_output}, not one tensor; {_NOT_IN_SPEC}"}

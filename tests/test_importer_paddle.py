@@ -107,9 +107,7 @@ def test_seed004_downsample_is_subsampling_and_the_rest_maps_layer_for_layer():
     # no op of DownSample's own forward (its indexing, *, +, unsqueeze, concat) leaks out
     assert all(op.kind != "unsupported" for op in t.ops)
     src = PORTS / "seed004_paddle.py"
-    assert t.ops[0].where == f"tests/ports/seed004_paddle.py:{line_of(src, 'output = self.con_sam(input)')}" or t.ops[0].where.endswith(
-        f"seed004_paddle.py:{line_of(src, 'output = self.con_sam(input)')}"
-    )
+    assert t.ops[0].where.endswith(f"seed004_paddle.py:{line_of(src, 'output = self.con_sam(input)')}")
     assert t.ops[-1].where.endswith(f"seed004_paddle.py:{line_of(src, 'output = self.fc(output)')}")
     assert_untouched(model, before, training=True)
 
@@ -203,7 +201,7 @@ def test_a_residual_add_is_not_a_chain():
         trace(Residual(), (1, 8, 8))
     said = str(e.value)
     assert said.startswith("forward is not a chain of layers: __add__ at ") and "parity.port follows chains only" in said
-    assert f"__add__ at {here('# <- residual')}" in said or said.split(" at ")[1].split(" ")[0].endswith(here("# <- residual"))
+    assert said.split(" at ", 1)[1].split(" ", 1)[0].endswith(here("# <- residual"))
     assert "conv2 (Conv2D)" in said  # the op whose output it is not
 
 
@@ -428,3 +426,80 @@ def test_a_model_that_cannot_be_copied_is_cast_and_restored():
     assert_untouched(model, before, training=True)
     assert [id(p) for p in model.parameters()] == params  # the same tensors, the user's optimizer still holds them
     assert inspect.isfunction(trace)
+
+
+class Pools(nn.Layer):
+    def forward(self, x):
+        x = F.avg_pool2d(x, 2, exclusive=False)
+        x = F.adaptive_max_pool2d(x, 2)
+        x = F.adaptive_avg_pool2d(x, [1, 1])
+        x = F.relu_(x)  # <- in place
+        x = x.view([-1, 3])
+        x = x.tanh()
+        return F.softmax(x)
+
+
+def test_functional_pools_in_place_relu_view_and_tensor_methods():
+    """paddle 3.3.1 wraps these three ways (a plain function, decorator_utils' `func`,
+    wrapped_decorator's `decorated`): all are read."""
+    t = trace(Pools(), (3, 8, 8))
+    got = [(op.kind, op.type_name, op.attrs, op.out_shape) for op in t.ops]
+    assert got == [
+        ("avg_pool", "avg_pool2d", {"kernel": 2, "stride": 2, "padding": 0, "ceil_mode": False, "count_include_pad": True}, (3, 4, 4)),
+        ("adaptive_max_pool", "adaptive_max_pool2d", {"output_size": (2, 2)}, (3, 2, 2)),
+        ("adaptive_avg_pool", "adaptive_avg_pool2d", {"output_size": (1, 1)}, (3, 1, 1)),
+        ("relu", "relu_", {}, (3, 1, 1)),
+        ("flatten", "view", {}, (3,)),
+        ("tanh", "tanh", {}, (3,)),
+        ("softmax", "softmax", {"dim": -1}, (3,)),
+    ]
+    assert t.ops[3].where.endswith(here("# <- in place"))
+
+
+class Subsample(nn.Layer):
+    """LeNet-5's subsampling written as the window's sum: 4 x the 2x2 mean, scaled and shifted per map."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.pool = nn.AvgPool2D(2)
+        self.w = self.create_parameter([c])
+        self.b = self.create_parameter([c], is_bias=True)
+
+    def forward(self, x):
+        return self.pool(x) * 4 * self.w.reshape([1, -1, 1, 1]) + self.b.reshape([1, -1, 1, 1])
+
+
+def test_subsampling_by_the_windows_sum_and_a_users_layer_traced_alone():
+    paddle.seed(2)
+    layer = Subsample(3)
+    layer.b.set_value(np.array([0.1, -0.2, 0.3], np.float32))
+    t = trace(layer, (3, 6, 6))
+    assert [(op.kind, op.module, op.type_name, op.attrs) for op in t.ops] == [("subsample", "", "Subsample", {"channels": 3, "kernel": 2, "pooling": "sum"})]
+    np.testing.assert_array_equal(t.ops[0].params["weight"], layer.w.numpy().astype(np.float64))
+    np.testing.assert_array_equal(t.ops[0].params["bias"], layer.b.numpy().astype(np.float64))
+    seed = trace(importlib.import_module("seed004_paddle").DownSample(4), (4, 6, 6))
+    assert [(op.kind, op.attrs) for op in seed.ops] == [("subsample", {"channels": 4, "kernel": 2, "pooling": "avg"})]
+
+
+def test_a_c_function_called_directly_is_unsupported():
+    from paddle import _C_ops
+
+    class Direct(nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return _C_ops.relu(self.fc(x))  # <- C
+
+    t = trace(Direct(), (4,))
+    assert kinds(t) == ["linear", "unsupported"]
+    assert t.ops[1].type_name == "relu" and t.ops[1].where.endswith(here("# <- C")) and "C function" in t.ops[1].attrs["reason"]
+
+
+def test_the_gelu_port_flattens_with_a_tensor_method():
+    t = trace(port("gelu_approximate_paddle"), (3, 16, 16))
+    assert kinds(t) == ["conv", "unsupported", "max_pool", "flatten", "linear", "unsupported", "linear"]
+    assert t.ops[1].attrs == {"reason": "paddle's GELU is not in the spec's vocabulary"} and t.ops[1].module == "act1"
+    assert (t.ops[3].type_name, t.ops[3].module) == ("flatten", "")
+    assert t.ops[3].where.endswith(f"gelu_approximate_paddle.py:{line_of(PORTS / 'gelu_approximate_paddle.py', 'x = x.flatten(1)')}")
