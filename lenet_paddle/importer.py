@@ -45,6 +45,7 @@ import paddle
 from lenet_spec.traced import Op, Trace, TraceError, recognise_subsample
 
 _PADDLE = os.path.join(os.path.dirname(paddle.__file__), "")
+_ZOO = os.path.join(_PADDLE, "vision", "models", "")  # paddle.vision's models (its LeNet): read as a user's code
 _HERE = os.path.abspath(__file__)
 _CONTAINERS = (paddle.nn.Sequential, paddle.nn.LayerList, paddle.nn.LayerDict)
 # calls that read a tensor's shape, dtype or value, not ops on the data path
@@ -71,11 +72,22 @@ def _short(path: str) -> str:
     return os.path.basename(path) if rel.startswith("..") else rel
 
 
+def _is_paddles(filename: str) -> bool:
+    """Whether a file is paddle's own (its model zoo, paddle.vision.models, is written as a user
+    writes a model: not paddle's own here)."""
+    return filename.startswith(_PADDLE) and not filename.startswith(_ZOO)
+
+
 def _is_user(frame) -> bool:
     """Whether a frame runs the user's code: not paddle's, not this importer's, not Python's frozen
     import machinery."""
     name = frame.f_code.co_filename
-    return not (name.startswith(_PADDLE) or os.path.abspath(name) == _HERE or name.startswith("<frozen"))
+    return not (_is_paddles(name) or os.path.abspath(name) == _HERE or name.startswith("<frozen"))
+
+
+def _paddles_layer(cls: type) -> bool:
+    """Whether a layer class is one of paddle's own (Conv2D, Sequential), not a user's or the zoo's."""
+    return cls.__module__.startswith("paddle.") and not cls.__module__.startswith("paddle.vision.models")
 
 
 def _user_line(frame) -> str:
@@ -107,7 +119,7 @@ def _array(t) -> np.ndarray:
 def _square(value, what: str) -> tuple[int | None, str]:
     """An int-or-pair attribute as one int, or (None, why) when its two values differ."""
     if isinstance(value, (list, tuple)):
-        if len(value) == 1 or (len(value) == 2 and value[0] == value[1]):
+        if len(value) in (1, 2, 4) and len(set(value)) == 1:  # 4: paddle's (top, bottom, left, right) padding
             return int(value[0]), ""
         return None, f"{what} {tuple(value)} is not square; the spec's sizes are one int"
     return int(value), ""
@@ -145,7 +157,7 @@ class _Recorder:
         self.units: dict[int, tuple[str, str]] = {}  # id(layer) -> (dotted name, "leaf" | "own")
         for name, layer in model.named_sublayers(include_self=True):  # the model itself too: DownSample traced alone is one unit
             cls = type(layer)
-            paddles = cls.__module__.startswith("paddle.")
+            paddles = _paddles_layer(cls)
             owns = next(iter(layer.parameters(include_sublayers=False)), None) is not None
             if paddles and not isinstance(layer, _CONTAINERS):
                 self.units[id(layer)] = (name, "leaf")
@@ -173,7 +185,7 @@ class _Recorder:
                 return
             if event == "call":
                 caller = frame.f_back
-                if caller is None or not frame.f_code.co_filename.startswith(_PADDLE) or not _is_user(caller):
+                if caller is None or not _is_paddles(frame.f_code.co_filename) or not _is_user(caller):
                     return
                 self._call(frame, caller)
             elif event == "return" and id(frame) in self.open:
@@ -419,7 +431,7 @@ def _layer(record: _Record) -> tuple[str, dict, dict, str]:
     """(kind, attrs, params, "") of one of paddle's layers or a user's own, or ("", {}, {}, why)."""
     m, cls = record.layer, type(record.layer).__name__
     nn = paddle.nn
-    if not type(m).__module__.startswith("paddle."):
+    if not _paddles_layer(type(m)):
         return _own_layer(record)
     if type(m) in (nn.Conv2D,):
         return _conv(m)

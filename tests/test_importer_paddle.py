@@ -503,3 +503,15 @@ def test_the_gelu_port_flattens_with_a_tensor_method():
     assert t.ops[1].attrs == {"reason": "paddle's GELU is not in the spec's vocabulary"} and t.ops[1].module == "act1"
     assert (t.ops[3].type_name, t.ops[3].module) == ("flatten", "")
     assert t.ops[3].where.endswith(f"gelu_approximate_paddle.py:{line_of(PORTS / 'gelu_approximate_paddle.py', 'x = x.flatten(1)')}")
+
+
+def test_paddle_visions_lenet_its_forward_read_as_a_users():
+    """paddle.vision.models.LeNet: its forward's paddle.flatten(x, 1) is caught as a user's call."""
+    paddle.seed(0)
+    model = paddle.vision.models.LeNet()
+    t = trace(model, (1, 28, 28))
+    assert kinds(t) == ["conv", "relu", "max_pool", "conv", "relu", "max_pool", "flatten", "linear", "linear", "linear"]
+    assert t.ops[0].attrs["padding"] == 1 and t.ops[6].type_name == "flatten"
+    assert t.ops[6].where.startswith("lenet.py:")  # paddle/vision/models/lenet.py, outside the working folder: its base name
+    assert t.class_name == "LeNet" and t.output_shape == (10,)
+    assert_params_are_the_state(t, model)
