@@ -9,8 +9,9 @@ user's model keeps its dtype, mode and weights. Two recorders watch that pass, i
 * forward pre/post hooks on the units: paddle's own leaf layers (Conv2D, Linear, the pools,
   BatchNorm, Dropout, Flatten, the activations...) and the user's own layers that own parameters
   directly (seed 004's DownSample), each with its input and output. A unit is one op: nothing
-  called inside it is recorded, so nothing is counted twice. Containers (Sequential) and the
-  user's layers without parameters of their own are transparent: their calls are recorded.
+  called inside it is recorded, so nothing is counted twice. Containers (Sequential), the
+  user's layers without parameters of their own and the model itself (unless it is a DownSample
+  alone: parameters and pools) are transparent: their calls are recorded.
 * sys.setprofile, for the functional ops the user's own forward code calls between the layers
   (F.relu, paddle.flatten, x.reshape, F.dropout...): a call of a function of paddle's made from
   a frame of the user's code, its arguments read from the callee's frame and its line from the
@@ -23,7 +24,8 @@ user's model keeps its dtype, mode and weights. Two recorders watch that pass, i
   paddle.Tensor by recording wrappers, put back afterwards. A C function of paddle's called
   directly ('c_call') is recorded as unsupported, its tensors unseen.
 
-Shape-only calls (x.shape, paddle.shape, x.dim()) and calls that take no tensor are not ops.
+Shape-only calls (x.shape, paddle.shape, x.dim()) and calls that take no tensor of the data
+path are not ops; what they make (paddle.ones, a reshaped parameter) is a constant, off the chain.
 Each op's tensor inputs must be the previous op's output (the model's input for the first), by
 identity or by equal values, and the model's return the last op's output: anything else is not a
 chain, and parity.port follows chains only (TraceError). An op outside the spec's vocabulary is an
@@ -150,20 +152,28 @@ class _Recorder:
 
     def __init__(self, model: paddle.nn.Layer):
         self.records: list[_Record] = []
-        self.open: dict[int, _Record] = {}  # id(frame) -> its record, until it returns
+        self.open: dict[int, _Record | None] = {}  # id(frame) -> its record (None: a constant's), until it returns
+        self.constants: dict[int, paddle.Tensor] = {}  # tensors made from no data (paddle.ones, a reshaped parameter): not on the chain
         self.depth = 0  # units open: inside one, nothing is recorded
         self.thread = threading.get_ident()
         self.error: BaseException | None = None
         self.units: dict[int, tuple[str, str]] = {}  # id(layer) -> (dotted name, "leaf" | "own")
-        for name, layer in model.named_sublayers(include_self=True):  # the model itself too: DownSample traced alone is one unit
+        pools = (paddle.nn.AvgPool2D, paddle.nn.MaxPool2D)
+        for name, layer in model.named_sublayers(include_self=True):
             cls = type(layer)
             paddles = _paddles_layer(cls)
             owns = next(iter(layer.parameters(include_sublayers=False)), None) is not None
+            if layer is model and not paddles and not all(isinstance(s, pools) for s in layer.sublayers()):
+                continue  # the model itself is transparent, unless it is a DownSample alone (its parameters and pools)
             if paddles and not isinstance(layer, _CONTAINERS):
                 self.units[id(layer)] = (name, "leaf")
             elif not paddles and owns:
                 self.units[id(layer)] = (name, "own")
         self.layers = [layer for _, layer in model.named_sublayers(include_self=True) if id(layer) in self.units]
+
+    def data(self, values) -> list:
+        """The tensors on the data path among call arguments: not parameters, not constants."""
+        return [t for t in _tensors(values) if id(t) not in self.constants]
 
     # the hooks
     def before(self, layer, args):
@@ -190,6 +200,10 @@ class _Recorder:
                 self._call(frame, caller)
             elif event == "return" and id(frame) in self.open:
                 record = self.open.pop(id(frame))
+                if record is None:
+                    if isinstance(arg, paddle.Tensor):
+                        self.constants[id(arg)] = arg
+                    return
                 if "processed_args" in frame.f_locals:  # paddle's alias decorator: the arguments as the function took them
                     record.args = _bind(record.args.get("__func__"), frame.f_locals["processed_args"], frame.f_locals["processed_kwargs"], record.args)
                 record.finish(arg)
@@ -220,8 +234,9 @@ class _Recorder:
             params = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
             args = {k: f_locals[k] for k in params if k in f_locals}
             values = list(args.values())
-        inputs = _tensors(values)
+        inputs = self.data(values)
         if name in _SHAPE_ONLY or not inputs:
+            self.open[id(frame)] = None  # its tensor, if any, is a constant
             return
         record = _Record(name, "", f"{_short(caller.f_code.co_filename)}:{caller.f_lineno}", inputs, args=args)
         self.records.append(record)
@@ -234,7 +249,11 @@ class _Recorder:
             out = original(a, *rest)
             caller = sys._getframe(1)
             if self.depth == 0 and threading.get_ident() == self.thread and _is_user(caller):
-                record = _Record(method, "", f"{_short(caller.f_code.co_filename)}:{caller.f_lineno}", _tensors((a, *rest)))
+                inputs = self.data((a, *rest))
+                if not inputs:
+                    self.constants[id(out)] = out
+                    return out
+                record = _Record(method, "", f"{_short(caller.f_code.co_filename)}:{caller.f_lineno}", inputs)
                 record.finish(out)
                 self.records.append(record)
             return out

@@ -515,3 +515,24 @@ def test_paddle_visions_lenet_its_forward_read_as_a_users():
     assert t.ops[6].where.startswith("lenet.py:")  # paddle/vision/models/lenet.py, outside the working folder: its base name
     assert t.class_name == "LeNet" and t.output_shape == (10,)
     assert_params_are_the_state(t, model)
+
+
+class Constants(nn.Layer):
+    """Tensors made from no data (a reshaped parameter, paddle.ones) are not on the chain: the ops
+    that take them with the data are."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.scale = self.create_parameter([3])
+
+    def forward(self, x):
+        x = self.fc(x)
+        x = x * self.scale.reshape([1, -1])  # <- scale
+        return x + paddle.ones([1, 3], dtype=x.dtype)  # <- shift
+
+
+def test_tensors_made_from_parameters_or_nothing_are_not_on_the_chain():
+    t = trace(Constants(), (4,))
+    assert [(op.kind, op.type_name) for op in t.ops] == [("linear", "Linear"), ("unsupported", "__mul__"), ("unsupported", "__add__")]
+    assert t.ops[1].where.endswith(here("# <- scale")) and t.ops[2].where.endswith(here("# <- shift"))
