@@ -369,6 +369,14 @@ class Odd(nn.Layer):
         (nn.Dropout(0.5, mode="downscale_in_infer"), (5,), "downscale_in_infer"),
         (nn.GELU(), (5,), "GELU"),
         (nn.Softmax(axis=1), (2, 3, 3), "softmax"),
+        (nn.Conv2D(2, 2, 3, padding=[1, 2, 3, 4]), (2, 6, 6), "not symmetric"),
+        (nn.Conv2D(2, 2, 3, data_format="NHWC"), (6, 6, 2), "NHWC"),
+        (nn.AvgPool2D(2, divisor_override=3), (2, 6, 6), "divisor_override"),
+        (nn.Dropout(0.5, axis=1), (2, 6), "axis"),
+        (nn.BatchNorm(3, act="relu"), (3, 4, 4), "fused activation"),
+        (nn.BatchNorm2D(3, use_global_stats=True), (3, 4, 4), "use_global_stats"),
+        (nn.Dropout2D(0.5), (2, 4, 4), "Dropout2D"),
+        (nn.Conv2DTranspose(2, 2, 3), (2, 4, 4), "Conv2DTranspose"),
     ],
 )
 def test_layers_outside_the_vocabulary_are_unsupported_with_the_reason(layer, shape, words):
@@ -400,6 +408,8 @@ def test_what_trace_refuses():
         trace(Odd(nn.Linear(4, 2)), (5,))
     assert "(2, 5) float64 input" in str(e.value)
     assert sys.getprofile() is None and paddle.Tensor.__add__.__class__.__name__ == "method_descriptor"
+    a = paddle.to_tensor([1.0, 2.0])
+    np.testing.assert_array_equal((2 * a + a / 2 - 1).numpy(), [1.5, 4.0])  # the operators work as before
 
 
 class Uncopyable(nn.Layer):
@@ -536,3 +546,13 @@ def test_tensors_made_from_parameters_or_nothing_are_not_on_the_chain():
     t = trace(Constants(), (4,))
     assert [(op.kind, op.type_name) for op in t.ops] == [("linear", "Linear"), ("unsupported", "__mul__"), ("unsupported", "__add__")]
     assert t.ops[1].where.endswith(here("# <- scale")) and t.ops[2].where.endswith(here("# <- shift"))
+
+
+def test_the_old_batchnorm_and_one_without_affine_parameters():
+    paddle.seed(3)
+    model = nn.Sequential(nn.Conv2D(1, 3, 3), nn.BatchNorm(3, momentum=0.8, epsilon=1e-3), nn.BatchNorm2D(3, weight_attr=False, bias_attr=False))
+    t = trace(model, (1, 5, 5))
+    assert [(op.kind, op.type_name) for op in t.ops] == [("conv", "Conv2D"), ("batchnorm", "BatchNorm"), ("batchnorm", "BatchNorm2D")]
+    assert t.ops[1].attrs == {"features": 3, "eps": 1e-3, "momentum": 0.2, "affine": True, "track_running_stats": True}
+    assert t.ops[2].attrs["affine"] is False and set(t.ops[2].params) == {"running_mean", "running_var"}
+    assert_params_are_the_state(t, model)
