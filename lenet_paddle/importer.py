@@ -56,6 +56,8 @@ _SHAPE_ONLY = {
     "is_integer", "is_tensor", "is_empty", "get_device", "broadcast_shape", "__len__", "__bool__", "__nonzero__", "__int__",
     "__float__", "__index__", "__repr__", "__str__", "__format__", "__hash__", "__array__", "__complex__", "__long__",
 }  # fmt: skip
+# calls that hand the data on unchanged (a copy, another device): not ops, their output joins the chain by its values
+_PASSTHROUGH = {"clone", "detach", "contiguous", "cpu", "cuda", "to", "assign"}
 # paddle.Tensor's arithmetic operators: C methods no profile event sees, wrapped during the pass
 _OPERATORS = {
     "__add__": "+", "__radd__": "+", "__sub__": "-", "__rsub__": "-", "__mul__": "*", "__rmul__": "*", "__truediv__": "/",
@@ -235,6 +237,8 @@ class _Recorder:
             args = {k: f_locals[k] for k in params if k in f_locals}
             values = list(args.values())
         inputs = self.data(values)
+        if name in _PASSTHROUGH and inputs:
+            return
         if name in _SHAPE_ONLY or not inputs:
             self.open[id(frame)] = None  # its tensor, if any, is a constant
             return
@@ -612,6 +616,8 @@ def _function(record: _Record) -> tuple[str, dict, dict, str]:
         if record.out_array is not None and not np.array_equal(record.in_arrays[0], record.out_array):  # the pass runs in eval mode
             return "", {}, {}, "dropout with training=True (F.dropout's default) drops in evaluation mode too; pass training=self.training"
         return _dropout(a["p"], a.get("axis"), a.get("mode", "upscale_in_train"), name)
+    if name in ("linear", "conv2d", "batch_norm"):
+        return "", {}, {}, f"the functional {name} {_NOT_IN_SPEC}: the spec's is a layer owning its parameters (nn.Linear, nn.Conv2D, nn.BatchNorm2D)"
     if name in _OPERATORS:
         return "", {}, {}, f"the operator {_OPERATORS[name]} ({name}) on a tensor {_NOT_IN_SPEC}"
     return "", {}, {}, f"{name} {_NOT_IN_SPEC}"

@@ -556,3 +556,29 @@ def test_the_old_batchnorm_and_one_without_affine_parameters():
     assert t.ops[1].attrs == {"features": 3, "eps": 1e-3, "momentum": 0.2, "affine": True, "track_running_stats": True}
     assert t.ops[2].attrs["affine"] is False and set(t.ops[2].params) == {"running_mean", "running_var"}
     assert_params_are_the_state(t, model)
+
+
+def test_resnet18s_residual_adds_are_not_a_chain():
+    src = PORTS / "resnet18_paddle.py"
+    with pytest.raises(TraceError) as e:
+        trace(port("resnet18_paddle", "ResNet18"), (3, 32, 32))
+    said = str(e.value)
+    assert said.startswith("forward is not a chain of layers: __add__ at ") and "layer1.0.bn2 (BatchNorm2D)" in said
+    line = int(said.split(" at ", 1)[1].split(" ", 1)[0].rsplit(":", 1)[1])
+    assert "+" in src.read_text().splitlines()[line - 1]  # the residual add's own line
+
+
+class Copies(nn.Layer):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.fc(x.clone()).detach()
+        return F.linear(x, self.fc.weight[:3, :3])  # <- functional linear
+
+
+def test_copies_are_not_ops_and_a_functional_linear_is_unsupported():
+    t = trace(Copies(), (4,))
+    assert [(op.kind, op.type_name) for op in t.ops] == [("linear", "Linear"), ("unsupported", "linear")]
+    assert "nn.Linear" in t.ops[1].attrs["reason"] and t.ops[1].where.endswith(here("# <- functional linear"))
