@@ -18,11 +18,13 @@ user's model keeps its dtype, mode and weights. Two recorders watch that pass, i
   caller's. Measured on paddle 3.3.1, every such function is a Python function, so 'call' and
   'return' events see them: some plainly (F.relu, F.max_pool2d), some through a decorator's
   `wrapper(*args, **kwargs)` that holds the function as `func` (paddle.flatten, x.flatten,
-  x.reshape, F.softmax, F.dropout, paddle.concat), some as generated `_tanh(*args, **kwargs)`
-  (F.tanh, paddle.tanh, F.sigmoid, F.gelu). The arithmetic operators (`x * 2`, a residual `a + b`)
-  are C methods of paddle.Tensor that no profile event sees, so for the pass they are replaced on
-  paddle.Tensor by recording wrappers, put back afterwards. A C function of paddle's called
-  directly ('c_call') is recorded as unsupported, its tensors unseen.
+  x.reshape, F.softmax, F.dropout, paddle.concat) or inside `decorated`'s closure (F.relu_,
+  x.view), some as generated `_tanh(*args, **kwargs)` (F.tanh, paddle.tanh, x.tanh, F.sigmoid,
+  F.gelu). The arithmetic operators (`x * 2`, a residual `a + b`) are C methods of paddle.Tensor
+  (method descriptors) that no profile event sees, not even 'c_call', so for the pass they are
+  replaced on paddle.Tensor by recording wrappers, put back afterwards (clone, detach and numpy,
+  C methods too, hand the data on unchanged or read it: not ops). A C function of paddle's
+  called directly (paddle._C_ops.relu: a 'c_call') is recorded as unsupported, its tensors unseen.
 
 Shape-only calls (x.shape, paddle.shape, x.dim()) and calls that take no tensor of the data
 path are not ops; what they make (paddle.ones, a reshaped parameter) is a constant, off the chain.
