@@ -101,7 +101,7 @@ def helper_class(name: str, pooling: str, pool_attr: str) -> str:
     """The trainable subsampling layer, written as seed 004 writes it (an average pool, then a weight and a bias per map)."""
     total = f"self.{pool_attr}(x)" if pooling == "avg" else f"self.{pool_attr}(x) * (self.kernel * self.kernel)"
     return f'''class {name}(nn.Layer):
-    """LeNet-5's trainable subsampling: per map, the {"mean" if pooling == "avg" else "sum"} of each window times a weight, plus a bias."""
+    """LeNet-5's trainable subsampling: per map, window {"mean" if pooling == "avg" else "sum"} * weight + bias."""
 
     def __init__(self, channels, kernel=2):
         super().__init__()

@@ -586,7 +586,8 @@ def _own_layer(record: _Record) -> tuple[str, dict, dict, str]:
     pooling = recognise_subsample(record.in_arrays[0], record.out_array, w, b, kernel)
     if pooling is None:
         return "", {}, {}, hand
-    return "subsample", {"channels": int(w.shape[0]), "kernel": kernel, "pooling": pooling}, {"weight": w, "bias": b}, ""
+    pool_attr = next((n for n, s in m.named_children() if s is pool), "pool")
+    return "subsample", {"channels": int(w.shape[0]), "kernel": kernel, "pooling": pooling, "pool_attr": pool_attr}, {"weight": w, "bias": b}, ""
 
 
 def _function(record: _Record) -> tuple[str, dict, dict, str]:
