@@ -72,10 +72,8 @@ _NOT_IN_SPEC = "is not in the spec's vocabulary"
 
 
 def _short(path: str) -> str:
-    """A file's name as an op's `where` gives it: relative to the working folder when inside it,
-    else its base name."""
-    rel = os.path.relpath(path) if os.path.isabs(path) else path
-    return os.path.basename(path) if rel.startswith("..") else rel
+    """A file's name as an op's `where` gives it: its base name, as lenet_torch/importer.py gives it."""
+    return os.path.basename(path)
 
 
 def _is_paddles(filename: str) -> bool:
@@ -392,9 +390,45 @@ def _same(t, array: np.ndarray, previous: _Record | None, x, x_array: np.ndarray
     return t is want or (array.shape == want_array.shape and np.array_equal(array, want_array))
 
 
+def _is_log_softmax(x: np.ndarray, y: np.ndarray | None) -> bool:
+    """Whether `y` is log_softmax of `x` (N, F) over the features, in float64 (the wrapper hides logsumexp's axis)."""
+    if y is None or x.ndim != 2 or y.shape != x.shape:
+        return False
+    m = x.max(axis=1, keepdims=True)
+    want = x - (m + np.log(np.exp(x - m).sum(axis=1, keepdims=True)))
+    return bool(np.abs(want - y).max() <= 1e-12 * max(1.0, float(np.abs(want).max())))
+
+
+def _log_softmax_from_primitives(records: list[_Record]) -> list[_Record]:
+    """`x - paddle.logsumexp(x, axis=1, keepdim=True)` as one log_softmax: how log_softmax is
+    written in paddle where F.log_softmax would clip at -64 (lenet_paddle/codegen.py writes it so)."""
+    out, i = [], 0
+    while i < len(records):
+        r = records[i]
+        nxt = records[i + 1] if i + 1 < len(records) else None
+        if (
+            r.name == "logsumexp"
+            and nxt is not None
+            and nxt.name == "__sub__"
+            and len(nxt.inputs) == 2
+            and nxt.inputs[0] is r.inputs[0]
+            and nxt.inputs[1] is r.output
+            and _is_log_softmax(r.in_arrays[0], nxt.out_array)
+        ):
+            merged = _Record("log_softmax", "", r.where, [r.inputs[0]], args={"axis": 1})
+            merged.output, merged.out_array = nxt.output, nxt.out_array
+            out.append(merged)
+            i += 2
+            continue
+        out.append(r)
+        i += 1
+    return out
+
+
 def _chain(records: list[_Record], x, x_array: np.ndarray, out) -> list[Op]:
     """The records as ops, checked to be a chain from `x` to `out`."""
     ops, previous = [], None
+    records = _log_softmax_from_primitives(records)
     for record in records:
         what = record.name if not record.module else f"{record.module} ({record.name})"
         where = f" at {record.where}" if record.where else ""

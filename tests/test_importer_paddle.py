@@ -89,8 +89,8 @@ def test_seed004_downsample_is_subsampling_and_the_rest_maps_layer_for_layer():
     assert all(k in KINDS for k in kinds(t))
     subs = [op for op in t.ops if op.kind == "subsample"]
     assert [(op.module, op.type_name, op.attrs) for op in subs] == [
-        ("con_sam.2", "DownSample", {"channels": 6, "kernel": 2, "pooling": "avg"}),
-        ("con_sam.6", "DownSample", {"channels": 16, "kernel": 2, "pooling": "avg"}),
+        ("con_sam.2", "DownSample", {"channels": 6, "kernel": 2, "pooling": "avg", "pool_attr": "sum_4"}),
+        ("con_sam.6", "DownSample", {"channels": 16, "kernel": 2, "pooling": "avg", "pool_attr": "sum_4"}),
     ]
     assert [(op.in_shape, op.out_shape) for op in subs] == [((6, 28, 28), (6, 14, 14)), ((16, 10, 10), (16, 5, 5))]
     convs = [op for op in t.ops if op.kind == "conv"]
@@ -482,11 +482,11 @@ def test_subsampling_by_the_windows_sum_and_a_users_layer_traced_alone():
     layer = Subsample(3)
     layer.b.set_value(np.array([0.1, -0.2, 0.3], np.float32))
     t = trace(layer, (3, 6, 6))
-    assert [(op.kind, op.module, op.type_name, op.attrs) for op in t.ops] == [("subsample", "", "Subsample", {"channels": 3, "kernel": 2, "pooling": "sum"})]
+    assert [(op.kind, op.module, op.type_name, op.attrs) for op in t.ops] == [("subsample", "", "Subsample", {"channels": 3, "kernel": 2, "pooling": "sum", "pool_attr": "pool"})]
     np.testing.assert_array_equal(t.ops[0].params["weight"], layer.w.numpy().astype(np.float64))
     np.testing.assert_array_equal(t.ops[0].params["bias"], layer.b.numpy().astype(np.float64))
     seed = trace(importlib.import_module("seed004_paddle").DownSample(4), (4, 6, 6))
-    assert [(op.kind, op.attrs) for op in seed.ops] == [("subsample", {"channels": 4, "kernel": 2, "pooling": "avg"})]
+    assert [(op.kind, op.attrs) for op in seed.ops] == [("subsample", {"channels": 4, "kernel": 2, "pooling": "avg", "pool_attr": "sum_4"})]
 
 
 def test_a_c_function_called_directly_is_unsupported():

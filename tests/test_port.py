@@ -56,6 +56,11 @@ def ported(tmp_path: Path, source: str, shape: str, *extra: str, name: str = "ou
 
 TORCH_SOURCES = [
     # (source, input, what it exercises)
+    (f"{FIXTURES}/seed000_torch.py:LeNet", "1,28,28", "seed 000 as published: Caffe's LeNet, AdaptiveMaxPool2d, z.view(-1, 800)"),
+    (f"{FIXTURES}/seed002_torch.py:Net", "3,32,32", "seed 002 as published: F.relu, one pool module called twice, x.view(-1, 400)"),
+    (f"{FIXTURES}/seed003_torch.py:MyLeNet5", "1,28,28", "seed 003 as published: one Sigmoid module called twice, AvgPool2d, nn.Flatten"),
+    (f"{PORTS}/seed004_torch.py:LeNet", "1,32,32", "seed 004 as published: its DownSample recognised as the spec's subsampling"),
+    (f"{FIXTURES}/examples_mnist_torch.py:Net", "1,28,28", "pytorch/examples' Net: dropout, F.log_softmax"),
     (f"{PORTS}/right_functional_torch.py:Net", "1,28,28", "F.relu, F.max_pool2d, torch.flatten in forward"),
     (f"{PORTS}/right_relu_torch.py:Net", "1,28,28", "ReLU LeNet-5 with modules"),
     (f"{PORTS}/right_dropout_torch.py:Net", "1,28,28", "dropout layers: masks shared by the proof"),
@@ -74,6 +79,51 @@ def test_a_torch_model_is_ported_to_paddle_and_proven(source, shape, why, tmp_pa
     assert report["spec_reference_gap"] <= 1e-12
     assert "proven equal" in stdout
     specfile.load(out / "net.toml")  # a valid spec file
+
+
+PADDLE_SOURCES = [
+    (f"{PORTS}/seed004_paddle.py:LeNet", "1,32,32", "seed 004's paddle half as published"),
+    (f"{PORTS}/right_functional_paddle.py:Net", "1,28,28", "F.relu, F.max_pool2d, paddle.flatten in forward"),
+    (f"{PORTS}/right_dropout_paddle.py:Net", "1,28,28", "dropout layers"),
+    (f"{PORTS}/right_bn_dropout_paddle.py:Net", "3,32,32", "BatchNorm2D and 1D: torch's unbiased running variance, accepted by its formula"),
+]
+
+
+@pytest.mark.parametrize("source,shape,why", PADDLE_SOURCES, ids=[Path(s.split(":")[0]).stem for s, _, _ in PADDLE_SOURCES])
+def test_a_paddle_model_is_ported_to_torch_and_proven(source, shape, why, tmp_path):
+    out, report, _ = ported(tmp_path, source, shape)
+    assert report["proven"] and report["diff"]["equal"]
+    assert (report["source_framework"], report["target_framework"]) == ("paddle", "torch")
+    assert sorted(p.name for p in out.iterdir()) == ["net.pt", "net.safetensors", "net.toml", "net_torch.py", "report.json", "report.txt"]
+    assert report["spec_reference_gap"] <= 1e-12
+    accepted = [f for f in [report["diff"]["first_difference"], *report["diff"]["findings"]] if f]
+    assert all(f["accepted"] and f["convention"] in ("batchnorm_biased_variance", "paddle_float32_pool_scale") for f in accepted)
+    assert bool(accepted) == ("bn" in source)  # only the BatchNorm pair needs the accepted convention
+
+
+def test_seed004_downsample_is_the_specs_subsampling(tmp_path):
+    """Seed 004's DownSample (an AvgPool2d, then weight[i] and bias[i] map by map) is LeNet-5's
+    trainable subsampling by the window's mean: the spec says so, and the generated class keeps its
+    name, its pool's name and its parameters' names."""
+    out, _, _ = ported(tmp_path, f"{PORTS}/seed004_torch.py:LeNet", "1,32,32")
+    v = specfile.load(out / "net.toml")
+    subs = [layer for layer in v.layers if layer.kind == "subsample"]
+    assert [(s.name, s.channels, s.kernel, s.pooling, s.activation) for s in subs] == [
+        ("con_sam_2", 6, 2, "avg", "tanh"),
+        ("con_sam_6", 16, 2, "avg", "tanh"),
+    ]
+    code = (out / "net_paddle.py").read_text()
+    assert "class DownSample(nn.Layer):" in code and "self.sum_4 = nn.AvgPool2D(kernel_size=kernel, stride=kernel)" in code
+
+
+@pytest.mark.parametrize("source,shape", [(f"{PORTS}/seed004_torch.py:LeNet", "1,32,32"), (f"{FIXTURES}/examples_mnist_torch.py:Net", "1,28,28")])
+def test_porting_the_generated_code_back_gives_the_same_spec(source, shape, tmp_path):
+    there, _, _ = ported(tmp_path, source, shape, name="there")
+    back, report, _ = ported(tmp_path, f"{there}/net_paddle.py:load", shape, name="back")
+    first, second = specfile.load(there / "net.toml"), specfile.load(back / "net.toml")
+    assert second.layers == first.layers and second.input == first.input and second.classes == first.classes
+    assert report["proven"]
+    run_standalone(back / "net_torch.py", shape, "torch")  # and the torch file stands alone too
 
 
 def test_the_proof_compares_the_source_as_given_with_the_generated_file(tmp_path):
@@ -119,7 +169,7 @@ BLOCKER = textwrap.dedent(
     module = runpy.run_path(sys.argv[1])
     model = module["load"]()
     x = np.random.default_rng(0).random((2, *map(int, sys.argv[2].split(",")))).astype("float32")
-    print(float(abs(np.asarray(model(TENSOR(x)).numpy())).sum()))
+    print(float(abs(np.asarray(model(TENSOR(x)).detach().numpy())).sum()))
     """
 )
 
