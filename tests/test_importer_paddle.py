@@ -482,7 +482,8 @@ def test_subsampling_by_the_windows_sum_and_a_users_layer_traced_alone():
     layer = Subsample(3)
     layer.b.set_value(np.array([0.1, -0.2, 0.3], np.float32))
     t = trace(layer, (3, 6, 6))
-    assert [(op.kind, op.module, op.type_name, op.attrs) for op in t.ops] == [("subsample", "", "Subsample", {"channels": 3, "kernel": 2, "pooling": "sum", "pool_attr": "pool"})]
+    want = {"channels": 3, "kernel": 2, "pooling": "sum", "pool_attr": "pool"}
+    assert [(op.kind, op.module, op.type_name, op.attrs) for op in t.ops] == [("subsample", "", "Subsample", want)]
     np.testing.assert_array_equal(t.ops[0].params["weight"], layer.w.numpy().astype(np.float64))
     np.testing.assert_array_equal(t.ops[0].params["bias"], layer.b.numpy().astype(np.float64))
     seed = trace(importlib.import_module("seed004_paddle").DownSample(4), (4, 6, 6))
