@@ -389,3 +389,16 @@ def test_the_safetensors_is_a_project_checkpoint_of_the_spec(tmp_path):
     assert np.abs(got - want).max() <= 1e-5 * max(1.0, np.abs(want).max())  # REFERENCE_TOL, float32
     assert convert_main([str(out / "net.safetensors"), str(tmp_path / "net.pt")]) == 0
     assert load_checkpoint(tmp_path / "net.pt").spec == ckpt.spec
+
+
+@pytest.mark.slow
+def test_the_ported_spec_trains_and_its_weights_evaluate_through_the_projects_commands(trainer, tmp_path, capsys):
+    """net.toml is a network every command takes: pytorch/examples' Net, ported, trains one epoch in
+    the project's paddle trainer (tiny random data); the ported weights, net.safetensors, evaluate in
+    torch without the spec file."""
+    out, _, _ = ported(tmp_path, f"{FIXTURES}/examples_mnist_torch.py:Net", "1,28,28")
+    run = tmp_path / "run"
+    assert trainer.train_main("paddle", ["--variant", str(out / "net.toml"), "--epochs", "1", "--out", str(run), "--no-progress", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert trainer.evaluate_main("torch", [str(out / "net.safetensors"), "--json", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["variant"] == "net"
