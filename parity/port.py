@@ -105,6 +105,8 @@ def plan(trace: Trace, source_framework: str, stem: str = "net") -> Plan:
             raise _unsupported(op, op.attrs.get("reason", "not in the spec's vocabulary"))
         if op.kind == "identity":
             continue
+        if op.kind in ("conv", "linear") and "bias" not in op.params:
+            raise _unsupported(op, "it has no bias (the spec's convolutions and dense layers have one)")
         if not op.module:
             steps.append(Step(op, None))
             continue

@@ -327,6 +327,30 @@ def test_a_model_that_cannot_be_ported_gets_one_line_and_exit_2(name, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py"]  # nothing written, nothing left
 
 
+def test_a_paddle_layer_outside_the_vocabulary_gets_one_line_and_exit_2(tmp_path):
+    (tmp_path / "model.py").write_text(
+        textwrap.dedent(
+            """
+            import paddle
+            from paddle import nn
+
+            class Net(nn.Layer):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2D(1, 2, 3, bias_attr=False)
+                    self.fc = nn.Linear(8, 2)
+
+                def forward(self, x):
+                    return self.fc(paddle.flatten(self.conv(x), 1))
+            """
+        ).lstrip("\n")
+    )
+    status, out, err = run_port([f"{tmp_path}/model.py:Net", "--input", "1,4,4", "--out", str(tmp_path / "out")])
+    assert status == 2 and err.count("\n") == 1, out + err
+    assert "conv (Conv2D) at model.py:11: it has no bias" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py"]
+
+
 def test_bad_command_lines(tmp_path):
     src = f"{PORTS}/right_relu_torch.py:Net"
     cases = [
