@@ -211,8 +211,8 @@ def assemble(p: Plan, name: str | None = None, dataset: str | None = None) -> tu
 
 def _fold(layers: list[L.Layer], op: Op) -> None:
     """The activation `op` into the layer before it (across a flatten, and a dropout for ReLU-like ones)."""
-    kind = op.kind if op.kind != "leaky_relu" else "leaky_relu"
-    if op.kind == "leaky_relu" and abs(op.attrs.get("slope", 0.01) - L.LEAKY_RELU_SLOPE) > 0:
+    kind = op.kind
+    if kind == "leaky_relu" and op.attrs.get("slope", L.LEAKY_RELU_SLOPE) != L.LEAKY_RELU_SLOPE:
         raise _unsupported(op, f"leaky_relu with slope {op.attrs.get('slope')} (the spec's is {L.LEAKY_RELU_SLOPE}, both frameworks' default)")
     for i in range(len(layers) - 1, -1, -1):
         layer = layers[i]
@@ -315,14 +315,10 @@ def _wrap(head: str, call: str, comment: str = "") -> str:
 
 
 # --- the command ---
-def _shape(text: str) -> tuple[int, ...]:
-    return diff._shape(text)
-
-
 def parser() -> ArgumentParser:
     ap = ArgumentParser(prog="python -m parity.port", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("source", metavar="SOURCE", help="your model: FILE.py:NAME or module.path:NAME (NAME called with no arguments), torch or paddle")
-    ap.add_argument("--input", type=_shape, required=True, metavar="C,H,W", help="the shape of one input image")
+    ap.add_argument("--input", type=diff._shape, required=True, metavar="C,H,W", help="the shape of one input image")
     ap.add_argument(
         "--weights",
         default=None,
