@@ -114,3 +114,24 @@ class Plan:
     steps: list[Step]
     output_shape: tuple[int, ...]
     stem: str = "net"  # the files' stem: net.toml, net_<framework>.py, net<suffix>, net.safetensors
+
+
+# --- the arguments generated code gives a layer, the same words in both frameworks (lenet_<framework>/codegen.py) ---
+def conv_args(a: dict) -> str:
+    """A conv op's constructor arguments: the channels and kernel, then what is not the default."""
+    args = [str(a["in_channels"]), str(a["out_channels"]), f"kernel_size={a['kernel']}"]
+    args += [f"{k}={a[k]}" for k, default in (("stride", 1), ("padding", 0), ("dilation", 1)) if a[k] != default]
+    return ", ".join(args)
+
+
+def pool_call_args(a: dict, convention: str = "", value: bool = False) -> str:
+    """A functional pool's arguments: the kernel, then the stride and padding where they are not the
+    defaults, and with padding the framework's padding convention (`convention`=`value`)."""
+    args = [str(a["kernel"])]
+    if a["stride"] != a["kernel"] or a["padding"]:
+        args.append(str(a["stride"]))
+    if a["padding"]:
+        args.append(str(a["padding"]))
+        if convention:
+            args.append(f"{convention}={value}")
+    return ", ".join(args)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from lenet_spec.checkpoint import atomic_write
-from lenet_spec.traced import Op, Plan
+from lenet_spec.traced import Op, Plan, conv_args, pool_call_args
 
 SUFFIX = ".pt"
 
@@ -28,29 +28,11 @@ def _pool_args(a: dict) -> str:
     return ", ".join(args)
 
 
-def _pool_call_args(a: dict, convention: str = "", value: bool = False) -> str:
-    """A functional pool's arguments: the kernel, then the stride and padding where they are not the defaults."""
-    args = [str(a["kernel"])]
-    if a["stride"] != a["kernel"] or a["padding"]:
-        args.append(str(a["stride"]))
-    if a["padding"]:
-        args.append(str(a["padding"]))
-        if convention:
-            args.append(f"{convention}={value}")
-    return ", ".join(args)
-
-
-def _conv_args(a: dict) -> str:
-    args = [str(a["in_channels"]), str(a["out_channels"]), f"kernel_size={a['kernel']}"]
-    args += [f"{k}={a[k]}" for k, default in (("stride", 1), ("padding", 0), ("dilation", 1)) if a[k] != default]
-    return ", ".join(args)
-
-
 def module_expr(op: Op, helper: str) -> str:
     """The constructor of the module that computes `op` (`helper`: the subsampling class's name)."""
     a, k = op.attrs, op.kind
     if k == "conv":
-        return f"nn.Conv2d({_conv_args(a)})"
+        return f"nn.Conv2d({conv_args(a)})"
     if k == "linear":
         return f"nn.Linear({a['in_features']}, {a['out_features']})"
     if k == "max_pool":
@@ -78,9 +60,9 @@ def call_expr(op: Op, x: str) -> str:
     """`op` written as a function call on `x`."""
     a, k = op.attrs, op.kind
     if k == "max_pool":
-        return f"F.max_pool2d({x}, {_pool_call_args(a)})"
+        return f"F.max_pool2d({x}, {pool_call_args(a)})"
     if k == "avg_pool":
-        return f"F.avg_pool2d({x}, {_pool_call_args(a, 'count_include_pad', a.get('count_include_pad', True))})"
+        return f"F.avg_pool2d({x}, {pool_call_args(a, 'count_include_pad', a.get('count_include_pad', True))})"
     if k in ("adaptive_max_pool", "adaptive_avg_pool"):
         return f"F.{k}2d({x}, {tuple(a['output_size'])})"
     if k == "flatten":
